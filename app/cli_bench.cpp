@@ -1,0 +1,114 @@
+// mamba-cli bench: prefill and decode speed, next to the machine's ceilings measured in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli_common.h"
+#include "error.h"
+
+namespace mamba::cli {
+
+namespace {
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+void progress(bool on, const char* what) {
+  if (on) std::fprintf(stderr, "bench: %s...\n", what);
+}
+}  // namespace
+
+int run_bench(int argc, char** argv) {
+  Args args(argc, argv, {"-m", "--config", "--device", "--dtype", "--prompt-len", "--gen", "--threads", "--reps", "--seed"}, {"--json"});
+  const bool json_only = args.has("--json");
+  const std::string device = args.str("--device", "cpu");
+  const int64_t T = args.integer("--prompt-len", 512), n_gen = args.integer("--gen", 64), reps = args.integer("--reps", 3);
+  if (T < 1 || n_gen < 1 || reps < 1) throw UsageError("--prompt-len, --gen and --reps must be >= 1");
+  if (args.has("-m") && args.has("--config")) throw UsageError("give -m DIR or --config NAME, not both");
+
+  std::shared_ptr<const Model> model;
+  std::string model_name;
+  progress(true, "preparing weights");
+  if (args.has("--config")) {
+    model = Model::random(Config::preset(args.str("--config")), static_cast<uint64_t>(args.integer("--seed", 1)));
+    model_name = "random mamba2-" + args.str("--config");
+  } else {
+    Loaded l = load_model_arg(args);
+    model = l.model;
+    model_name = l.dir;
+  }
+  const Config& c = model->config;
+  auto backend = make_backend_arg(args, model);
+
+  progress(true, "measuring memory bandwidth and GEMM rate");
+  BackendOptions bo;
+  bo.threads = static_cast<int>(args.integer("--threads", 0));
+  bo.dtype = args.str("--dtype", device == "cuda" ? "bf16" : "f32");
+  const DeviceCeilings ceil = measure_ceilings(device, bo);
+
+  std::mt19937 rng(1234);
+  std::vector<int32_t> prompt(static_cast<size_t>(T));
+  for (auto& id : prompt) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(std::min<int64_t>(c.vocab_size, 50277)));
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+
+  progress(true, "prefill");
+  std::vector<double> prefill_times;
+  ForwardOptions fo;
+  for (int64_t r = 0; r < reps + 1; ++r) {  // the first run warms up
+    backend->reset_state();
+    const double t0 = now_s();
+    backend->forward(prompt, fo, logits.data());
+    if (r) prefill_times.push_back(now_s() - t0);
+  }
+  std::sort(prefill_times.begin(), prefill_times.end());
+  const double prefill_s = prefill_times[prefill_times.size() / 2];
+
+  progress(true, "decode");
+  int32_t tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  backend->step(tok, logits.data());  // warm-up
+  const double t0 = now_s();
+  for (int64_t i = 0; i < n_gen; ++i) {
+    tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    backend->step(tok, logits.data());
+  }
+  const double decode_s = (now_s() - t0) / double(n_gen);
+
+  const double weight_bytes = double(backend->weight_bytes());
+  const double decode_bound = ceil.read_bandwidth_gbs * 1e9 / weight_bytes;
+  const double matmul_params = double(c.n_params() - c.vocab_size * c.d_model * (c.tie_embeddings ? 1 : 2));  // layer weights
+  const double prefill_flops = 2.0 * matmul_params * double(T) + 2.0 * double(c.vocab_size * c.d_model);
+  const double prefill_bound = ceil.matmul_gflops * 1e9 / (prefill_flops / double(T));
+  nlohmann::json out = {
+      {"model", model_name},
+      {"config", {{"layers", c.n_layer}, {"d_model", c.d_model}, {"d_state", c.d_state}, {"heads", c.n_heads}, {"params", c.n_params()}}},
+      {"backend", backend->name()},
+      {"device", ceil.device_name},
+      {"dtype", bo.dtype},
+#ifdef MAMBA_NATIVE_BUILD
+      {"build", "native (-march=native)"},
+#else
+      {"build", "portable"},
+#endif
+      {"prompt_len", T},
+      {"gen", n_gen},
+      {"prefill_tok_s", double(T) / prefill_s},
+      {"prefill_seconds", prefill_s},
+      {"decode_tok_s", 1.0 / decode_s},
+      {"decode_ms_per_token", decode_s * 1e3},
+      {"peak_memory_bytes", peak_memory_bytes(device)},
+      {"weight_bytes_per_token", weight_bytes},
+      {"memory_bandwidth_gbs", ceil.read_bandwidth_gbs},
+      {"decode_bound_tok_s", decode_bound},
+      {"decode_fraction_of_bound", (1.0 / decode_s) / decode_bound},
+      {"matmul_gflops", ceil.matmul_gflops},
+      {"matmul", ceil.matmul_what},
+      {"prefill_flops_per_token", prefill_flops / double(T)},
+      {"prefill_bound_tok_s", prefill_bound},
+      {"prefill_fraction_of_bound", (double(T) / prefill_s) / prefill_bound},
+  };
+  if (!json_only) std::fprintf(stderr, "prefill %.1f tok/s (bound %.1f), decode %.2f tok/s (bound %.2f)\n", double(T) / prefill_s, prefill_bound,
+                               1.0 / decode_s, decode_bound);
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace mamba::cli

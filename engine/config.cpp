@@ -1,0 +1,199 @@
+#include "config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "error.h"
+#include "json_lenient.h"
+
+namespace mamba {
+
+namespace {
+
+using nlohmann::json;
+
+int64_t get_int(const json& j, const char* key, const std::string& origin, int64_t fallback, bool required) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (required) throw Error(origin + ": missing required field '" + key + "'");
+    return fallback;
+  }
+  const json& v = j[key];
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::floor(d) == d && std::abs(d) < 9e15) return static_cast<int64_t>(d);
+  }
+  throw Error(origin + ": field '" + key + "' must be an integer, got " + v.dump());
+}
+
+bool get_bool(const json& j, const char* key, const std::string& origin, bool fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) throw Error(origin + ": field '" + key + "' must be true or false, got " + j[key].dump());
+  return j[key].get<bool>();
+}
+
+double get_double(const json& j, const char* key, const std::string& origin, double fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  return json_to_double(j[key], origin, key);
+}
+
+void read_time_step_limit(const json& j, const char* key, const std::string& origin, Config& c) {
+  c.dt_min = 0.0;
+  c.dt_max = INFINITY;
+  if (!j.contains(key) || j[key].is_null()) return;
+  const json& v = j[key];
+  if (!v.is_array() || v.size() != 2) throw Error(origin + ": field '" + key + "' must be a pair [min, max], got " + v.dump());
+  c.dt_min = json_to_double(v[0], origin, std::string(key) + "[0]");
+  c.dt_max = json_to_double(v[1], origin, std::string(key) + "[1]");
+}
+
+// mamba_ssm's own config.json: {"d_model", "n_layer", "ssm_cfg": {...}, "pad_vocab_size_multiple", ...}.
+Config from_mamba_ssm_json(const json& j, const std::string& origin) {
+  Config c;
+  c.d_model = get_int(j, "d_model", origin, 0, true);
+  c.n_layer = get_int(j, "n_layer", origin, 0, true);
+  int64_t vocab = get_int(j, "vocab_size", origin, 0, true);
+  int64_t pad_mult = get_int(j, "pad_vocab_size_multiple", origin, 1, false);
+  if (pad_mult < 1) throw Error(origin + ": field 'pad_vocab_size_multiple' must be >= 1");
+  c.vocab_size = (vocab + pad_mult - 1) / pad_mult * pad_mult;
+  if (get_int(j, "d_intermediate", origin, 0, false) != 0)
+    throw Error(origin + ": field 'd_intermediate' is non-zero (MLP blocks are not supported)");
+  if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() && !j["attn_layer_idx"].empty())
+    throw Error(origin + ": hybrid attention layers ('attn_layer_idx') are not supported yet");
+  if (!get_bool(j, "rms_norm", origin, true)) throw Error(origin + ": field 'rms_norm' is false (LayerNorm models are not supported)");
+  c.residual_in_fp32 = get_bool(j, "residual_in_fp32", origin, true);
+  c.tie_embeddings = get_bool(j, "tie_embeddings", origin, true);
+  json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"] : json::object();
+  if (ssm.contains("layer") && ssm["layer"] != "Mamba2")
+    throw Error(origin + ": ssm_cfg.layer is " + ssm["layer"].dump() + "; only Mamba2 is supported");
+  const std::string sorigin = origin + " (ssm_cfg)";
+  c.d_state = get_int(ssm, "d_state", sorigin, 128, false);
+  c.d_conv = get_int(ssm, "d_conv", sorigin, 4, false);
+  c.expand = get_int(ssm, "expand", sorigin, 2, false);
+  c.head_dim = get_int(ssm, "headdim", sorigin, 64, false);
+  c.n_groups = get_int(ssm, "ngroups", sorigin, 1, false);
+  c.chunk_size = get_int(ssm, "chunk_size", sorigin, 256, false);
+  c.conv_bias = get_bool(ssm, "conv_bias", sorigin, true);
+  c.use_bias = get_bool(ssm, "bias", sorigin, false);
+  if (get_bool(ssm, "norm_before_gate", sorigin, false)) throw Error(sorigin + ": norm_before_gate=true is not supported");
+  read_time_step_limit(ssm, "dt_limit", sorigin, c);
+  if (c.expand * c.d_model % c.head_dim != 0) throw Error(sorigin + ": expand*d_model is not a multiple of headdim");
+  c.n_heads = c.expand * c.d_model / c.head_dim;
+  c.norm_eps = 1e-5;
+  return c;
+}
+
+}  // namespace
+
+Config Config::from_json_text(const std::string& text, const std::string& origin) {
+  json j = parse_json_lenient(text, origin);
+  if (!j.is_object()) throw Error(origin + ": top level must be a JSON object");
+  Config c;
+  if (j.contains("d_model") && !j.contains("hidden_size")) {
+    c = from_mamba_ssm_json(j, origin);
+  } else {
+    if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "mamba2")
+      throw Error(origin + ": model_type is " + j["model_type"].dump() + "; only \"mamba2\" is supported");
+    c.d_model = get_int(j, "hidden_size", origin, 0, true);
+    c.n_layer = get_int(j, "num_hidden_layers", origin, 0, true);
+    c.vocab_size = get_int(j, "vocab_size", origin, 0, true);
+    c.d_state = get_int(j, "state_size", origin, 128, false);
+    c.n_heads = get_int(j, "num_heads", origin, 128, false);
+    c.head_dim = get_int(j, "head_dim", origin, 64, false);
+    c.expand = get_int(j, "expand", origin, 2, false);
+    c.n_groups = get_int(j, "n_groups", origin, 8, false);
+    c.chunk_size = get_int(j, "chunk_size", origin, 256, false);
+    c.d_conv = get_int(j, "conv_kernel", origin, 4, false);
+    c.conv_bias = get_bool(j, "use_conv_bias", origin, true);
+    c.use_bias = get_bool(j, "use_bias", origin, false);
+    c.residual_in_fp32 = get_bool(j, "residual_in_fp32", origin, true);
+    c.tie_embeddings = get_bool(j, "tie_word_embeddings", origin, false);
+    c.norm_eps = get_double(j, "layer_norm_epsilon", origin, 1e-5);
+    if (!get_bool(j, "rms_norm", origin, true)) throw Error(origin + ": field 'rms_norm' is false (only RMSNorm models are supported)");
+    if (get_bool(j, "norm_before_gate", origin, false)) throw Error(origin + ": field 'norm_before_gate' is true (not supported)");
+    read_time_step_limit(j, "time_step_limit", origin, c);
+    c.bos_token_id = get_int(j, "bos_token_id", origin, -1, false);
+    c.eos_token_id = get_int(j, "eos_token_id", origin, -1, false);
+    c.pad_token_id = get_int(j, "pad_token_id", origin, -1, false);
+  }
+  c.finalize(origin);
+  return c;
+}
+
+Config Config::from_file(const std::string& path) {
+  std::string p = path;
+  if (std::filesystem::is_directory(p)) p = (std::filesystem::path(p) / "config.json").string();
+  if (!std::filesystem::exists(p)) throw Error(p + ": file not found");
+  return from_json_text(read_text_file(p), p);
+}
+
+void Config::finalize(const std::string& origin) {
+  auto positive = [&](int64_t v, const char* name) {
+    if (v <= 0) throw Error(origin + ": field '" + std::string(name) + "' must be positive, got " + std::to_string(v));
+    if (v > (int64_t(1) << 31)) throw Error(origin + ": field '" + std::string(name) + "' is implausibly large: " + std::to_string(v));
+  };
+  positive(d_model, "hidden_size");
+  positive(n_layer, "num_hidden_layers");
+  positive(d_state, "state_size");
+  positive(n_heads, "num_heads");
+  positive(head_dim, "head_dim");
+  positive(expand, "expand");
+  positive(n_groups, "n_groups");
+  positive(chunk_size, "chunk_size");
+  positive(d_conv, "conv_kernel");
+  positive(vocab_size, "vocab_size");
+  if (n_heads * head_dim != expand * d_model)
+    throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") x head_dim (" + std::to_string(head_dim) +
+                ") must equal expand (" + std::to_string(expand) + ") x hidden_size (" + std::to_string(d_model) + ")");
+  if (n_heads % n_groups != 0)
+    throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") must be divisible by n_groups (" + std::to_string(n_groups) + ")");
+  if (!(norm_eps > 0) || !std::isfinite(norm_eps)) throw Error(origin + ": field 'layer_norm_epsilon' must be a positive finite number");
+  if (std::isnan(dt_min) || std::isnan(dt_max) || dt_min < 0 || dt_max < dt_min)
+    throw Error(origin + ": field 'time_step_limit' must be [min, max] with 0 <= min <= max");
+  for (auto [v, name] : {std::pair{bos_token_id, "bos_token_id"}, {eos_token_id, "eos_token_id"}, {pad_token_id, "pad_token_id"}})
+    if (v >= vocab_size) throw Error(origin + ": field '" + std::string(name) + "' (" + std::to_string(v) + ") is outside the vocabulary");
+  d_inner = n_heads * head_dim;
+  conv_dim = d_inner + 2 * n_groups * d_state;
+  d_in_proj = 2 * d_inner + 2 * n_groups * d_state + n_heads;
+  heads_per_group = n_heads / n_groups;
+}
+
+int64_t Config::n_params() const {
+  int64_t per_layer = d_model                                   // norm
+                      + d_in_proj * d_model + (use_bias ? d_in_proj : 0)
+                      + conv_dim * d_conv + (conv_bias ? conv_dim : 0)
+                      + 3 * n_heads                             // dt_bias, A_log, D
+                      + d_inner                                 // gated norm
+                      + d_model * d_inner + (use_bias ? d_model : 0);
+  return vocab_size * d_model * (tie_embeddings ? 1 : 2) + n_layer * per_layer + d_model;
+}
+
+std::string Config::summary() const {
+  std::ostringstream s;
+  s << "layers " << n_layer << ", d_model " << d_model << ", heads " << n_heads << "x" << head_dim << ", d_state " << d_state
+    << ", groups " << n_groups << ", conv " << d_conv << ", chunk " << chunk_size << ", vocab " << vocab_size
+    << (tie_embeddings ? " (tied)" : "") << ", params " << n_params();
+  return s.str();
+}
+
+Config Config::preset(const std::string& name) {
+  // state-spaces/mamba2-*: d_state 128, headdim 64, expand 2, ngroups 1, conv 4, chunk 256, vocab 50277 padded to 50288.
+  Config c;
+  if (name == "130m") { c.d_model = 768; c.n_layer = 24; }
+  else if (name == "370m") { c.d_model = 1024; c.n_layer = 48; }
+  else if (name == "780m") { c.d_model = 1536; c.n_layer = 48; }
+  else if (name == "1.3b") { c.d_model = 2048; c.n_layer = 48; }
+  else if (name == "2.7b") { c.d_model = 2560; c.n_layer = 64; }
+  else throw Error("unknown --config '" + name + "' (known: 130m, 370m, 780m, 1.3b, 2.7b)");
+  c.vocab_size = 50288;
+  c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_groups = 1; c.chunk_size = 256; c.d_conv = 4;
+  c.n_heads = c.expand * c.d_model / c.head_dim;
+  c.tie_embeddings = true;
+  c.dt_min = 0.0; c.dt_max = INFINITY;
+  c.bos_token_id = 0; c.eos_token_id = 0; c.pad_token_id = 0;
+  c.finalize("preset " + name);
+  return c;
+}
+
+}  // namespace mamba

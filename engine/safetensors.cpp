@@ -1,0 +1,261 @@
+#include "safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "error.h"
+#include "json_lenient.h"
+
+namespace mamba {
+
+namespace fs = std::filesystem;
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
+
+MappedFile::MappedFile(const std::string& path) : m_path(path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path + ": not a regular file");
+  }
+  m_size = static_cast<size_t>(st.st_size);
+  if (m_size > 0) {
+    void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      throw Error(path + ": mmap failed (" + std::strerror(e) + ")");
+    }
+    m_data = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (m_data) ::munmap(const_cast<uint8_t*>(m_data), m_size);
+}
+
+void MappedFile::release(size_t offset, size_t len) const {
+  if (!m_data || len == 0) return;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t begin = (offset + page - 1) / page * page;  // only whole pages inside the range
+  size_t end = std::min(m_size, offset + len) / page * page;
+  if (end > begin) ::madvise(const_cast<uint8_t*>(m_data) + begin, end - begin, MADV_DONTNEED);
+}
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string TensorView::shape_str() const {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
+namespace {
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (mant == 0) bits = sign;
+    else {  // subnormal: renormalise
+      int e = -1;
+      do { mant <<= 1; ++e; } while (!(mant & 0x400));
+      bits = sign | (uint32_t(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
+  else bits = sign | ((exp + 112) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace
+
+void convert_to_f32(const TensorView& t, float* out) {
+  const int64_t n = t.numel();
+  switch (t.dtype) {
+    case DType::F32: std::memcpy(out, t.data, static_cast<size_t>(n) * 4); break;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, t.data + 2 * i, 2);
+        uint32_t bits = uint32_t(v) << 16;
+        std::memcpy(out + i, &bits, 4);
+      }
+      break;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, t.data + 2 * i, 2);
+        out[i] = half_to_float(v);
+      }
+      break;
+  }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : m_file(std::make_unique<MappedFile>(path)) {
+  const size_t fsize = m_file->size();
+  if (fsize < 8) throw Error(path + ": file too short for a safetensors header (" + std::to_string(fsize) + " bytes)");
+  uint64_t hlen = 0;
+  std::memcpy(&hlen, m_file->data(), 8);  // little-endian u64
+  if (hlen < 2 || hlen > 100'000'000ull) throw Error(path + ": header length " + std::to_string(hlen) + " is out of bounds");
+  if (hlen > fsize - 8)
+    throw Error(path + ": header length " + std::to_string(hlen) + " runs past the end of the file (" + std::to_string(fsize) + " bytes)");
+  const std::string header(reinterpret_cast<const char*>(m_file->data()) + 8, hlen);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path + ": header is not valid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object()) throw Error(path + ": header must be a JSON object");
+  const uint64_t data_begin = 8 + hlen;
+  const uint64_t data_size = fsize - data_begin;
+
+  struct Span { uint64_t begin, end; std::string name; };
+  std::vector<Span> spans;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    const auto& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) throw Error(path + ": __metadata__ must be an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) throw Error(path + ": __metadata__ value for '" + m.key() + "' must be a string");
+        m_metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string where = path + ": tensor '" + name + "'";
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      throw Error(where + " must have dtype, shape and data_offsets");
+    TensorView t;
+    t.name = name;
+    t.file = m_file.get();
+    if (!v["dtype"].is_string()) throw Error(where + ": dtype must be a string");
+    const std::string dt = v["dtype"].get<std::string>();
+    if (dt == "F32") t.dtype = DType::F32;
+    else if (dt == "F16") t.dtype = DType::F16;
+    else if (dt == "BF16") t.dtype = DType::BF16;
+    else throw Error(where + ": unsupported dtype '" + dt + "' (supported: F32, F16, BF16)");
+    if (!v["shape"].is_array()) throw Error(where + ": shape must be an array");
+    uint64_t count = 1;
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + ": shape entries must be non-negative integers");
+      uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && count > (uint64_t(1) << 62) / dim) throw Error(where + ": shape overflows");
+      count *= dim;
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const auto& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw Error(where + ": data_offsets must be [begin, end] with non-negative integers");
+    uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (e < b) throw Error(where + ": data_offsets end < begin");
+    if (e > data_size)
+      throw Error(where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + ") lie outside the data section (" +
+                  std::to_string(data_size) + " bytes)");
+    const uint64_t expect = count * dtype_size(t.dtype);
+    if (e - b != expect)
+      throw Error(where + ": byte span " + std::to_string(e - b) + " does not match shape " + t.shape_str() + " x " + dt + " = " +
+                  std::to_string(expect) + " bytes");
+    t.data = m_file->data() + data_begin + b;
+    t.nbytes = e - b;
+    spans.push_back({b, e, name});
+    m_tensors.emplace(name, std::move(t));
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  uint64_t pos = 0;
+  for (const auto& s : spans) {
+    if (s.begin < pos) throw Error(path + ": tensor '" + s.name + "' overlaps the previous tensor's bytes");
+    if (s.begin > pos) throw Error(path + ": unused hole of " + std::to_string(s.begin - pos) + " bytes before tensor '" + s.name + "'");
+    pos = s.end;
+  }
+  if (pos != data_size) throw Error(path + ": " + std::to_string(data_size - pos) + " trailing bytes after the last tensor");
+}
+
+TensorStore TensorStore::open_dir(const std::string& dir) {
+  TensorStore st;
+  const fs::path d(dir);
+  const fs::path single = d / "model.safetensors";
+  const fs::path index = d / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    st.m_origin = single.string();
+    st.m_files.push_back(std::make_unique<SafetensorsFile>(single.string()));
+  } else if (fs::exists(index)) {
+    st.m_origin = index.string();
+    auto j = parse_json_lenient(read_text_file(index.string()), index.string());
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(index.string() + ": missing object 'weight_map'");
+    std::map<std::string, size_t> file_idx;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw Error(index.string() + ": weight_map entry for '" + it.key() + "' must be a file name");
+      const std::string fname = it.value().get<std::string>();
+      if (fname.empty() || fname.find('/') != std::string::npos || fname.find('\\') != std::string::npos || fname == "." || fname == "..")
+        throw Error(index.string() + ": shard name '" + fname + "' must be a plain file name in the same folder");
+      if (!file_idx.count(fname)) {
+        const fs::path shard = d / fname;
+        if (!fs::exists(shard)) throw Error(index.string() + ": shard '" + fname + "' does not exist");
+        file_idx[fname] = st.m_files.size();
+        st.m_files.push_back(std::make_unique<SafetensorsFile>(shard.string()));
+      }
+      const auto& shard_tensors = st.m_files[file_idx[fname]]->tensors();
+      if (!shard_tensors.count(it.key()))
+        throw Error(index.string() + ": tensor '" + it.key() + "' is mapped to '" + fname + "' but that shard does not contain it");
+    }
+    if (st.m_files.empty()) throw Error(index.string() + ": weight_map is empty");
+  } else {
+    throw Error(dir + ": no model.safetensors or model.safetensors.index.json found");
+  }
+  for (const auto& f : st.m_files) {
+    for (const auto& [name, t] : f->tensors()) {
+      if (st.m_index.count(name)) throw Error(f->file().path() + ": tensor '" + name + "' also appears in another shard");
+      st.m_index[name] = &t;
+    }
+  }
+  return st;
+}
+
+const TensorView* TensorStore::find(const std::string& name) const {
+  auto it = m_index.find(name);
+  return it == m_index.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> TensorStore::names() const {
+  std::vector<std::string> n;
+  for (const auto& [k, v] : m_index) n.push_back(k);
+  return n;
+}
+
+uint64_t TensorStore::total_file_bytes() const {
+  uint64_t s = 0;
+  for (const auto& f : m_files) s += f->file().size();
+  return s;
+}
+
+}  // namespace mamba

@@ -1,0 +1,30 @@
+#pragma once
+// The SSD scan y = SSD(x, dt, A, B, C) in its three forms (DESIGN.md): recurrent, chunked, matrix.
+// All take the initial state and leave the final one, so any split of a sequence gives the same result.
+#include <cstdint>
+#include <vector>
+
+namespace mamba {
+
+struct SsdArgs {
+  int64_t T = 0, H = 0, P = 0, G = 0, N = 0;
+  const float* x = nullptr;  int64_t ldx = 0;   // (T, H, P)   x[t*ldx + h*P + p]
+  const float* B = nullptr;  int64_t ldb = 0;   // (T, G, N)   B[t*ldb + g*N + n]
+  const float* C = nullptr;  int64_t ldc = 0;   // (T, G, N)
+  const float* dt = nullptr; int64_t lddt = 0;  // (T, H)      after softplus and clamp
+  const float* A = nullptr;                     // (H)         negative
+  float* y = nullptr;        int64_t ldy = 0;   // (T, H, P)   written (not accumulated)
+  float* state = nullptr;                       // (H, P, N)   in: initial state, out: final state
+};
+
+// S_t = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T,  y_t = S_t C_t.   Parallel over heads.
+void ssd_recurrent(const SsdArgs& a);
+
+// ssd_minimal's four steps over chunks of `chunk_size` (any size >= 1; the last chunk may be partial).
+void ssd_chunked(const SsdArgs& a, int64_t chunk_size);
+
+// The "attention" form for one head: M (T, T) row-major, lower-triangular,
+// M[t,s] = (C_t . B_s) exp(sum_{k=s+1..t} dt_k A) dt_s. Ignores the initial state.
+std::vector<float> ssd_matrix(const SsdArgs& a, int64_t head);
+
+}  // namespace mamba

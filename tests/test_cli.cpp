@@ -1,0 +1,127 @@
+// The command line as other programs meet it: output formats and exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "json_lenient.h"
+#include "test_util.h"
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run_cli(const std::string& args) {
+  mamba::test::TempDir d;
+  const std::string err_file = d.file("stderr.txt");
+  const std::string cmd = std::string(MAMBA_CLI_PATH) + " " + args + " 2>" + err_file;
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err_file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+std::string fixture(const std::string& name) { return mamba::test::source_dir() + "/tests/fixtures/models/" + name; }
+
+nlohmann::json reference(const std::string& name) {
+  return mamba::parse_json_lenient(mamba::read_text_file(fixture(name) + "/reference.json"), "reference.json");
+}
+
+std::string ids_arg(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  const size_t p = t.rfind('\n');
+  return p == std::string::npos ? t : t.substr(p + 1);
+}
+
+}  // namespace
+
+TEST(Cli, GenerateGreedyPrintIdsMatchesReference) {
+  auto ref = reference("g2_untied_k3");
+  const auto ids = ref["input_ids"].get<std::vector<int32_t>>();
+  Result r = run_cli("generate -m " + fixture("g2_untied_k3") + " --ids " + ids_arg(ids) + " -n 12 -t 0 --print-ids");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto got = nlohmann::json::parse(last_line(r.out));
+  EXPECT_EQ(got.get<std::vector<int32_t>>(), ref["greedy_ids"].get<std::vector<int32_t>>());
+  // recurrent prompt scan gives the same continuation
+  Result rr = run_cli("generate -m " + fixture("g2_untied_k3") + " --ids " + ids_arg(ids) + " -n 12 -t 0 --print-ids --scan recurrent");
+  EXPECT_EQ(last_line(rr.out), last_line(r.out));
+}
+
+TEST(Cli, SameSeedSameOutput) {
+  const std::string base = "generate -m " + fixture("g1_tied_k4") + " --ids 1,2,3 -n 20 -t 1.0 --top-p 0.9 --print-ids --seed ";
+  Result a = run_cli(base + "7"), b = run_cli(base + "7"), c = run_cli(base + "8");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(last_line(a.out), last_line(c.out));
+  EXPECT_EQ(nlohmann::json::parse(last_line(a.out)).size(), 20u);
+}
+
+TEST(Cli, LogitsFormat) {
+  auto ref = reference("fp16_weights");
+  const auto ids = ref["input_ids"].get<std::vector<int32_t>>();
+  Result r = run_cli("logits -m " + fixture("fp16_weights") + " --ids " + ids_arg(ids));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["vocab_size"], 80);
+  ASSERT_EQ(j["logits"].size(), ids.size());
+  for (size_t t = 0; t < ids.size(); ++t) {
+    auto got = j["logits"][t].get<std::vector<float>>();
+    auto want = ref["logits"][t].get<std::vector<float>>();
+    ASSERT_EQ(got.size(), 80u);
+    EXPECT_LT(mamba::test::rel_err(got.data(), want.data(), got.size()), 1e-4) << "row " << t;
+  }
+}
+
+TEST(Cli, ExitCodes) {
+  Result usage = run_cli("generate -m " + fixture("g1_tied_k4") + " --bogus");
+  EXPECT_EQ(usage.code, 2);
+  EXPECT_NE(usage.err.find("unknown argument '--bogus'"), std::string::npos) << usage.err;
+  EXPECT_EQ(run_cli("generate -m " + fixture("g1_tied_k4")).code, 2);  // no prompt
+  EXPECT_EQ(run_cli("frobnicate").code, 2);
+  EXPECT_EQ(run_cli("generate -m " + fixture("g1_tied_k4") + " --ids 1,x").code, 2);
+
+  Result missing = run_cli("generate -m /nonexistent/model --ids 1,2");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent/model"), std::string::npos) << missing.err;
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << "one line on stderr: " << missing.err;
+
+  Result no_tok = run_cli("generate -m " + fixture("g1_tied_k4") + " -i hello");
+  EXPECT_EQ(no_tok.code, 1);
+  EXPECT_NE(no_tok.err.find("no tokenizer.json"), std::string::npos) << no_tok.err;
+
+  Result oov = run_cli("logits -m " + fixture("g1_tied_k4") + " --ids 1,96");
+  EXPECT_EQ(oov.code, 1);
+  EXPECT_NE(oov.err.find("outside the vocabulary"), std::string::npos) << oov.err;
+}
+
+TEST(Cli, BenchJson) {
+  Result r = run_cli("bench -m " + fixture("g1_tied_k4") + " --prompt-len 16 --gen 4 --reps 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"prefill_tok_s", "decode_tok_s", "peak_memory_bytes", "memory_bandwidth_gbs", "decode_bound_tok_s", "build"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.1);
+}

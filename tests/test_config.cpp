@@ -1,0 +1,114 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "config.h"
+#include "error.h"
+#include "json_lenient.h"
+#include "test_util.h"
+
+using namespace mamba;
+
+namespace {
+
+nlohmann::json base() { return test::config_json(test::tiny_config()); }
+
+// Expects from_json_text to throw with a message containing every one of `parts`.
+void expect_error(const std::string& text, std::initializer_list<const char*> parts) {
+  try {
+    Config::from_json_text(text, "cfg.json");
+    FAIL() << "no error for: " << text;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("cfg.json"), std::string::npos) << msg;
+    for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing '" << p << "' in: " << msg;
+  }
+}
+
+std::string with(const char* key, const std::string& raw_value) {
+  std::string s = base().dump();
+  // replace the closing brace with the extra raw field (may be non-JSON, e.g. Infinity)
+  s.pop_back();
+  return s + ",\"" + key + "\":" + raw_value + "}";
+}
+
+}  // namespace
+
+TEST(Config, DerivedSizes) {
+  Config c = Config::from_json_text(base().dump(), "x");
+  EXPECT_EQ(c.d_inner, 64);
+  EXPECT_EQ(c.conv_dim, 64 + 2 * 16);
+  EXPECT_EQ(c.d_in_proj, 2 * 64 + 2 * 16 + 4);
+  EXPECT_EQ(c.heads_per_group, 4);
+  EXPECT_TRUE(std::isinf(c.dt_max));
+}
+
+TEST(Config, InfinityLiteralSpellings) {
+  for (const std::string v : {"[0.0, Infinity]", "[0.0, {\"__float__\": \"Infinity\"}]"}) {
+    Config c = Config::from_json_text(with("time_step_limit", v), "x");
+    EXPECT_EQ(c.dt_min, 0.0);
+    EXPECT_TRUE(std::isinf(c.dt_max) && c.dt_max > 0) << v;
+  }
+  Config f = Config::from_json_text(with("time_step_limit", "[0.001, 0.1]"), "x");
+  EXPECT_DOUBLE_EQ(f.dt_min, 0.001);
+  EXPECT_DOUBLE_EQ(f.dt_max, 0.1);
+}
+
+TEST(Config, NonFiniteLiteralsAnywhere) {
+  // -Infinity and NaN must parse (they appear in real configs' unrelated fields); strings are untouched.
+  auto j = parse_json_lenient(R"({"a": -Infinity, "b": NaN, "c": "Infinity NaN", "d": [Infinity]})", "x");
+  EXPECT_TRUE(std::isinf(json_to_double(j["a"], "x", "a")) && json_to_double(j["a"], "x", "a") < 0);
+  EXPECT_TRUE(std::isnan(json_to_double(j["b"], "x", "b")));
+  EXPECT_EQ(j["c"], "Infinity NaN");
+  EXPECT_TRUE(std::isinf(json_to_double(j["d"][0], "x", "d")));
+  Config c = Config::from_json_text(with("some_unused_field", "NaN"), "x");
+  EXPECT_EQ(c.d_model, 32);
+}
+
+TEST(Config, Errors) {
+  expect_error("{not json", {"not valid JSON"});
+  expect_error("[1,2]", {"JSON object"});
+  auto j = base();
+  j.erase("hidden_size");
+  expect_error(j.dump(), {"missing required field 'hidden_size'"});
+  j = base(); j["num_heads"] = 3;
+  expect_error(j.dump(), {"num_heads (3)", "head_dim", "hidden_size"});
+  j = base(); j["n_groups"] = 3; j["num_heads"] = 4;
+  expect_error(j.dump(), {"divisible by n_groups"});
+  j = base(); j["state_size"] = 0;
+  expect_error(j.dump(), {"'state_size' must be positive"});
+  j = base(); j["hidden_size"] = "32";
+  expect_error(j.dump(), {"'hidden_size' must be an integer"});
+  j = base(); j["time_step_limit"] = {0.5, 0.1};
+  expect_error(j.dump(), {"time_step_limit"});
+  j = base(); j["time_step_limit"] = {0.5};
+  expect_error(j.dump(), {"time_step_limit", "pair"});
+  j = base(); j["use_conv_bias"] = 1;
+  expect_error(j.dump(), {"'use_conv_bias' must be true or false"});
+  j = base(); j["model_type"] = "mamba";
+  expect_error(j.dump(), {"model_type"});
+  j = base(); j["eos_token_id"] = 50;
+  expect_error(j.dump(), {"eos_token_id", "outside the vocabulary"});
+  expect_error(with("layer_norm_epsilon", "-1"), {"layer_norm_epsilon"});
+}
+
+TEST(Config, MambaSsmForm) {
+  const char* text = R"({"d_model": 768, "d_intermediate": 0, "n_layer": 24, "vocab_size": 50277,
+    "ssm_cfg": {"layer": "Mamba2"}, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": true,
+    "residual_in_fp32": true, "fused_add_norm": true, "pad_vocab_size_multiple": 16, "tie_embeddings": true})";
+  Config c = Config::from_json_text(text, "x");
+  EXPECT_EQ(c.vocab_size, 50288);
+  EXPECT_EQ(c.n_heads, 24);
+  EXPECT_EQ(c.d_state, 128);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.n_params(), Config::preset("130m").n_params());
+}
+
+TEST(Config, Presets) {
+  EXPECT_EQ(Config::preset("2.7b").n_heads, 80);
+  // mamba2-130m has about 129M parameters with the tied embedding counted once
+  const double p = double(Config::preset("130m").n_params());
+  EXPECT_GT(p, 125e6);
+  EXPECT_LT(p, 135e6);
+  EXPECT_THROW(Config::preset("7b"), Error);
+}

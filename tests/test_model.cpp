@@ -1,0 +1,248 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "backend.h"
+#include "error.h"
+#include "json_lenient.h"
+#include "session.h"
+#include "test_util.h"
+
+using namespace mamba;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& i : ids) i = static_cast<int32_t>(rng() % V);
+  return ids;
+}
+
+std::vector<float> all_logits(Backend& b, const std::vector<int32_t>& ids, ScanMode scan, int64_t chunk = 0) {
+  std::vector<float> out(ids.size() * b.model().config.vocab_size);
+  ForwardOptions fo;
+  fo.scan = scan;
+  fo.chunk_size = chunk;
+  fo.all_logits = true;
+  b.forward(ids, fo, out.data());
+  return out;
+}
+
+// A random model with dynamics strong enough that a wrong state would show.
+std::shared_ptr<const Model> tiny(int64_t groups, int64_t d_conv = 4) {
+  Config c = test::tiny_config(groups, groups == 1);
+  c.d_conv = d_conv;
+  c.finalize("tiny");
+  auto m = std::const_pointer_cast<Model>(Model::random(c, 5));
+  for (auto& l : m->weights.layers)
+    for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
+  return m;
+}
+
+}  // namespace
+
+TEST(Model, ChunkedEqualsRecurrent) {
+  for (int64_t g : {1, 2})
+    for (int64_t k : {2, 3, 4}) {
+      auto m = tiny(g, k);
+      auto b = make_cpu_backend(m);
+      auto ids = random_ids(29, m->config.vocab_size, 1);
+      auto rec = all_logits(*b, ids, ScanMode::Recurrent);
+      State s_rec = b->get_state();
+      for (int64_t Q : {0, 1, 5, 64}) {
+        b->reset_state();
+        auto chk = all_logits(*b, ids, ScanMode::Chunked, Q);
+        const int64_t V = m->config.vocab_size;
+        for (size_t t = 0; t < ids.size(); ++t)
+          EXPECT_LT(test::rel_err(chk.data() + t * V, rec.data() + t * V, V), 1e-5) << "g=" << g << " k=" << k << " Q=" << Q << " t=" << t;
+        State s = b->get_state();
+        for (size_t l = 0; l < s.layers.size(); ++l) {
+          EXPECT_LT(test::rel_err(s.layers[l].ssm.data(), s_rec.layers[l].ssm.data(), s.layers[l].ssm.size()), 1e-5);
+          // layer 0's conv window is the embedding itself; deeper ones differ by the scans' rounding
+          if (l == 0) EXPECT_EQ(s.layers[l].conv, s_rec.layers[l].conv);
+          EXPECT_LT(test::rel_err(s.layers[l].conv.data(), s_rec.layers[l].conv.data(), s.layers[l].conv.size()), 1e-5);
+        }
+      }
+    }
+}
+
+TEST(Model, PrefillThenStepEqualsLongerPrefill) {
+  auto m = tiny(2);
+  const int64_t V = m->config.vocab_size;
+  auto ids = random_ids(22, V, 2);
+  auto b = make_cpu_backend(m);
+  auto full = all_logits(*b, ids, ScanMode::Chunked);
+  for (int64_t T : {1, 2, 3, 8, 21}) {  // T < K-1, T = K-1, T = chunk, partial chunks
+    b->reset_state();
+    std::vector<int32_t> head(ids.begin(), ids.begin() + T);
+    std::vector<float> logits(V);
+    ForwardOptions fo;
+    b->forward(head, fo, logits.data());
+    EXPECT_LT(test::rel_err(logits.data(), full.data() + (T - 1) * V, V), 1e-5);
+    for (int64_t t = T; t < static_cast<int64_t>(ids.size()); ++t) {
+      b->step(ids[t], logits.data());
+      EXPECT_LT(test::rel_err(logits.data(), full.data() + t * V, V), 1e-5) << "prefill " << T << " then step to " << t;
+    }
+    EXPECT_EQ(b->n_tokens(), static_cast<int64_t>(ids.size()));
+  }
+}
+
+TEST(Model, StateRoundTripContinuesExactly) {
+  auto m = tiny(1);
+  const int64_t V = m->config.vocab_size;
+  auto ids = random_ids(12, V, 3);
+  auto b = make_cpu_backend(m);
+  std::vector<float> a(V), c(V);
+  ForwardOptions fo;
+  b->forward(ids, fo, a.data());
+  State snap = b->get_state();
+  b->step(7, a.data());
+  b->reset_state();
+  b->set_state(snap);
+  b->step(7, c.data());
+  EXPECT_EQ(a, c);
+  State wrong(test::tiny_config(2));
+  wrong.layers.pop_back();
+  EXPECT_THROW(b->set_state(wrong), Error);
+}
+
+TEST(Model, RejectsOutOfRangeTokensWithoutTouchingState) {
+  auto m = tiny(1);
+  auto b = make_cpu_backend(m);
+  std::vector<float> logits(m->config.vocab_size);
+  std::vector<int32_t> ids = {1, 2, 3};
+  ForwardOptions fo;
+  b->forward(ids, fo, logits.data());
+  State before = b->get_state();
+  std::vector<int32_t> bad = {4, 5000};
+  EXPECT_THROW(b->forward(bad, fo, logits.data()), Error);
+  State after = b->get_state();
+  EXPECT_EQ(before.n_tokens, after.n_tokens);
+  EXPECT_EQ(before.layers[0].ssm, after.layers[0].ssm);
+}
+
+TEST(Session, GenerateIsDeterministicAndContinues) {
+  auto m = tiny(1);
+  GenerateOptions go;
+  go.max_new_tokens = 10;
+  go.sampling.temperature = 1.0f;
+  go.sampling.seed = 42;
+  go.stop_at_eos = false;
+  std::vector<int32_t> prompt = {3, 4, 5};
+  Session a(make_cpu_backend(m)), b(make_cpu_backend(m));
+  auto ra = a.generate(prompt, go), rb = b.generate(prompt, go);
+  EXPECT_EQ(ra.ids, rb.ids);
+  EXPECT_EQ(ra.ids.size(), 10u);
+  EXPECT_EQ(a.tokens().size(), 13u);
+
+  // greedy in two calls (continue) equals greedy in one call
+  go.sampling.temperature = 0;
+  Session c(make_cpu_backend(m)), d(make_cpu_backend(m));
+  auto one = c.generate(prompt, go);
+  go.max_new_tokens = 4;
+  auto first = d.generate(prompt, go);
+  go.max_new_tokens = 6;
+  auto second = d.generate({}, go);
+  first.ids.insert(first.ids.end(), second.ids.begin(), second.ids.end());
+  EXPECT_EQ(one.ids, first.ids);
+}
+
+TEST(Session, CancelStopsGeneration) {
+  auto m = tiny(1);
+  Session s(make_cpu_backend(m));
+  std::atomic<bool> cancel{false};
+  GenerateOptions go;
+  go.max_new_tokens = 1000;
+  go.stop_at_eos = false;
+  std::vector<int32_t> prompt = {1};
+  int seen = 0;
+  auto r = s.generate(prompt, go, [&](const TokenEvent&) { if (++seen == 5) cancel = true; }, &cancel);
+  EXPECT_EQ(r.ids.size(), 5u);
+  EXPECT_EQ(r.stop_reason, "cancelled");
+}
+
+// ---- the committed float64 references made by tools/make_fixtures.py with transformers ----------
+
+namespace {
+
+std::vector<fs::path> fixture_dirs() {
+  std::vector<fs::path> out;
+  const fs::path root = fs::path(test::source_dir()) / "tests" / "fixtures" / "models";
+  if (!fs::exists(root)) return out;
+  for (const auto& e : fs::directory_iterator(root))
+    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(Fixtures, LogitsMatchFloat64Reference) {
+  const auto dirs = fixture_dirs();
+  ASSERT_GE(dirs.size(), 6u) << "the reference fixtures are missing";
+  for (const auto& dir : dirs) {
+    SCOPED_TRACE(dir.filename().string());
+    auto ref = parse_json_lenient(read_text_file((dir / "reference.json").string()), "reference.json");
+    auto m = Model::load(dir.string());
+    const int64_t V = m->config.vocab_size;
+    std::vector<int32_t> ids = ref["input_ids"].get<std::vector<int32_t>>();
+    const auto& rl = ref["logits"];
+    ASSERT_EQ(rl.size(), ids.size());
+    for (ScanMode scan : {ScanMode::Chunked, ScanMode::Recurrent}) {
+      auto b = make_cpu_backend(m);
+      auto got = all_logits(*b, ids, scan);
+      double worst = 0;
+      for (size_t t = 0; t < ids.size(); ++t) {
+        std::vector<float> row = rl[t].get<std::vector<float>>();
+        ASSERT_EQ(static_cast<int64_t>(row.size()), V);
+        worst = std::max(worst, test::rel_err(got.data() + t * V, row.data(), V));
+      }
+      EXPECT_LE(worst, 1e-4) << scan_name(scan);
+    }
+    // decode path, numerically: prefill then one step per greedy token, each row against transformers' cache path
+    if (ref.contains("decode_logits")) {
+      auto b = make_cpu_backend(m);
+      std::vector<float> logits(V);
+      b->forward(ids, ForwardOptions{}, logits.data());
+      const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
+      double worst = 0;
+      for (size_t k = 0; k < greedy.size(); ++k) {
+        if (k) b->step(greedy[k - 1], logits.data());
+        std::vector<float> row = ref["decode_logits"][k].get<std::vector<float>>();
+        worst = std::max(worst, test::rel_err(logits.data(), row.data(), V));
+      }
+      EXPECT_LE(worst, 1e-4) << "decode";
+    }
+    // greedy continuation through the session (prefill + steps) equals transformers' generate
+    Session s(make_cpu_backend(m));
+    GenerateOptions go;
+    go.sampling.temperature = 0;
+    go.stop_at_eos = false;
+    go.max_new_tokens = ref["greedy_ids"].size();
+    auto r = s.generate(ids, go);
+    EXPECT_EQ(r.ids, ref["greedy_ids"].get<std::vector<int32_t>>());
+  }
+}
+
+TEST(Fixtures, MutatedReferenceFails) {
+  // The comparison must be able to fail: perturb one weight slightly and the tolerance must trip.
+  const auto dirs = fixture_dirs();
+  ASSERT_FALSE(dirs.empty());
+  auto ref = parse_json_lenient(read_text_file((dirs[0] / "reference.json").string()), "reference.json");
+  auto m = std::const_pointer_cast<Model>(Model::load(dirs[0].string()));
+  for (float& v : m->weights.layers[0].out_proj) v *= 1.01f;
+  auto b = make_cpu_backend(m);
+  std::vector<int32_t> ids = ref["input_ids"].get<std::vector<int32_t>>();
+  auto got = all_logits(*b, ids, ScanMode::Chunked);
+  const int64_t V = m->config.vocab_size;
+  double worst = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    std::vector<float> row = ref["logits"][t].get<std::vector<float>>();
+    worst = std::max(worst, test::rel_err(got.data() + t * V, row.data(), V));
+  }
+  EXPECT_GT(worst, 1e-4);
+}

@@ -1,0 +1,117 @@
+#pragma once
+// Helpers for tests: temporary folders, writing safetensors files and model folders byte by byte.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model.h"
+
+namespace mamba::test {
+
+inline std::string source_dir() { return MAMBA_SOURCE_DIR; }
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() / ("mamba_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::error_code ec; std::filesystem::remove_all(path, ec); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+struct StTensor {
+  std::string dtype = "F32";
+  std::vector<int64_t> shape;
+  std::string bytes;  // raw data
+};
+
+inline std::string f32_bytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+
+// Serialises tensors in name order, contiguous, as a valid safetensors file (header padded to 8 bytes).
+inline std::string safetensors_bytes(const std::map<std::string, StTensor>& tensors, nlohmann::json* header_out = nullptr) {
+  nlohmann::json h = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, t] : tensors) {
+    h[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.bytes.size()}}};
+    data += t.bytes;
+  }
+  if (header_out) *header_out = h;
+  std::string hs = h.dump();
+  while ((8 + hs.size()) % 8) hs += ' ';
+  uint64_t n = hs.size();
+  return std::string(reinterpret_cast<const char*>(&n), 8) + hs + data;
+}
+
+inline std::string raw_safetensors(const std::string& header, const std::string& data) {
+  uint64_t n = header.size();
+  return std::string(reinterpret_cast<const char*>(&n), 8) + header + data;
+}
+
+// All tensors of `m` in HF naming, f32.
+inline std::map<std::string, StTensor> model_tensors(const Model& m) {
+  const Config& c = m.config;
+  std::map<std::string, StTensor> t;
+  auto put = [&](const std::string& n, const std::vector<float>& v, std::vector<int64_t> shape) { t[n] = {"F32", shape, f32_bytes(v)}; };
+  put("backbone.embeddings.weight", m.weights.embedding, {c.vocab_size, c.d_model});
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const auto& l = m.weights.layers[static_cast<size_t>(i)];
+    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    put(p + "norm.weight", l.norm, {c.d_model});
+    put(p + "mixer.in_proj.weight", l.in_proj, {c.d_in_proj, c.d_model});
+    put(p + "mixer.conv1d.weight", l.conv_w, {c.conv_dim, 1, c.d_conv});
+    if (!l.conv_b.empty()) put(p + "mixer.conv1d.bias", l.conv_b, {c.conv_dim});
+    put(p + "mixer.dt_bias", l.dt_bias, {c.n_heads});
+    std::vector<float> a_log(l.A.size());
+    for (size_t h = 0; h < a_log.size(); ++h) a_log[h] = std::log(-l.A[h]);
+    put(p + "mixer.A_log", a_log, {c.n_heads});
+    put(p + "mixer.D", l.D, {c.n_heads});
+    put(p + "mixer.norm.weight", l.gnorm, {c.d_inner});
+    put(p + "mixer.out_proj.weight", l.out_proj, {c.d_model, c.d_inner});
+  }
+  put("backbone.norm_f.weight", m.weights.norm_f, {c.d_model});
+  if (!m.weights.lm_head.empty()) put("lm_head.weight", m.weights.lm_head, {c.vocab_size, c.d_model});
+  return t;
+}
+
+inline nlohmann::json config_json(const Config& c) {
+  return {{"model_type", "mamba2"},      {"hidden_size", c.d_model},     {"num_hidden_layers", c.n_layer},
+          {"state_size", c.d_state},     {"num_heads", c.n_heads},       {"head_dim", c.head_dim},
+          {"expand", c.expand},          {"n_groups", c.n_groups},       {"chunk_size", c.chunk_size},
+          {"conv_kernel", c.d_conv},     {"use_conv_bias", c.conv_bias}, {"use_bias", false},
+          {"layer_norm_epsilon", 1e-5},  {"residual_in_fp32", true},     {"tie_word_embeddings", c.tie_embeddings},
+          {"vocab_size", c.vocab_size},  {"eos_token_id", 0},            {"bos_token_id", 0}, {"pad_token_id", 0}};
+}
+
+inline Config tiny_config(int64_t n_groups = 1, bool tied = true) {
+  Config c;
+  c.d_model = 32; c.n_layer = 2; c.d_state = 16; c.head_dim = 16; c.expand = 2; c.n_heads = 4;
+  c.n_groups = n_groups; c.chunk_size = 8; c.d_conv = 4; c.vocab_size = 50; c.tie_embeddings = tied;
+  c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.finalize("tiny");
+  return c;
+}
+
+inline double rel_err(const float* a, const float* ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    num += (double(a[i]) - ref[i]) * (double(a[i]) - ref[i]);
+    den += double(ref[i]) * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+}  // namespace mamba::test

@@ -1,0 +1,24 @@
+#include "EngineThread.h"
+
+#include "EngineTypes.h"
+#include "EngineWorker.h"
+
+namespace studio {
+
+EngineThread::EngineThread(QObject* parent) : QObject(parent) {
+  registerEngineMetaTypes();
+  m_worker = std::make_unique<EngineWorker>();
+  m_worker->moveToThread(&m_thread);
+  m_thread.setObjectName(QStringLiteral("mamba-engine"));
+  m_thread.start();
+}
+
+EngineThread::~EngineThread() {
+  m_worker->requestStop();
+  m_worker->requestCancelLoad();
+  m_thread.quit();
+  m_thread.wait();
+  m_worker.reset();  // its thread has finished, so nothing can be running in it
+}
+
+}  // namespace studio

@@ -1,0 +1,247 @@
+#include "EngineWorker.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QRegularExpression>
+#include <new>
+
+#include "backend_factory.h"
+#include "error.h"
+#include "model.h"
+#include "session.h"
+#include "tokenizer.h"
+
+namespace studio {
+
+namespace {
+
+constexpr int kAlternatives = 10;
+
+mamba::BackendOptions backendOptions(const QString& device) {
+  mamba::BackendOptions bo;
+  bo.dtype = device == QLatin1String("cuda") ? "bf16" : "f32";  // as mamba-cli picks by default
+  return bo;
+}
+
+// One sentence with the cause, for the error banner.
+QString describe(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return QObject::tr("out of memory");
+  return QString::fromStdString(e.what());
+}
+
+}  // namespace
+
+EngineWorker::EngineWorker(QObject* parent) : QObject(parent) {}
+EngineWorker::~EngineWorker() = default;
+
+void EngineWorker::probeDevices() {
+  std::string why;
+  DeviceInfo info;
+  info.cudaAvailable = mamba::cuda_available(&why);
+  info.cudaWhyNot = QString::fromStdString(why);
+  emit devicesProbed(info);
+}
+
+void EngineWorker::loadModel(const QString& dir) {
+  m_cancelLoad.store(false);
+  emit loadStarted(dir);
+  QElapsedTimer timer;
+  timer.start();
+  try {
+    mamba::LoadOptions lo;
+    lo.cancel = &m_cancelLoad;
+    int lastPermille = -1;
+    lo.progress = [&](uint64_t done, uint64_t total) {
+      // per tensor is too often for a progress bar on big checkpoints; per mille is enough
+      const int permille = total ? int(1000 * done / total) : 1000;
+      if (permille == lastPermille) return;
+      lastPermille = permille;
+      emit loadProgressChanged(qint64(done), qint64(total));
+    };
+    const std::string path = QDir(dir).absolutePath().toStdString();
+    auto model = mamba::Model::load(path, lo);
+    std::shared_ptr<const mamba::Tokenizer> tokenizer;
+    const QString tokPath = QDir(dir).filePath(QStringLiteral("tokenizer.json"));
+    if (QFileInfo::exists(tokPath))
+      tokenizer = std::make_shared<const mamba::Tokenizer>(mamba::Tokenizer::from_file(tokPath.toStdString()));
+    if (m_cancelLoad.load()) throw mamba::Error(path + ": loading cancelled");
+    install(std::move(model), std::move(tokenizer), QDir(dir).absolutePath(), QDir(dir).dirName(), timer.elapsed() / 1000.0);
+  } catch (const std::exception& e) {
+    // the previous model, tokenizer and session are untouched
+    emit loadFailed(dir, describe(e));
+  }
+}
+
+void EngineWorker::adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer,
+                              const QString& label) {
+  try {
+    install(std::move(model), std::move(tokenizer), QString(), label, 0.0);
+  } catch (const std::exception& e) {
+    emit loadFailed(label, describe(e));
+  }
+}
+
+void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer,
+                           const QString& dir, const QString& label, double loadSeconds) {
+  // Build everything first so a failure (e.g. CUDA out of memory) leaves the old model in place.
+  auto session = std::make_unique<mamba::Session>(mamba::make_backend(m_device.toStdString(), model, backendOptions(m_device)));
+  const mamba::Config& c = model->config;
+  ModelInfo info;
+  info.dir = dir;
+  info.label = label;
+  info.layers = c.n_layer;
+  info.dModel = c.d_model;
+  info.heads = c.n_heads;
+  info.headDim = c.head_dim;
+  info.dState = c.d_state;
+  info.groups = c.n_groups;
+  info.convKernel = c.d_conv;
+  info.chunkSize = c.chunk_size;
+  info.vocabSize = c.vocab_size;
+  info.params = c.n_params();
+  info.tokenizerVocab = tokenizer ? tokenizer->vocab_size() : 0;
+  info.tiedEmbeddings = c.tie_embeddings;
+  info.dtype = QString::fromStdString(model->source_dtype);
+  info.fileBytes = model->file_bytes;
+  info.stateBytes = quint64(c.n_layer * c.state_floats_per_layer()) * sizeof(float);
+  info.loadSeconds = loadSeconds;
+  info.backendName = QString::fromStdString(session->backend().name());
+  info.summary = QString::fromStdString(c.summary());
+
+  m_session = std::move(session);
+  m_model = std::move(model);
+  m_tokenizer = std::move(tokenizer);
+  m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
+  m_info = info;
+  emit modelChanged(info);
+}
+
+void EngineWorker::setDevice(const QString& device) {
+  if (!m_model) {
+    // nothing to rebuild yet; still refuse a device this machine cannot use
+    std::string why;
+    if (device == QLatin1String("cuda") && !mamba::cuda_available(&why)) {
+      emit deviceFailed(device, QString::fromStdString("CUDA is not available: " + why));
+      return;
+    }
+    m_device = device;
+    emit deviceChanged(device, QString());
+    return;
+  }
+  try {
+    auto session = std::make_unique<mamba::Session>(mamba::make_backend(device.toStdString(), m_model, backendOptions(device)));
+    // Carry the conversation over: the state is plain host floats, valid on any backend.
+    bool kept = false;
+    if (m_session && !m_session->tokens().empty() && !m_session->pending().empty()) {
+      session->restore(m_session->state(), m_session->tokens(), m_session->pending());
+      kept = true;
+    }
+    m_session = std::move(session);
+    m_device = device;
+    m_info.backendName = QString::fromStdString(m_session->backend().name());
+    emit deviceChanged(device, m_info.backendName);
+    if (!kept) {
+      if (m_decoder) m_decoder->reset();
+      emit sessionCleared();
+    }
+  } catch (const std::exception& e) {
+    emit deviceFailed(device, describe(e));
+  }
+}
+
+void EngineWorker::clearSession() {
+  if (m_session) m_session->reset();
+  if (m_decoder) m_decoder->reset();
+  emit sessionCleared();
+}
+
+std::vector<int32_t> EngineWorker::promptIds(const QString& prompt) const {
+  if (m_tokenizer) return m_tokenizer->encode(prompt.toStdString());
+  // Without a tokenizer the prompt is a list of ids, as mamba-cli --ids takes it.
+  std::vector<int32_t> ids;
+  const QStringList parts = prompt.split(QRegularExpression(QStringLiteral("[\\s,]+")), Qt::SkipEmptyParts);
+  for (const QString& p : parts) {
+    bool ok = false;
+    const int v = p.toInt(&ok);
+    if (!ok || v < 0 || v >= m_model->config.vocab_size)
+      throw mamba::Error(tr("this model has no tokenizer.json, so the prompt must be token ids below %1; '%2' is not one")
+                             .arg(m_model->config.vocab_size)
+                             .arg(p)
+                             .toStdString());
+    ids.push_back(v);
+  }
+  return ids;
+}
+
+QString EngineWorker::tokenText(int32_t id) const {
+  if (!m_tokenizer) return QStringLiteral("⟨%1⟩").arg(id);
+  return QString::fromUtf8(m_tokenizer->token_text(id));
+}
+
+void EngineWorker::generate(const GenerationRequest& request) {
+  m_stop.store(false);
+  if (!m_session) {
+    emit generationFailed(tr("no model is loaded"));
+    return;
+  }
+  try {
+    const bool fresh = request.kind == GenerationRequest::Kind::Fresh;
+    std::vector<int32_t> prompt;
+    if (fresh) {
+      prompt = promptIds(request.prompt);
+      if (prompt.empty()) throw mamba::Error(tr("the prompt is empty").toStdString());
+      m_session->reset();
+      if (m_decoder) m_decoder->reset();
+    } else if (m_session->tokens().empty()) {
+      throw mamba::Error(tr("nothing to continue: generate first").toStdString());
+    }
+
+    // Exactly the options mamba-cli generate builds, so the same seed gives the same ids.
+    mamba::GenerateOptions go;
+    const SamplingSettings& s = request.sampling;
+    go.max_new_tokens = s.maxNewTokens;
+    go.sampling.temperature = float(s.temperature);
+    go.sampling.top_k = s.topK;
+    go.sampling.top_p = float(s.topP);
+    go.sampling.min_p = float(s.minP);
+    go.sampling.repeat_penalty = float(s.repeatPenalty);
+    go.sampling.seed = s.seed;
+    go.scan = mamba::parse_scan(request.scan.toStdString());
+    if (m_tokenizer) {
+      go.sampling.n_valid = m_tokenizer->vocab_size();
+      if (auto e = m_tokenizer->eos_id()) go.eos_id = *e;
+    }
+    go.top_alternatives = kAlternatives;
+
+    emit generationStarted(qint64(prompt.size()));
+    QElapsedTimer sinceFirst;
+    const mamba::GenerateResult r = m_session->generate(prompt, go, [&](const mamba::TokenEvent& ev) {
+      TokenData t;
+      t.index = ev.index;
+      t.id = ev.id;
+      t.prob = ev.info.prob;
+      if (m_decoder) t.piece = QString::fromUtf8(m_decoder->push(ev.id));
+      else t.piece = tokenText(ev.id) + QLatin1Char(' ');
+      t.alternatives.reserve(qsizetype(ev.info.top.size()));
+      for (const auto& [id, p] : ev.info.top) t.alternatives.push_back({id, tokenText(id), p});
+      if (ev.index == 0) sinceFirst.start();
+      else t.tokensPerSecond = double(ev.index) / std::max(1e-9, sinceFirst.nsecsElapsed() / 1e9);
+      emit tokenGenerated(t);
+    }, &m_stop);
+
+    GenerationStats st;
+    st.promptTokens = r.prompt_tokens;
+    st.newTokens = qint64(r.ids.size());
+    st.prefillSeconds = r.prefill_seconds;
+    st.decodeSeconds = r.decode_seconds;
+    st.tokensPerSecond = r.ids.size() > 1 ? double(r.ids.size() - 1) / std::max(1e-9, r.decode_seconds) : 0.0;
+    st.totalTokens = qint64(m_session->tokens().size());
+    st.stopReason = QString::fromStdString(r.stop_reason);
+    emit generationFinished(st);
+  } catch (const std::exception& e) {
+    emit generationFailed(describe(e));
+  }
+}
+
+}  // namespace studio

@@ -1,0 +1,44 @@
+#include "ErrorBanner.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QStyle>
+#include <QToolButton>
+
+namespace studio {
+
+ErrorBanner::ErrorBanner(QWidget* parent) : QFrame(parent) {
+  setObjectName(QStringLiteral("errorBanner"));
+  // fixed light colours: the banner must read the same on light and dark palettes
+  setStyleSheet(QStringLiteral("#errorBanner { background: #fde2e1; border: 1px solid #e0a3a0; border-radius: 4px; }"
+                               "#errorBanner QLabel { color: #5c1512; }"));
+  auto* icon = new QLabel(this);
+  icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxCritical).pixmap(20, 20));
+  icon->setAlignment(Qt::AlignTop);
+  m_text = new QLabel(this);
+  m_text->setWordWrap(true);
+  m_text->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  m_text->setTextFormat(Qt::RichText);
+  auto* close = new QToolButton(this);
+  close->setAutoRaise(true);
+  close->setIcon(style()->standardIcon(QStyle::SP_TitleBarCloseButton));
+  close->setToolTip(tr("Dismiss"));
+  connect(close, &QToolButton::clicked, this, &QWidget::hide);
+
+  auto* layout = new QHBoxLayout(this);
+  layout->setContentsMargins(8, 6, 4, 6);
+  layout->addWidget(icon, 0, Qt::AlignTop);
+  layout->addWidget(m_text, 1);
+  layout->addWidget(close, 0, Qt::AlignTop);
+  hide();
+}
+
+void ErrorBanner::showError(const QString& what, const QString& cause) {
+  m_plain = cause.isEmpty() ? what : what + QStringLiteral(": ") + cause;
+  m_text->setText(QStringLiteral("<b>%1</b><br>%2").arg(what.toHtmlEscaped(), cause.toHtmlEscaped()));
+  show();
+}
+
+QString ErrorBanner::message() const { return isHidden() ? QString() : m_plain; }
+
+}  // namespace studio

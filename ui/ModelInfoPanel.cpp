@@ -1,0 +1,93 @@
+#include "ModelInfoPanel.h"
+
+#include <QFormLayout>
+#include <QLabel>
+#include <QLocale>
+#include <QStackedLayout>
+
+namespace studio {
+
+namespace {
+QString count(qint64 n) { return QLocale().toString(n); }
+
+QString paramCount(qint64 n) {
+  if (n >= 1'000'000'000) return QStringLiteral("%1 B").arg(double(n) / 1e9, 0, 'f', 2);
+  if (n >= 1'000'000) return QStringLiteral("%1 M").arg(double(n) / 1e6, 0, 'f', 2);
+  if (n >= 1'000) return QStringLiteral("%1 K").arg(double(n) / 1e3, 0, 'f', 1);
+  return count(n);
+}
+}  // namespace
+
+ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
+  auto* empty = new QLabel(tr("No model loaded.\n\nOpen a model folder (File ▸ Open Model…) or drop one onto the window."), this);
+  empty->setWordWrap(true);
+  empty->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  empty->setMargin(8);
+
+  auto* details = new QWidget(this);
+  m_form = new QFormLayout(details);
+  m_form->setLabelAlignment(Qt::AlignLeft);
+  m_form->setRowWrapPolicy(QFormLayout::DontWrapRows);
+  m_name = addRow(tr("Model"));
+  m_name->setWordWrap(true);
+  m_layers = addRow(tr("Layers"));
+  m_dModel = addRow(tr("d_model"), tr("Width of the residual stream (D)."));
+  m_heads = addRow(tr("Heads"), tr("SSM heads × head dimension (H × P)."));
+  m_dState = addRow(tr("d_state"), tr("State size per head and channel (N)."));
+  m_groups = addRow(tr("Groups"), tr("B/C groups shared by the heads (G)."));
+  m_conv = addRow(tr("Conv / chunk"), tr("Causal convolution kernel (K) and the chunk length of the chunked scan (Q)."));
+  m_vocab = addRow(tr("Vocabulary"));
+  m_params = addRow(tr("Parameters"));
+  m_dtype = addRow(tr("Weights"));
+  m_fileSize = addRow(tr("File size"));
+  m_state = addRow(tr("State"), tr("The recurrent state of one sequence. Unlike a transformer's KV cache it does not grow with the text."));
+  m_loadTime = addRow(tr("Load time"));
+  m_backend = addRow(tr("Backend"));
+  m_backend->setWordWrap(true);
+
+  m_stack = new QStackedLayout(this);
+  m_stack->addWidget(empty);
+  m_stack->addWidget(details);
+}
+
+QLabel* ModelInfoPanel::addRow(const QString& name, const QString& whatsThis) {
+  auto* value = new QLabel(this);
+  value->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* label = new QLabel(name, this);
+  if (!whatsThis.isEmpty()) {
+    label->setToolTip(whatsThis);
+    value->setToolTip(whatsThis);
+  }
+  m_form->addRow(label, value);
+  return value;
+}
+
+void ModelInfoPanel::setModel(const ModelInfo& info) {
+  const QLocale loc;
+  m_name->setText(info.label);
+  m_name->setToolTip(info.dir.isEmpty() ? info.summary : info.dir + QLatin1Char('\n') + info.summary);
+  m_layers->setText(count(info.layers));
+  m_dModel->setText(count(info.dModel));
+  m_heads->setText(QStringLiteral("%1 × %2").arg(info.heads).arg(info.headDim));
+  m_dState->setText(count(info.dState));
+  m_groups->setText(count(info.groups));
+  m_conv->setText(QStringLiteral("%1 / %2").arg(info.convKernel).arg(info.chunkSize));
+  QString vocab = count(info.vocabSize) + (info.tiedEmbeddings ? tr(" (tied)") : QString());
+  vocab += info.tokenizerVocab ? tr(", tokenizer %1").arg(count(info.tokenizerVocab)) : tr(", no tokenizer: prompts are ids");
+  m_vocab->setText(vocab);
+  m_vocab->setWordWrap(true);
+  m_params->setText(paramCount(info.params));
+  m_params->setToolTip(count(info.params));
+  m_dtype->setText(info.dtype.isEmpty() ? tr("random (in memory)") : info.dtype);
+  m_fileSize->setText(info.fileBytes ? loc.formattedDataSize(qint64(info.fileBytes)) : tr("—"));
+  m_state->setText(tr("%1 per sequence, any length").arg(loc.formattedDataSize(qint64(info.stateBytes))));
+  m_loadTime->setText(info.loadSeconds > 0 ? tr("%1 s").arg(info.loadSeconds, 0, 'f', 2) : tr("—"));
+  m_backend->setText(info.backendName);
+  m_stack->setCurrentIndex(1);
+}
+
+void ModelInfoPanel::setBackendName(const QString& name) { m_backend->setText(name); }
+
+void ModelInfoPanel::clear() { m_stack->setCurrentIndex(0); }
+
+}  // namespace studio
