@@ -213,6 +213,11 @@ inline CharClass class_at(std::string_view s, size_t i, size_t& len) {
 bool is_word_char(char32_t cp) {
   if (cp < 0x80) return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') || cp == '_';
   if (cp == 0x200C || cp == 0x200D) return true;  // Join_Control
+  // utf8proc has no Alphabetic property. Letters, Nl and marks cover it except for these symbols
+  // (circled / squared Latin letters, Other_Alphabetic); checked against HF for every code point.
+  if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+      (cp >= 0x1F170 && cp <= 0x1F189))
+    return true;
   switch (utf8proc_category(utf8proc_int32_t(cp))) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:
@@ -799,7 +804,6 @@ struct Tokenizer::Impl {
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> added_ids;  // content -> id
   TokenTrie raw_trie;         // added tokens with normalized=false, matched on the input text
   TokenTrie normalized_trie;  // normalized=true ones, matched (in normalized form) on normalized text
-  std::vector<int32_t> added_index_of_id;  // id -> index into `added`, or -1
 
   // Per id: offsets into the blobs, and flags.
   std::string decoded_blob, raw_blob;
@@ -1012,13 +1016,17 @@ class Loader {
     return impl;
   }
 
-  void load_normalizer(const json& node, std::vector<NormalForm>& out) const {
+  // Sequences nest; a bound keeps a hostile file from exhausting the stack.
+  static constexpr int kMaxNesting = 8;
+
+  void load_normalizer(const json& node, std::vector<NormalForm>& out, int depth = 0) const {
     if (node.is_null()) return;
     const std::string type = type_of(node);
     if (type == "Sequence") {
       const auto it = node.find("normalizers");
       if (it == node.end() || !it->is_array()) fail("normalizer Sequence without a \"normalizers\" list");
-      for (const json& n : *it) load_normalizer(n, out);
+      if (depth >= kMaxNesting) fail("normalizer Sequences nested too deeply");
+      for (const json& n : *it) load_normalizer(n, out, depth + 1);
     } else if (type == "NFC") {
       out.push_back(NormalForm::nfc);
     } else if (type == "NFD") {
@@ -1043,12 +1051,13 @@ class Loader {
       fail("unsupported pre_tokenizer layout: expected ByteLevel, optionally preceded by Split steps");
   }
 
-  void collect_pre_steps(const json& node, std::vector<PreStep>& steps) const {
+  void collect_pre_steps(const json& node, std::vector<PreStep>& steps, int depth = 0) const {
     const std::string type = type_of(node);
     if (type == "Sequence") {
       const auto it = node.find("pretokenizers");
       if (it == node.end() || !it->is_array()) fail("pre_tokenizer Sequence without a \"pretokenizers\" list");
-      for (const json& n : *it) collect_pre_steps(n, steps);
+      if (depth >= kMaxNesting) fail("pre_tokenizer Sequences nested too deeply");
+      for (const json& n : *it) collect_pre_steps(n, steps, depth + 1);
     } else if (type == "ByteLevel") {
       PreStep s;
       s.kind = PreStep::byte_level;
@@ -1209,7 +1218,6 @@ class Loader {
         fail("duplicate id " + std::to_string(id) + " in model.vocab: " + quote(*slot) + " and " + quote(token));
       slot = &token;
     }
-    impl.added_index_of_id.assign(n, -1);
     std::vector<uint8_t> special(n, 0);
     for (size_t i = 0; i < impl.added.size(); ++i) {
       const AddedToken& t = impl.added[i];
@@ -1217,7 +1225,6 @@ class Loader {
       if (slot != nullptr && *slot != t.content)
         fail("duplicate id " + std::to_string(t.id) + ": added token " + quote(t.content) + " and " + quote(*slot));
       slot = &t.content;
-      impl.added_index_of_id[size_t(t.id)] = int32_t(i);
       if (t.special) special[size_t(t.id)] = 1;
     }
     impl.flags.assign(n, 0);

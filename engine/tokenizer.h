@@ -10,6 +10,11 @@
 // after Split(GPT-2 regex, Isolated); decoder ByteLevel; added tokens with all their flags.
 // Anything else (WordPiece, Unigram, other regexes, Lowercase, Metaspace, BPE dropout, ...) is
 // rejected at load time with a mamba::Error, never silently mis-tokenized.
+//
+// Unicode data comes from utf8proc (Unicode 15 in Debian 12). HF uses Oniguruma (Unicode 16) for the
+// pre-tokenizer regex and older tables for NFC, so ids can differ for characters assigned after
+// Unicode 15, and for the few strings whose normalization involves characters newer than HF's tables
+// (e.g. canonical reordering around U+1DFA); everything else has been checked code point by code point.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,7 +33,8 @@ class Tokenizer {
   static Tokenizer from_json_text(const std::string& text, const std::string& origin_name);
 
   // Never adds BOS/EOS (the post_processor is ignored). Invalid UTF-8 in `text` is first replaced by
-  // U+FFFD exactly as String::from_utf8_lossy would. Thread-safe: the word cache is sharded and locked.
+  // U+FFFD exactly as String::from_utf8_lossy would. All const members are thread-safe; encode's word
+  // cache is sharded and locked.
   std::vector<int32_t> encode(std::string_view text) const;
   // Ids without a string (a padded embedding) decode to nothing; invalid UTF-8 becomes U+FFFD.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
@@ -43,7 +49,7 @@ class Tokenizer {
   std::string token_text(int32_t id) const;
   const std::string& origin() const;
 
-  struct Impl;
+  struct Impl;  // implementation detail, defined in tokenizer.cpp
 
  private:
   friend class StreamDecoder;

@@ -82,7 +82,7 @@ TEST(TokenizerFuzz, MutatedJsonBytes) {
   for (const char* name : {"small_seq_tokenizer.json", "small_fallback_tokenizer.json"}) {
     const std::string base = read_file(kFixtures + name);
     ASSERT_FALSE(base.empty());
-    for (int it = 0; it < 400; ++it) {
+    for (int it = 0; it < 1500; ++it) {
       std::string s = base;
       const int edits = 1 + int(rng() % 4);
       for (int e = 0; e < edits && !s.empty(); ++e) {
@@ -151,9 +151,9 @@ void mutate(json& node, std::mt19937& rng, int depth) {
 TEST(TokenizerFuzz, MutatedJsonStructure) {
   std::mt19937 rng(777);
   int loaded = 0, rejected = 0;
-  for (const char* name : {"small_seq_tokenizer.json", "small_unk_tokenizer.json"}) {
+  for (const char* name : {"small_seq_tokenizer.json", "small_unk_tokenizer.json", "small_affix_tokenizer.json"}) {
     const json base = json::parse(read_file(kFixtures + name));
-    for (int it = 0; it < 300; ++it) {
+    for (int it = 0; it < 1000; ++it) {
       json j = base;
       for (int e = 0, edits = 1 + int(rng() % 3); e < edits; ++e) mutate(j, rng, 0);
       try_load(j.dump(), rng, loaded, rejected);
@@ -167,7 +167,7 @@ TEST(TokenizerFuzz, MutatedJsonStructure) {
 TEST(TokenizerFuzz, RandomBytesRoundTrip) {
   const Tokenizer tok = Tokenizer::from_file(kFixtures + "small_tokenizer.json");
   std::mt19937 rng(2024);
-  for (int it = 0; it < 3000; ++it) {
+  for (int it = 0; it < 20000; ++it) {
     const std::string bytes = random_bytes(rng, 120);
     const auto ids = tok.encode(bytes);
     for (int32_t id : ids) ASSERT_TRUE(tok.has_token(id));
@@ -181,7 +181,7 @@ TEST(TokenizerFuzz, RandomBytesNeox) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "optional ../shared data not present";
   const Tokenizer tok = Tokenizer::from_file(path);
   std::mt19937 rng(99);
-  for (int it = 0; it < 2000; ++it) {
+  for (int it = 0; it < 10000; ++it) {
     const std::string bytes = random_bytes(rng, 200);
     const auto ids = tok.encode(bytes);
     const std::string nfc = mamba::normalize_nfc(mamba::utf8_lossy(bytes));
@@ -199,7 +199,7 @@ TEST(TokenizerFuzz, RandomBytesNeox) {
 TEST(TokenizerFuzz, RandomIdsStreamLikeDecode) {
   const Tokenizer tok = Tokenizer::from_file(kFixtures + "small_fallback_tokenizer.json");
   std::mt19937 rng(5);
-  for (int it = 0; it < 2000; ++it) {
+  for (int it = 0; it < 20000; ++it) {
     std::vector<int32_t> ids(rng() % 30);
     for (int32_t& id : ids) id = int32_t(rng() % uint32_t(tok.vocab_size() + 3));
     const bool skip = rng() % 2 == 0;

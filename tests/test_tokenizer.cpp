@@ -1,9 +1,12 @@
 // Tokenizer tests against expectations written by tools/make_tokenizer_fixtures.py from HF `tokenizers`.
 // The GPT-NeoX-20B cases need ../shared/data/gpt-neox-20b-tokenizer.json and skip without it.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -73,16 +76,6 @@ TEST_P(TokenizerFixture, EncodeMatchesHuggingFace) {
                     << "\n  want " << json(want).dump();
   }
   EXPECT_EQ(failures, 0) << "of " << strings.size() << " strings";
-}
-
-TEST_P(TokenizerFixture, LongTextMatchesHuggingFace) {
-  LOAD_OR_SKIP(tok, GetParam());
-  const json& exp = cases()["tokenizers"][GetParam()];
-  if (!exp.contains("long_ids")) GTEST_SKIP() << "no long-text expectation for " << GetParam();
-  const auto ids = tok->encode(cases()["long_text"].get<std::string>());
-  const auto want = exp["long_ids"].get<std::vector<int32_t>>();
-  ASSERT_EQ(ids.size(), want.size());
-  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], want[i]) << "first difference at id " << i;
 }
 
 TEST_P(TokenizerFixture, DecodeOfEncodeIsNfc) {
@@ -165,7 +158,19 @@ TEST_P(TokenizerFixture, EncodeIsThreadSafe) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerFixture,
-                         ::testing::Values("neox", "small", "small_seq", "small_fallback", "small_unk"));
+                         ::testing::Values("neox", "small", "small_seq", "small_fallback", "small_unk", "small_affix"));
+
+// The 100 KB text (Shakespeare plus a mix of scripts, code and special tokens).
+void expect_long_text_matches(const std::string& name) {
+  LOAD_OR_SKIP(tok, name);
+  const auto ids = tok->encode(cases()["long_text"].get<std::string>());
+  const auto want = cases()["tokenizers"][name]["long_ids"].get<std::vector<int32_t>>();
+  ASSERT_EQ(ids.size(), want.size());
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], want[i]) << "first difference at id " << i;
+}
+
+TEST(TokenizerLongText, NeoxMatchesHuggingFace) { expect_long_text_matches("neox"); }
+TEST(TokenizerLongText, SmallMatchesHuggingFace) { expect_long_text_matches("small"); }
 
 // --- GPT-NeoX specifics -----------------------------------------------------------------------------
 
@@ -186,15 +191,19 @@ TEST(TokenizerNeox, VocabAndSpecialTokens) {
 TEST(TokenizerNeox, RunsOfSpacesUseWhitespaceTokens) {
   LOAD_OR_SKIP(tok, "neox");
   for (int n = 2; n <= 60; ++n) {
-    const auto ids = tok->encode("a" + std::string(size_t(n), ' ') + "b");
+    std::string text = "a";
+    text.append(size_t(n), ' ');
+    text += 'b';
+    const auto ids = tok->encode(text);
     ASSERT_GE(ids.size(), 3u);
     for (size_t i = 1; i + 1 < ids.size(); ++i)
       EXPECT_TRUE(ids[i] >= 50254 && ids[i] <= 50276) << n << " spaces: id " << ids[i];
   }
 }
 
-TEST(TokenizerNeox, EncodesAMegabyteFast) {
-  LOAD_OR_SKIP(tok, "neox");
+TEST(TokenizerSpeed, EncodesAMegabyteWellUnderASecond) {
+  const auto tok = load("neox") ? load("neox") : load("small");
+  ASSERT_TRUE(tok);
 #ifndef NDEBUG
   GTEST_SKIP() << "timing only in optimized builds";
 #endif
@@ -453,5 +462,70 @@ TEST(TokenizerLoad, MergesAsStringsAndPairsAgree) {
   const std::string text = cases()["long_text"];
   EXPECT_EQ(a.encode(text), b.encode(text));
 }
+
+// --- mamba-cli tokenize / detokenize ---------------------------------------------------------------------
+
+#ifdef MAMBA_CLI_PATH
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CliResult run_cli(const std::string& args) {
+  const std::string err_file =
+      (std::filesystem::temp_directory_path() / ("mamba_tok_cli_" + std::to_string(::getpid()) + ".err")).string();
+  const std::string cmd = std::string(MAMBA_CLI_PATH) + " " + args + " 2>" + err_file;
+  CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_file(err_file);
+  std::filesystem::remove(err_file);
+  return r;
+}
+
+TEST(TokenizerCli, TokenizeAndDetokenize) {
+  const auto tok = load("small");
+  const std::string file = kFixtures + "small_tokenizer.json";
+  const CliResult t = run_cli("tokenize --tokenizer " + file + " --text 'ROMEO: caf\xC3\xA9  <|endoftext|>'");
+  ASSERT_EQ(t.code, 0) << t.err;
+  const auto ids = json::parse(t.out).get<std::vector<int32_t>>();
+  EXPECT_EQ(ids, tok->encode("ROMEO: caf\xC3\xA9  <|endoftext|>"));
+  EXPECT_EQ(t.out.back(), '\n');
+  EXPECT_EQ(t.out.find('\n'), t.out.size() - 1);  // one line
+
+  std::string csv;
+  for (size_t i = 0; i < ids.size(); ++i) csv += (i ? "," : "") + std::to_string(ids[i]);
+  // FILE_OR_DIR: a folder holding tokenizer.json works too.
+  const auto dir = std::filesystem::temp_directory_path() / ("mamba_tok_cli_dir_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(file, dir / "tokenizer.json", std::filesystem::copy_options::overwrite_existing);
+  const CliResult d2 = run_cli("detokenize --tokenizer " + dir.string() + " --ids " + csv);
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(d2.code, 0) << d2.err;
+  EXPECT_EQ(d2.out, "ROMEO: caf\xC3\xA9  <|endoftext|>\n");
+}
+
+TEST(TokenizerCli, TextFileAndErrors) {
+  const std::string file = kFixtures + "small_tokenizer.json";
+  const CliResult t = run_cli("tokenize --tokenizer " + file + " --text-file " + kFixtures + "small_tokenizer.json");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(json::parse(t.out).get<std::vector<int32_t>>(), load("small")->encode(read_file(file)));
+
+  const CliResult usage = run_cli("tokenize --text hi");
+  EXPECT_EQ(usage.code, 2) << usage.err;
+  EXPECT_EQ(run_cli("tokenize --tokenizer " + file).code, 2);
+  EXPECT_EQ(run_cli("detokenize --tokenizer " + file + " --ids 1,x").code, 2);
+
+  const CliResult missing = run_cli("tokenize --tokenizer /nonexistent.json --text hi");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent.json"), std::string::npos) << missing.err;
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+}
+#endif
 
 }  // namespace

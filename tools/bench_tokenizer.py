@@ -26,7 +26,7 @@ def main() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
     tok = Tokenizer.from_file(args.tokenizer)
-    with open(args.text, encoding="utf-8") as f:
+    with open(args.text, encoding="utf-8", newline="") as f:  # keep \r\n as is
         text = f.read()
     mb = len(text.encode("utf-8")) / 1e6
 

@@ -11,12 +11,15 @@ Files written:
                                  single_word / normalized added tokens
   small_fallback_tokenizer.json  lead bytes 0xC0-0xFF dropped from the alphabet, byte_fallback on
   small_unk_tokenizer.json       the same alphabet hole, an <unk> token with fuse_unk
+  small_affix_tokenizer.json     400 tokens with continuing_subword_prefix "##", end_of_word_suffix
+                                 "</w>" and a Sequence[NFD, NFKC] normalizer
   cases.json                     test strings and their NFC, and per tokenizer: encode ids, decode(encode)
                                  where it is not NFC(x), and decode
                                  results for id lists (random ones and broken UTF-8 byte sequences)
 The GPT-NeoX-20B tokenizer itself is not copied (it lives in ../shared/data); only its ids are stored.
 
-small_tokenizer.json is reused if present, so expectations do not churn; pass --retrain to rebuild it.
+The trained tokenizers (small, small_affix) are reused if present, so expectations do not churn; pass
+--retrain to rebuild them.
 Usage: tools/make_tokenizer_fixtures.py [--retrain]
 """
 import argparse
@@ -66,6 +69,20 @@ def train_small(path):
     tok.train_from_iterator([text], trainer)
     # Like GPT-NeoX: runs of 2..8 spaces are added (normalized, non-special) tokens.
     tok.add_tokens([AddedToken(" " * n, normalized=True, special=False) for n in range(8, 1, -1)])
+    tok.save(path)
+
+
+def train_affix(path):
+    with open(SHAKESPEARE, encoding="utf-8") as f:
+        text = f.read()[:100_000]
+    tok = Tokenizer(models.BPE(continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.NFKC()])
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  continuing_subword_prefix="##", end_of_word_suffix="</w>")
+    tok.train_from_iterator([text], trainer)
     tok.save(path)
 
 
@@ -175,7 +192,9 @@ def fixed_strings():
         "<|endoftext", "<|ENDOFTEXT|>", "  <|endoftext|>  ", "text.<|endoftext|>\n\nNext", "<|endoftext|>\u0301",
         "<mask>", "  <mask>  x", "a<mask>b", "[SEP]   y", "[SEP]", "x <both>  y", "<both>", "Romeo", "Romeos",
         "xRomeo", " Romeo!", "Romeo_", "Romeo\u00e9", "caf\u00e9 au lait", "cafe\u0301!", "\u00e9!", "e\u0301!",
-        "ab", "abc", "x ab y", "ab_", "(ab)", "\u00e9ab", "a  b", "\u0100\u0101",
+        "ab", "abc", "x ab y", "ab_", "(ab)", "\u00e9ab", "a  b", "\u0100\u0101", "ab\u24d6", "\u24d0ab",
+        "Romeo\U0001f130", "ab\u0301", "ab\u00b2", "ab\u2460", "ab\u203f", "ab\u200d", "\u3000<mask>",
+        "<both>\u3000\u3000z", "<both>  <mask>", "\ufb01ab \u2460 \u00b5 \u2126 \uff21",
         "https://example.com/path?query=1&b=2#frag", '{"key": "value", "n": [1, 2.5, -3e10]}',
         "\u2211\u222b\u221a\u221e", "#hashtag @user", "C++ && || != ==", "<html><body></body></html>", "...",
         "\u2014 \u201cquotes\u201d \u2018single\u2019", "\\n literal", "pneumonoultramicroscopicsilicovolcanoconiosis",
@@ -224,11 +243,13 @@ def random_char(rng):
 def random_strings(n, seed):
     rng = random.Random(seed)
     hf_nfc = normalizers.NFC()
+    hf_nfkc = normalizers.NFKC()
     out = []
     while len(out) < n:
         s = "".join(random_char(rng) for _ in range(rng.randint(1, 40)))
-        # tokenizers' own NFC tables predate Unicode 10; skip the rare strings where that shows.
-        if hf_nfc.normalize_str(s) != unicodedata.normalize("NFC", s):
+        # tokenizers' own normalization tables predate Unicode 10; skip the rare strings where that shows.
+        if hf_nfc.normalize_str(s) != unicodedata.normalize("NFC", s) or \
+                hf_nfkc.normalize_str(s) != unicodedata.normalize("NFKC", s):
             continue
         out.append(s)
     return out
@@ -291,11 +312,15 @@ def main():
     if args.retrain or not os.path.exists(small_path):
         train_small(small_path)
     files = {"small": small_path}
+    affix_path = os.path.join(OUT, "small_affix_tokenizer.json")
+    if args.retrain or not os.path.exists(affix_path):
+        train_affix(affix_path)
     for name, d in make_variants(small_path).items():
         path = os.path.join(OUT, f"{name}_tokenizer.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(d, f, ensure_ascii=False, separators=(",", ":"))
         files[name] = path
+    files["small_affix"] = affix_path
 
     strings = fixed_strings() + random_strings(300, seed=1234)
     long = long_text()
