@@ -35,7 +35,10 @@ ErrorBanner::ErrorBanner(QWidget* parent) : QFrame(parent) {
 
 void ErrorBanner::showError(const QString& what, const QString& cause) {
   m_plain = cause.isEmpty() ? what : what + QStringLiteral(": ") + cause;
-  m_text->setText(QStringLiteral("<b>%1</b><br>%2").arg(what.toHtmlEscaped(), cause.toHtmlEscaped()));
+  // causes come from the engine in lower case, ready to follow a colon; as a line of their own they start upper case
+  QString line = cause;
+  if (!line.isEmpty()) line[0] = line[0].toUpper();
+  m_text->setText(QStringLiteral("<b>%1</b><br>%2").arg(what.toHtmlEscaped(), line.toHtmlEscaped()));
   show();
 }
 

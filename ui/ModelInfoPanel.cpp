@@ -41,6 +41,7 @@ ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
   m_dtype = addRow(tr("Weights"));
   m_fileSize = addRow(tr("File size"));
   m_state = addRow(tr("State"), tr("The recurrent state of one sequence. Unlike a transformer's KV cache it does not grow with the text."));
+  m_state->setWordWrap(true);
   m_loadTime = addRow(tr("Load time"));
   m_backend = addRow(tr("Backend"));
   m_backend->setWordWrap(true);
@@ -80,7 +81,7 @@ void ModelInfoPanel::setModel(const ModelInfo& info) {
   m_params->setToolTip(count(info.params));
   m_dtype->setText(info.dtype.isEmpty() ? tr("random (in memory)") : info.dtype);
   m_fileSize->setText(info.fileBytes ? loc.formattedDataSize(qint64(info.fileBytes)) : tr("—"));
-  m_state->setText(tr("%1 per sequence, any length").arg(loc.formattedDataSize(qint64(info.stateBytes))));
+  m_state->setText(tr("%1 per sequence, whatever its length").arg(loc.formattedDataSize(qint64(info.stateBytes))));
   m_loadTime->setText(info.loadSeconds > 0 ? tr("%1 s").arg(info.loadSeconds, 0, 'f', 2) : tr("—"));
   m_backend->setText(info.backendName);
   m_stack->setCurrentIndex(1);

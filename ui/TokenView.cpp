@@ -37,11 +37,11 @@ QTextCharFormat TokenView::promptFormat() const {
   return f;
 }
 
-QTextCharFormat TokenView::tokenFormat(const TokenData& token) const {
+QTextCharFormat TokenView::tokenFormat(const TokenData& token, int index) const {
   QTextCharFormat f;
   f.setFontWeight(QFont::Normal);
   if (m_colour) {
-    f.setBackground(probabilityColour(token.prob));
+    f.setBackground(probabilityColour(token.prob, index % 2 == 1));
     f.setForeground(probabilityTextColour());
   } else {
     f.setForeground(palette().color(QPalette::Text));
@@ -65,7 +65,7 @@ void TokenView::appendToken(const TokenData& token) {
   c.movePosition(QTextCursor::End);
   Span s;
   s.start = c.position();
-  insertAtEnd(token.piece, tokenFormat(token));
+  insertAtEnd(token.piece, tokenFormat(token, int(m_spans.size())));
   c.movePosition(QTextCursor::End);
   s.end = c.position();
   s.token = token;
@@ -78,11 +78,12 @@ void TokenView::setColourByProbability(bool on) {
   // the only whole-document pass: recolour every token once
   QTextCursor c(document());
   c.beginEditBlock();
-  for (const Span& s : std::as_const(m_spans)) {
+  for (int i = 0; i < m_spans.size(); ++i) {
+    const Span& s = m_spans[i];
     if (s.end <= s.start) continue;
     c.setPosition(s.start);
     c.setPosition(s.end, QTextCursor::KeepAnchor);
-    c.setCharFormat(tokenFormat(s.token));
+    c.setCharFormat(tokenFormat(s.token, i));
   }
   c.endEditBlock();
 }

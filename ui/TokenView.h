@@ -40,7 +40,7 @@ class TokenView : public QTextEdit {
 
  private:
   QTextCharFormat promptFormat() const;
-  QTextCharFormat tokenFormat(const TokenData& token) const;
+  QTextCharFormat tokenFormat(const TokenData& token, int index) const;
   void insertAtEnd(const QString& text, const QTextCharFormat& format);
 
   QVector<Span> m_spans;

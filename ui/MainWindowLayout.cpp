@@ -1,0 +1,277 @@
+// MainWindow's widgets, actions, menus and wiring: how the window is put together.
+// What the window does with them lives in MainWindow.cpp.
+#include <QAction>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QCoreApplication>
+#include <QDir>
+#include <QDockWidget>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QSplitter>
+#include <QStandardItemModel>
+#include <QStatusBar>
+#include <QStyle>
+#include <QToolBar>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include "EngineThread.h"
+#include "EngineWorker.h"
+#include "ErrorBanner.h"
+#include "MainWindow.h"
+#include "ModelInfoPanel.h"
+#include "ProbabilityLegend.h"
+#include "SamplingPanel.h"
+#include "StudioSettings.h"
+#include "TokenView.h"
+
+namespace studio {
+
+void MainWindow::buildActions() {
+  auto make = [this](const QString& text, QStyle::StandardPixmap icon, const QKeySequence& key, const QString& tip) {
+    auto* a = new QAction(style()->standardIcon(icon), text, this);
+    if (!key.isEmpty()) a->setShortcut(key);
+    a->setToolTip(key.isEmpty() ? tip : QStringLiteral("%1 (%2)").arg(tip, key.toString(QKeySequence::NativeText)));
+    a->setStatusTip(tip);
+    return a;
+  };
+  m_openAction = make(tr("&Open Model…"), QStyle::SP_DialogOpenButton, QKeySequence::Open, tr("Open a Mamba-2 model folder"));
+  connect(m_openAction, &QAction::triggered, this, &MainWindow::chooseModelFolder);
+  m_saveAction = make(tr("&Save Transcript…"), QStyle::SP_DialogSaveButton, QKeySequence::Save,
+                      tr("Save the text and the settings that produced it (JSON)"));
+  connect(m_saveAction, &QAction::triggered, this, &MainWindow::saveTranscriptAs);
+  m_copyAction = make(tr("&Copy Transcript"), QStyle::SP_FileIcon, QKeySequence(tr("Ctrl+Shift+C")), tr("Copy the text"));
+  connect(m_copyAction, &QAction::triggered, this, [this] { copyTranscript(false); });
+  m_copyJsonAction = make(tr("Copy Transcript as &JSON"), QStyle::SP_FileIcon, {}, tr("Copy the text with its settings as JSON"));
+  connect(m_copyJsonAction, &QAction::triggered, this, [this] { copyTranscript(true); });
+
+  m_generateAction = make(tr("&Generate"), QStyle::SP_MediaPlay, QKeySequence(tr("Ctrl+Return")), tr("Generate from the prompt"));
+  // Ctrl+Enter on the keypad too
+  m_generateAction->setShortcuts({QKeySequence(tr("Ctrl+Return")), QKeySequence(tr("Ctrl+Enter"))});
+  connect(m_generateAction, &QAction::triggered, this, &MainWindow::generate);
+  m_stopAction = make(tr("&Stop"), QStyle::SP_MediaStop, QKeySequence(Qt::Key_Escape), tr("Stop generating (or loading)"));
+  connect(m_stopAction, &QAction::triggered, this, &MainWindow::stop);
+  m_continueAction = make(tr("&Continue"), QStyle::SP_MediaSeekForward, QKeySequence(tr("Ctrl+Shift+Return")),
+                          tr("Generate more after the current text"));
+  connect(m_continueAction, &QAction::triggered, this, &MainWindow::continueGeneration);
+  m_regenerateAction = make(tr("&Regenerate"), QStyle::SP_BrowserReload, QKeySequence(tr("Ctrl+R")),
+                            tr("Generate again from the last prompt"));
+  connect(m_regenerateAction, &QAction::triggered, this, &MainWindow::regenerate);
+  m_clearAction = make(tr("C&lear"), QStyle::SP_DialogResetButton, QKeySequence(tr("Ctrl+L")), tr("Clear the transcript and the model's state"));
+  connect(m_clearAction, &QAction::triggered, this, &MainWindow::clearTranscript);
+  m_greedyAction = make(tr("&Greedy Sampling"), QStyle::SP_ArrowRight, {}, tr("Temperature 0, no filters"));
+
+  m_colourAction = new QAction(tr("Colour Tokens by &Probability"), this);
+  m_colourAction->setCheckable(true);
+  m_colourAction->setChecked(true);
+}
+
+void MainWindow::buildCentral() {
+  m_errorBanner = new ErrorBanner(this);
+
+  m_prompt = new QPlainTextEdit(this);
+  m_prompt->setPlaceholderText(tr("Prompt — e.g. \"ROMEO:\" — then Ctrl+Enter"));
+  m_prompt->setTabChangesFocus(true);
+  m_prompt->installEventFilter(this);
+  m_prompt->viewport()->installEventFilter(this);
+  QFont f = m_prompt->font();
+  f.setPointSizeF(f.pointSizeF() * 1.15);
+  m_prompt->setFont(f);
+
+  m_tokenView = new TokenView(this);
+  m_tokenView->viewport()->installEventFilter(this);
+
+  // the colour key sits with the text it explains
+  m_colour = new QCheckBox(tr("Colour by probability"), this);
+  m_colour->setChecked(true);
+  m_colour->setToolTip(tr("Tint each generated token by the probability the model gave it; hover a token for details"));
+  connect(m_colour, &QCheckBox::toggled, m_colourAction, &QAction::setChecked);
+  connect(m_colourAction, &QAction::toggled, m_colour, &QCheckBox::setChecked);
+  connect(m_colourAction, &QAction::toggled, m_tokenView, &TokenView::setColourByProbability);
+  auto* legend = new ProbabilityLegend(this);
+  connect(m_colourAction, &QAction::toggled, legend, &QWidget::setVisible);
+  auto* header = new QHBoxLayout;
+  header->setContentsMargins(0, 2, 0, 0);
+  header->addWidget(new QLabel(tr("<b>Transcript</b>"), this));
+  header->addStretch(1);
+  header->addWidget(m_colour);
+  header->addWidget(legend);
+
+  auto* transcript = new QWidget(this);
+  auto* transcriptLayout = new QVBoxLayout(transcript);
+  transcriptLayout->setContentsMargins(0, 0, 0, 0);
+  transcriptLayout->setSpacing(3);
+  transcriptLayout->addLayout(header);
+  transcriptLayout->addWidget(m_tokenView, 1);
+
+  auto* splitter = new QSplitter(Qt::Vertical, this);
+  splitter->addWidget(m_prompt);
+  splitter->addWidget(transcript);
+  splitter->setStretchFactor(0, 1);
+  splitter->setStretchFactor(1, 4);
+  splitter->setChildrenCollapsible(false);
+
+  auto* central = new QWidget(this);
+  auto* layout = new QVBoxLayout(central);
+  layout->setContentsMargins(6, 6, 6, 0);
+  layout->addWidget(m_errorBanner);
+  layout->addWidget(splitter, 1);
+  setCentralWidget(central);
+}
+
+void MainWindow::buildDocks() {
+  m_modelPanel = new ModelInfoPanel(this);
+  auto* modelDock = new QDockWidget(tr("Model"), this);
+  modelDock->setObjectName(QStringLiteral("modelDock"));
+  modelDock->setWidget(m_modelPanel);
+  addDockWidget(Qt::LeftDockWidgetArea, modelDock);
+
+  m_sampling = new SamplingPanel(this);
+  auto* samplingDock = new QDockWidget(tr("Sampling"), this);
+  samplingDock->setObjectName(QStringLiteral("samplingDock"));
+  samplingDock->setWidget(m_sampling);
+  addDockWidget(Qt::RightDockWidgetArea, samplingDock);
+
+  connect(m_greedyAction, &QAction::triggered, m_sampling, &SamplingPanel::applyGreedyPreset);
+}
+
+void MainWindow::buildToolBar() {
+  auto* bar = addToolBar(tr("Main"));
+  bar->setObjectName(QStringLiteral("mainToolBar"));
+  bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  bar->addAction(m_openAction);
+  bar->addSeparator();
+  bar->addAction(m_generateAction);
+  bar->addAction(m_stopAction);
+  bar->addAction(m_continueAction);
+  bar->addAction(m_regenerateAction);
+  bar->addAction(m_clearAction);
+  bar->addSeparator();
+
+  m_device = new QComboBox(this);
+  m_device->addItem(tr("CPU"), QStringLiteral("cpu"));
+  m_device->addItem(tr("CUDA"), QStringLiteral("cuda"));
+  m_device->setToolTip(tr("Where the model runs"));
+  // CUDA stays disabled until the worker has checked for a usable GPU
+  if (auto* model = qobject_cast<QStandardItemModel*>(m_device->model())) model->item(kCudaIndex)->setEnabled(false);
+  connect(m_device, &QComboBox::activated, this, [this] {
+    if (currentDevice() != m_deviceInUse) emit deviceChangeRequested(currentDevice());
+  });
+  m_scan = new QComboBox(this);
+  m_scan->addItem(tr("Chunked"), QStringLiteral("chunked"));
+  m_scan->addItem(tr("Recurrent"), QStringLiteral("recurrent"));
+  m_scan->setToolTip(tr("How the prompt is consumed: the chunked (SSD) scan, or one token at a time.\n"
+                        "Both give the same state; generation after the prompt is always recurrent."));
+
+  auto label = [this](const QString& text) {
+    auto* l = new QLabel(text, this);
+    l->setContentsMargins(6, 0, 3, 0);
+    return l;
+  };
+  bar->addWidget(label(tr("Device")));
+  bar->addWidget(m_device);
+  bar->addWidget(label(tr("Prompt scan")));
+  bar->addWidget(m_scan);
+}
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(m_openAction);
+  m_recentMenu = file->addMenu(tr("Open &Recent"));
+  file->addSeparator();
+  file->addAction(m_saveAction);
+  file->addSeparator();
+  QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+  quit->setShortcut(QKeySequence::Quit);
+
+  QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+  edit->addAction(m_copyAction);
+  edit->addAction(m_copyJsonAction);
+
+  QMenu* gen = menuBar()->addMenu(tr("&Generate"));
+  gen->addAction(m_generateAction);
+  gen->addAction(m_stopAction);
+  gen->addAction(m_continueAction);
+  gen->addAction(m_regenerateAction);
+  gen->addAction(m_clearAction);
+  gen->addSeparator();
+  gen->addAction(m_greedyAction);
+
+  m_viewMenu = menuBar()->addMenu(tr("&View"));
+  m_viewMenu->addAction(m_colourAction);
+  m_viewMenu->addSeparator();
+  for (QDockWidget* dock : findChildren<QDockWidget*>()) m_viewMenu->addAction(dock->toggleViewAction());
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About Mamba Studio"), this, [this] {
+    QMessageBox::about(this, tr("About Mamba Studio"),
+                       tr("<b>Mamba Studio %1</b><p>Run and inspect Mamba-2 language models.</p>"
+                          "<p>Hover a generated token to see its probability and the alternatives the model weighed.</p>")
+                           .arg(QCoreApplication::applicationVersion()));
+  });
+  rebuildRecentMenu();
+}
+
+void MainWindow::buildStatusBar() {
+  m_loadProgress = new QProgressBar(this);
+  m_loadProgress->setRange(0, 1000);
+  m_loadProgress->setMaximumWidth(220);
+  m_loadProgress->setTextVisible(true);
+  m_loadProgress->hide();
+  m_cancelLoad = new QToolButton(this);
+  m_cancelLoad->setText(tr("Cancel"));
+  m_cancelLoad->setToolTip(tr("Cancel loading; the current model stays loaded"));
+  m_cancelLoad->hide();
+  connect(m_cancelLoad, &QToolButton::clicked, this, &MainWindow::cancelLoad);
+  m_tokensLabel = new QLabel(this);
+  m_rateLabel = new QLabel(this);
+  m_backendLabel = new QLabel(this);
+  for (QLabel* l : {m_tokensLabel, m_rateLabel, m_backendLabel}) l->setContentsMargins(6, 0, 6, 0);
+  m_tokensLabel->setToolTip(tr("Tokens in the sequence (prompt and generated)"));
+  m_rateLabel->setToolTip(tr("Decode speed of the current or last run"));
+  statusBar()->addPermanentWidget(m_loadProgress);
+  statusBar()->addPermanentWidget(m_cancelLoad);
+  statusBar()->addPermanentWidget(m_tokensLabel);
+  statusBar()->addPermanentWidget(m_rateLabel);
+  statusBar()->addPermanentWidget(m_backendLabel);
+}
+
+void MainWindow::connectWorker() {
+  EngineWorker* w = worker();
+  connect(this, &MainWindow::loadRequested, w, &EngineWorker::loadModel);
+  connect(this, &MainWindow::generateRequested, w, &EngineWorker::generate);
+  connect(this, &MainWindow::deviceChangeRequested, w, &EngineWorker::setDevice);
+  connect(this, &MainWindow::clearRequested, w, &EngineWorker::clearSession);
+
+  connect(w, &EngineWorker::devicesProbed, this, &MainWindow::onDevicesProbed);
+  connect(w, &EngineWorker::loadStarted, this, &MainWindow::onLoadStarted);
+  connect(w, &EngineWorker::loadProgressChanged, this, &MainWindow::onLoadProgress);
+  connect(w, &EngineWorker::modelChanged, this, &MainWindow::onModelChanged);
+  connect(w, &EngineWorker::loadFailed, this, &MainWindow::onLoadFailed);
+  connect(w, &EngineWorker::deviceChanged, this, &MainWindow::onDeviceChanged);
+  connect(w, &EngineWorker::deviceFailed, this, &MainWindow::onDeviceFailed);
+  connect(w, &EngineWorker::generationStarted, this, &MainWindow::onGenerationStarted);
+  connect(w, &EngineWorker::tokenGenerated, this, &MainWindow::onToken);
+  connect(w, &EngineWorker::generationFinished, this, &MainWindow::onGenerationFinished);
+  connect(w, &EngineWorker::generationFailed, this, &MainWindow::onGenerationFailed);
+  connect(w, &EngineWorker::sessionCleared, this, &MainWindow::onSessionCleared);
+}
+
+void MainWindow::rebuildRecentMenu() {
+  m_recentMenu->clear();
+  const QStringList recent = m_settings->recentModels();
+  for (const QString& dir : recent) {
+    QAction* a = m_recentMenu->addAction(QDir(dir).dirName(), this, [this, dir] { openModel(dir); });
+    a->setToolTip(dir);
+    a->setStatusTip(dir);
+  }
+  if (recent.isEmpty()) m_recentMenu->addAction(tr("(none yet)"))->setEnabled(false);
+  m_recentMenu->setToolTipsVisible(true);
+}
+
+}  // namespace studio

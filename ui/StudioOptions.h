@@ -1,0 +1,25 @@
+#pragma once
+// The command line of mamba-studio.
+#include <QSize>
+#include <QString>
+#include <QStringList>
+#include <optional>
+
+namespace studio {
+
+struct StudioOptions {
+  QString model;                 // --model DIR
+  QString screenshot;            // --screenshot FILE: headless capture, then exit
+  QString prompt;                // --prompt TEXT
+  int generate = 0;              // --generate N
+  std::optional<quint64> seed;   // --seed S
+  QString view;                  // --view NAME ("window" when empty)
+  QSize size;                    // --size WxH
+  int hoverToken = -1;           // --hover-token K: draw token K's hover card into the capture
+
+  // Parses arguments (argv[0] first). On a bad value returns nullopt and sets `error`;
+  // --help and --version print and exit as QCommandLineParser does.
+  static std::optional<StudioOptions> parse(const QStringList& arguments, QString* error);
+};
+
+}  // namespace studio
