@@ -3,27 +3,17 @@
 //   detokenize --tokenizer FILE_OR_DIR --ids 1,2,3 [--skip-special]  -> the text, then a newline
 // Errors propagate to main(): usage errors exit 2, anything else exits 1 with one line on stderr.
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "cli_args.h"
 #include "cli_common.h"
 #include "error.h"
+#include "json_lenient.h"
 #include "tokenizer.h"
 
 namespace mamba::cli {
 namespace {
-
-std::string read_text_arg(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read error");
-  return std::move(ss).str();
-}
 
 void write_stdout(const std::string& s) {
   // fwrite, not puts: decoded text may contain NUL bytes.
@@ -43,7 +33,7 @@ int run_tokenize(int argc, char** argv) {
   if (args.has("--text") == args.has("--text-file"))
     throw UsageError("tokenize needs exactly one of --text S or --text-file F");
   const Tokenizer tok = tokenizer_arg(args, "tokenize");
-  const std::string text = args.has("--text") ? args.str("--text") : read_text_arg(args.str("--text-file"));
+  const std::string text = args.has("--text") ? args.str("--text") : read_text_file(args.str("--text-file"));
   write_stdout(nlohmann::json(tok.encode(text)).dump() + "\n");
   return 0;
 }

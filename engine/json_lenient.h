@@ -14,6 +14,7 @@ nlohmann::json parse_json_lenient(const std::string& text, const std::string& or
 // Throws mamba::Error naming `origin` and `field` otherwise.
 double json_to_double(const nlohmann::json& v, const std::string& origin, const std::string& field);
 
+// The whole file as bytes. Throws mamba::Error "<path>: cannot open file" or "<path>: read error".
 std::string read_text_file(const std::string& path);
 
 }  // namespace mamba

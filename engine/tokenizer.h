@@ -49,7 +49,7 @@ class Tokenizer {
   std::string token_text(int32_t id) const;
   const std::string& origin() const;
 
-  struct Impl;  // implementation detail, defined in tokenizer.cpp
+  struct Impl;  // implementation detail, defined in tokenizer_impl.h
 
  private:
   friend class StreamDecoder;

@@ -4,12 +4,11 @@
 
 #include <filesystem>
 #include <optional>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 
 #include "error.h"
+#include "json_lenient.h"
 #include "tokenizer.h"
 
 namespace {
@@ -19,13 +18,6 @@ using mamba::Tokenizer;
 using nlohmann::json;
 
 const std::string kFixtures = std::string(MAMBA_SOURCE_DIR) + "/tests/fixtures/tokenizer/";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string random_bytes(std::mt19937& rng, size_t max_len) {
   std::uniform_int_distribution<size_t> len(0, max_len);
@@ -80,7 +72,7 @@ TEST(TokenizerFuzz, MutatedJsonBytes) {
   std::mt19937 rng(12345);
   int loaded = 0, rejected = 0;
   for (const char* name : {"small_seq_tokenizer.json", "small_fallback_tokenizer.json"}) {
-    const std::string base = read_file(kFixtures + name);
+    const std::string base = mamba::read_text_file(kFixtures + name);
     ASSERT_FALSE(base.empty());
     for (int it = 0; it < 1500; ++it) {
       std::string s = base;
@@ -152,7 +144,7 @@ TEST(TokenizerFuzz, MutatedJsonStructure) {
   std::mt19937 rng(777);
   int loaded = 0, rejected = 0;
   for (const char* name : {"small_seq_tokenizer.json", "small_unk_tokenizer.json", "small_affix_tokenizer.json"}) {
-    const json base = json::parse(read_file(kFixtures + name));
+    const json base = json::parse(mamba::read_text_file(kFixtures + name));
     for (int it = 0; it < 1000; ++it) {
       json j = base;
       for (int e = 0, edits = 1 + int(rng() % 3); e < edits; ++e) mutate(j, rng, 0);

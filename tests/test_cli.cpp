@@ -1,40 +1,16 @@
 // The command line as other programs meet it: output formats and exit codes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "json_lenient.h"
 #include "test_util.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = mamba::test::CommandResult;
 
-Result run_cli(const std::string& args) {
-  mamba::test::TempDir d;
-  const std::string err_file = d.file("stderr.txt");
-  const std::string cmd = std::string(MAMBA_CLI_PATH) + " " + args + " 2>" + err_file;
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err_file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+Result run_cli(const std::string& args) { return mamba::test::run_command(std::string(MAMBA_CLI_PATH) + " " + args); }
 
 std::string fixture(const std::string& name) { return mamba::test::source_dir() + "/tests/fixtures/models/" + name; }
 

@@ -1,40 +1,32 @@
 // Tokenizer tests against expectations written by tools/make_tokenizer_fixtures.py from HF `tokenizers`.
 // The GPT-NeoX-20B cases need ../shared/data/gpt-neox-20b-tokenizer.json and skip without it.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "error.h"
+#include "json_lenient.h"
+#include "test_util.h"
 #include "tokenizer.h"
 
 namespace {
 
 using mamba::StreamDecoder;
 using mamba::Tokenizer;
+using mamba::read_text_file;
 using nlohmann::json;
 
 const std::string kSource = MAMBA_SOURCE_DIR;
 const std::string kFixtures = kSource + "/tests/fixtures/tokenizer/";
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 const json& cases() {
-  static const json c = json::parse(read_file(kFixtures + "cases.json"));
+  static const json c = json::parse(read_text_file(kFixtures + "cases.json"));
   return c;
 }
 
@@ -314,7 +306,7 @@ std::string load_error(const std::string& text) {
   return "";
 }
 
-json small_json() { return json::parse(read_file(kFixtures + "small_tokenizer.json")); }
+json small_json() { return json::parse(read_text_file(kFixtures + "small_tokenizer.json")); }
 
 void expect_load_error(const json& j, const std::vector<std::string>& parts) {
   const std::string msg = load_error(j.dump());
@@ -466,27 +458,9 @@ TEST(TokenizerLoad, MergesAsStringsAndPairsAgree) {
 // --- mamba-cli tokenize / detokenize ---------------------------------------------------------------------
 
 #ifdef MAMBA_CLI_PATH
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
+using CliResult = mamba::test::CommandResult;
 
-CliResult run_cli(const std::string& args) {
-  const std::string err_file =
-      (std::filesystem::temp_directory_path() / ("mamba_tok_cli_" + std::to_string(::getpid()) + ".err")).string();
-  const std::string cmd = std::string(MAMBA_CLI_PATH) + " " + args + " 2>" + err_file;
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_file);
-  std::filesystem::remove(err_file);
-  return r;
-}
+CliResult run_cli(const std::string& args) { return mamba::test::run_command(std::string(MAMBA_CLI_PATH) + " " + args); }
 
 TEST(TokenizerCli, TokenizeAndDetokenize) {
   const auto tok = load("small");
@@ -514,7 +488,7 @@ TEST(TokenizerCli, TextFileAndErrors) {
   const std::string file = kFixtures + "small_tokenizer.json";
   const CliResult t = run_cli("tokenize --tokenizer " + file + " --text-file " + kFixtures + "small_tokenizer.json");
   ASSERT_EQ(t.code, 0) << t.err;
-  EXPECT_EQ(json::parse(t.out).get<std::vector<int32_t>>(), load("small")->encode(read_file(file)));
+  EXPECT_EQ(json::parse(t.out).get<std::vector<int32_t>>(), load("small")->encode(read_text_file(file)));
 
   const CliResult usage = run_cli("tokenize --text hi");
   EXPECT_EQ(usage.code, 2) << usage.err;

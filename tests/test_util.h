@@ -1,6 +1,11 @@
 #pragma once
-// Helpers for tests: temporary folders, writing safetensors files and model folders byte by byte.
+// Helpers for tests: temporary folders, running commands, writing safetensors files and model folders
+// byte by byte.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -8,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "json_lenient.h"
 #include "model.h"
 
 namespace mamba::test {
@@ -25,6 +31,28 @@ struct TempDir {
   ~TempDir() { std::error_code ec; std::filesystem::remove_all(path, ec); }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+struct CommandResult {
+  int code = -1;  // exit status; -1 if the command could not be started or did not exit normally
+  std::string out, err;
+};
+
+// Runs `cmd` through the shell and collects its stdout, its stderr (through a temporary file) and its
+// exit status.
+inline CommandResult run_command(const std::string& cmd) {
+  TempDir d;
+  const std::string err_file = d.file("stderr.txt");
+  CommandResult r;
+  FILE* p = popen((cmd + " 2>" + err_file).c_str(), "r");
+  if (!p) return r;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_text_file(err_file);
+  return r;
+}
 
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
