@@ -3,10 +3,12 @@
 // A backend owns the live State of one sequence; get_state/set_state move it to and from the host.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "model.h"
+#include "sampler.h"
 #include "state.h"
 
 namespace mamba {
@@ -43,8 +45,16 @@ class Backend {
 
   // Consumes `tokens` from the current state (prefill); writes (T or 1, V) logits to host memory.
   virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) = 0;
-  // One token through the recurrence (decode); writes (V) logits.
+  // One token through the recurrence (decode); writes (V) logits. A backend that samples on its device
+  // accepts logits == nullptr (nothing crosses the bus).
   virtual void step(int32_t token, float* logits, ProbeSink* probes = nullptr) = 0;
+
+  // Sampling on the device, so only the chosen id crosses the bus. step_sample feeds `token` and samples
+  // the next id; sample_last samples from the logits of the last forward/step. `uniform` is the caller's
+  // draw in [0, 1). nullopt: not available for these parameters (the caller samples step()'s logits).
+  virtual bool samples_on_device() const { return false; }
+  virtual std::optional<int32_t> step_sample(int32_t, const SamplerParams&, double) { return std::nullopt; }
+  virtual std::optional<int32_t> sample_last(const SamplerParams&, double) { return std::nullopt; }
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
 };

@@ -30,6 +30,7 @@ class Sampler {
   // `history`: tokens so far (for the repetition penalty). `n_top`: how many alternatives to report in info.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history, SampleInfo* info = nullptr, int n_top = 0);
   const SamplerParams& params() const { return m_p; }
+  double next_uniform() { return uniform(); }  // one draw in [0, 1), for samplers that run on a device
   std::string rng_state() const;              // serialisable, for snapshots
   void set_rng_state(const std::string& s);
 

@@ -52,13 +52,28 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   const int64_t eos = opt.eos_id >= 0 ? opt.eos_id : model().config.eos_token_id;
 
   Sampler sampler(opt.sampling);
+  const bool on_device = opt.device_sampling && m_backend->samples_on_device() && opt.top_alternatives == 0 &&
+                         opt.sampling.repeat_penalty == 1.f;
   r.stop_reason = "length";
   for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
     if (cancel && cancel->load()) { r.stop_reason = "cancelled"; break; }
-    if (i > 0) flush_pending({}, ScanMode::Recurrent, 0);
     TokenEvent ev;
     ev.index = i;
-    ev.id = sampler.sample(m_logits, m_tokens, &ev.info, opt.top_alternatives);
+    std::optional<int32_t> id;
+    if (on_device) {
+      const double u = sampler.next_uniform();
+      if (i == 0) {
+        id = m_backend->sample_last(opt.sampling, u);
+      } else if ((id = m_backend->step_sample(m_pending.back(), opt.sampling, u))) {
+        m_pending.clear();
+        m_have_logits = false;  // the host copy is stale; the next flush refreshes it
+      }
+    }
+    if (!id) {
+      if (i > 0) flush_pending({}, ScanMode::Recurrent, 0);
+      id = sampler.sample(m_logits, m_tokens, &ev.info, opt.top_alternatives);
+    }
+    ev.id = *id;
     m_pending.push_back(ev.id);
     m_tokens.push_back(ev.id);
     r.ids.push_back(ev.id);

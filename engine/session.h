@@ -21,12 +21,15 @@ struct GenerateOptions {
   int32_t eos_id = -1;                // stop when sampled (-1: the config's eos_token_id, if any)
   bool stop_at_eos = true;
   int top_alternatives = 0;           // alternatives reported per token
+  // Sample on the backend's device when it can, so only ids cross the bus. Needs no alternatives, no
+  // probabilities and no repetition penalty (those need the logits on the host); otherwise host sampling.
+  bool device_sampling = true;
 };
 
 struct TokenEvent {
   int64_t index = 0;  // 0-based among the new tokens
   int32_t id = 0;
-  SampleInfo info;
+  SampleInfo info;      // prob and alternatives; empty when the id was sampled on the device
 };
 
 struct GenerateResult {

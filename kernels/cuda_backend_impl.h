@@ -1,0 +1,112 @@
+#pragma once
+// The CUDA backend class, visible to tests and tools for the extensions beyond Backend:
+// on-device sampling, switches for the decode graph and PDL, and the event-timer profiler.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cuda_memory.h"
+#include "dtype.h"
+#include "profiler.h"
+#include "sampler.h"
+#include "sampling.cuh"
+#include "ssd_chunked.h"
+
+namespace mamba {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(std::shared_ptr<const Model> model, const BackendOptions& opt);
+  ~CudaBackend() override;
+
+  std::string name() const override;
+  const Model& model() const override { return *m_model; }
+  void reset_state() override;
+  void set_state(const State& s) override;
+  State get_state() const override;
+  int64_t n_tokens() const override { return m_n_tokens; }
+  void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override;
+  // `logits` may be null when the caller samples on the device afterwards (sample_last).
+  void step(int32_t token, float* logits, ProbeSink* probes = nullptr) override;
+  uint64_t weight_bytes() const override;
+
+  // Decode one token and sample the next on the GPU: only the id crosses the bus.
+  // `uniform` is the caller's draw in [0, 1); repeat_penalty must be 1 (it needs the host history).
+  bool samples_on_device() const override { return true; }
+  std::optional<int32_t> step_sample(int32_t token, const SamplerParams& sp, double uniform) override;
+  // Samples from the logits of the last position of the last forward/step, on the GPU.
+  std::optional<int32_t> sample_last(const SamplerParams& sp, double uniform) override;
+
+  // Tuning and measurement.
+  DType weight_dtype() const { return m_wdt; }
+  void set_use_graph(bool on);
+  void set_pdl(bool on);  // also drops the captured graphs (recaptured on next use)
+  bool pdl() const { return m_pdl; }
+  void set_profiler(OpProfiler* p) { m_prof = p; }  // non-null: ops are timed one by one (no graph)
+  // Device time per decode step measured over `n` graph replays back to back (the state advances).
+  double decode_graph_ms(int n);
+
+ private:
+  struct DevLayer {
+    DeviceBuffer norm, in_proj, in_bias, conv_w, conv_b, dt_bias, A, D, gnorm, out_proj, out_bias;
+  };
+  struct StepIO {  // pinned on the host, mirrored on the device; copied in by the decode graph
+    int32_t token = 0;
+    int32_t pos = 0;
+    SampleConfig sample;
+    int32_t out_id = 0;
+  };
+  enum class StepMode { Logits, Sample };
+  enum class LogitRows { None, Last, All };
+
+  void upload_weights();
+  DeviceBuffer upload(const std::vector<float>& t, DType dt, const char* what);
+  void check_ids(std::span<const int32_t> ids) const;
+  void reserve_prefill(int64_t T_pad);
+  void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want);
+  void enqueue_step(cudaStream_t s, StepMode mode, bool pdl);
+  void run_step(int32_t token, StepMode mode, const SampleConfig* sc);
+  void capture(StepMode mode);
+  SampleConfig sample_config(const SamplerParams& sp, double uniform) const;
+  void activate() const;
+
+  std::shared_ptr<const Model> m_model;
+  const Config& m_c;
+  int m_device = 0;
+  std::string m_device_name;
+  DType m_wdt = DType::BF16;  // weights and the projections' inputs
+  DType m_sdt = DType::BF16;  // the SSD's matmul operands (bf16 unless f32: fp16 would risk overflow in states)
+  bool m_pdl = false, m_use_graph = true;
+  OpProfiler* m_prof = nullptr;
+
+  std::unique_ptr<Stream> m_stream;
+  std::unique_ptr<CublasHandle> m_blas;
+
+  // weights
+  DeviceBuffer m_embedding, m_norm_f, m_lm_head;  // m_lm_head empty when tied
+  std::vector<DevLayer> m_layers;
+  const void* lm_head() const { return m_lm_head.empty() ? m_embedding.get() : m_lm_head.get(); }
+
+  // live state: conv rings (L, conv_dim, K) and SSM states (L, H, P, N), fp32
+  DeviceBuffer m_ring, m_ssm;
+  int64_t m_pos = 0;  // ring position of the next token
+  int64_t m_n_tokens = 0;
+
+  // prefill workspace (grown on demand)
+  int64_t m_cap = 0;
+  DeviceBuffer m_ids, m_resid, m_h, m_zx, m_xbc, m_xbc_act, m_dt, m_cs, m_y, m_y_off, m_xs, m_y_act, m_logits_ws;
+  PinnedBuffer m_ids_pinned;
+  SsdChunkedWorkspace m_ssd_ws;
+  int64_t m_lm_rows = 0;
+
+  // decode buffers (fixed, so captured graphs stay valid)
+  DeviceBuffer m_io_dev, m_r_dec, m_zx_dec, m_y_dec, m_logits_dec;
+  PinnedBuffer m_io_pinned, m_logits_pinned;
+  GraphExec m_graph_logits, m_graph_sample;
+  const float* m_last_logits_dev = nullptr;
+};
+
+}  // namespace mamba

@@ -1,0 +1,35 @@
+#pragma once
+// Prefill's gated grouped RMSNorm with the D skip and the chunked SSD's off-diagonal row scale folded in:
+//   v = (y + exp(cs[h,t]) y_off + D[h] x) * silu(z);  out = v / rms(v over its group of E/G channels) * w
+// in fp32, written in the out_proj input dtype.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "dtype.h"
+
+namespace mamba {
+
+struct GatedRmsNormParams {
+  const float* y = nullptr;  // (T, E) SSD output, row stride ldy
+  int64_t ldy = 0;
+  const float* x = nullptr;  // (T, E) SSD input x (for the D skip), row stride ldx
+  int64_t ldx = 0;
+  const float* D = nullptr;  // (H) or null: no skip
+  int64_t P = 1;             // head_dim: channel i belongs to head i / P
+  const float* z = nullptr;  // (T, E) gate, row stride ldz
+  int64_t ldz = 0;
+  const float* y_off = nullptr;  // (T, E) or null, row stride ldy (SsdChunkedArgs::y_off)
+  const float* cs = nullptr;     // (H, cs_stride) within-chunk cumulative dt*A, with y_off
+  int64_t cs_stride = 0;
+  const float* w = nullptr;  // (E)
+  int64_t T = 0, E = 0, G = 1;
+  float eps = 1e-5f;
+  void* out = nullptr;  // (T, E) in out_dtype, row stride ldo
+  DType out_dtype = DType::BF16;
+  int64_t ldo = 0;
+};
+
+void launch_gated_rmsnorm(const GatedRmsNormParams& p, cudaStream_t s);
+
+}  // namespace mamba

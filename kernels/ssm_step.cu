@@ -1,0 +1,120 @@
+#include "dtype.cuh"
+#include "error.h"
+#include "launch.cuh"
+#include "ssm_step.cuh"
+
+namespace mamba {
+
+namespace {
+constexpr int kWarps = 4, kThreads = kWarps * 32, kRowsPerWarp = 2, kRows = kWarps * kRowsPerWarp;
+
+template <int NJ, int K>
+__global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
+  constexpr int kChPerThread = (2 * 32 * NJ + kRows + kThreads - 1) / kThreads;
+  constexpr int kWin = K > 1 ? K - 1 : 1;
+  extern __shared__ float sm[];
+  __shared__ float s_dt;
+  const int64_t N = p.N;
+  float* sB = sm;
+  float* sC = sm + N;
+  float* sx = sm + 2 * N;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t h = blockIdx.y, p0 = int64_t(blockIdx.x) * kRows;
+  const int64_t hpg = p.H / p.G, g = h / hpg;
+  const int64_t n_rows = imin(kRows, p.P - p0), n_ch = 2 * N + n_rows;
+
+  // Everything but this token's projection is ready before the previous kernel ends (under PDL this
+  // overlaps it): the state rows, the conv weights and the conv window (written by the last step).
+  float s[kRowsPerWarp][NJ];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int64_t pr = p0 + warp * kRowsPerWarp + r;
+#pragma unroll
+    for (int j = 0; j < NJ; ++j) s[r][j] = (pr < p.P && lane + 32 * j < N) ? p.state[(h * p.P + pr) * N + lane + 32 * j] : 0.f;
+  }
+  const int64_t pos = p.step_io[1];
+  int64_t ch[kChPerThread];
+  float w[kChPerThread][K], win[kChPerThread][kWin], bias[kChPerThread];
+#pragma unroll
+  for (int u = 0; u < kChPerThread; ++u) {
+    const int64_t i = threadIdx.x + int64_t(u) * kThreads;
+    ch[u] = i < N ? p.E + g * N + i : i < 2 * N ? p.E + p.G * N + g * N + (i - N) : h * p.P + p0 + (i - 2 * N);
+    if (i < n_ch) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) w[u][k] = p.conv_w[ch[u] * K + k];
+#pragma unroll
+      for (int k = 0; k + 1 < K; ++k) win[u][k] = p.ring[ch[u] * K + (pos + 1 + k) % K];  // oldest first
+      bias[u] = p.conv_b ? p.conv_b[ch[u]] : 0.f;
+    }
+  }
+  const float A = p.A[h], Dh = p.D[h], dt_bias = p.dt_bias[h];
+  pdl_launch_dependents();
+  pdl_wait();
+
+  const float* xbc = p.zx + p.E;
+  const bool own_bc = (h % hpg == 0) && blockIdx.x == 0;  // one block stores each B/C input
+#pragma unroll
+  for (int u = 0; u < kChPerThread; ++u) {
+    const int64_t i = threadIdx.x + int64_t(u) * kThreads;
+    if (i < n_ch) {
+      const float in = xbc[ch[u]];
+      float acc = bias[u] + w[u][K - 1] * in;
+#pragma unroll
+      for (int k = 0; k + 1 < K; ++k) acc += w[u][k] * win[u][k];
+      sm[i] = silu_f(acc);  // sB, sC and sx are consecutive
+      if (i >= 2 * N || own_bc) p.ring[ch[u] * K + pos] = in;
+    }
+  }
+  if (threadIdx.x == 0) s_dt = softplus_clamp(xbc[p.conv_dim + h] + dt_bias, p.dt_lo, p.dt_hi);
+  __syncthreads();
+
+  const float dt = s_dt, decay = expf(dt * A);
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int64_t pr = p0 + warp * kRowsPerWarp + r;
+    if (pr < p.P) {  // no early exit: keeps the loop unrolled and s[][] in registers
+      const float x = sx[pr - p0], dx = dt * x;
+      float acc = 0.f;
+#pragma unroll
+      for (int j = 0; j < NJ; ++j) {
+        const int64_t n = lane + 32 * j;
+        if (n < N) {
+          s[r][j] = decay * s[r][j] + dx * sB[n];
+          acc += s[r][j] * sC[n];
+          p.state[(h * p.P + pr) * N + n] = s[r][j];
+        }
+      }
+      acc = warp_sum(acc);
+      if (lane == 0) {
+        float out = acc + Dh * x;
+        if (p.gate) out *= silu_f(p.zx[h * p.P + pr]);
+        p.y[h * p.P + pr] = out;
+      }
+    }
+  }
+}
+
+template <int NJ>
+void launch_nj(const SsmStepParams& p, dim3 grid, size_t smem, cudaStream_t s, bool pdl) {
+  const char* what = "ssm_step_kernel";
+  switch (p.K) {
+    case 1: launch_kernel(ssm_step_kernel<NJ, 1>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 2: launch_kernel(ssm_step_kernel<NJ, 2>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 3: launch_kernel(ssm_step_kernel<NJ, 3>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 4: launch_kernel(ssm_step_kernel<NJ, 4>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    default: throw Error("CUDA backend: conv kernel " + std::to_string(p.K) + " > 4 is not supported in decode");
+  }
+}
+}  // namespace
+
+void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl) {
+  const dim3 grid(ceil_div(p.P, kRows), static_cast<unsigned>(p.H));
+  const size_t smem = sizeof(float) * size_t(2 * p.N + kRows);
+  if (p.N <= 32) launch_nj<1>(p, grid, smem, s, pdl);
+  else if (p.N <= 64) launch_nj<2>(p, grid, smem, s, pdl);
+  else if (p.N <= 128) launch_nj<4>(p, grid, smem, s, pdl);
+  else if (p.N <= 256) launch_nj<8>(p, grid, smem, s, pdl);
+  else throw Error("CUDA backend: d_state " + std::to_string(p.N) + " > 256 is not supported");
+}
+
+}  // namespace mamba

@@ -1,0 +1,186 @@
+// mamba-cuda-profile: where the GPU time goes, on a random model of a preset shape.
+//   mamba-cuda-profile --config 130m [--dtype bf16] [--prompt-len 8192] [--steps 128]
+// Prints the prefill and decode breakdowns by op (event timer, ops serialised), then decode variants
+// (graph replay with and without PDL, L2 prefetch budgets, device sampling) against the bandwidth floor.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda_backend.h"
+#include "cuda_backend_impl.h"
+#include "error.h"
+
+using namespace mamba;
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+const char* arg(int argc, char** argv, const char* name, const char* dflt) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  return dflt;
+}
+
+void print_breakdown(const char* title, const OpProfiler& prof, double divide_by) {
+  std::printf("\n%s\n", title);
+  double total = 0;
+  for (const auto& [k, v] : prof.totals_ms()) total += v;
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [k, v] : prof.totals_ms()) rows.emplace_back(v, k);
+  std::sort(rows.rbegin(), rows.rend());
+  for (const auto& [v, k] : rows)
+    std::printf("  %-52s %10.4f ms %6.1f%%  (x%lld)\n", k.c_str(), v / divide_by, 100.0 * v / total,
+                static_cast<long long>(prof.counts().at(k) / std::max<int64_t>(1, int64_t(divide_by))));
+  std::printf("  %-52s %10.4f ms\n", "total (ops timed one by one)", total / divide_by);
+}
+
+double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample) {
+  SamplerParams sp;
+  sp.temperature = 0.8f;
+  sp.top_p = 0.9f;
+  int32_t tok = 1;
+  b.step(tok, logits.data());  // warm-up (captures the graph)
+  if (sample) b.step_sample(tok, sp, 0.5);
+  const double t0 = now_s();
+  for (int i = 0; i < steps; ++i) {
+    if (sample) tok = b.step_sample(tok, sp, 0.37).value();
+    else {
+      b.step(tok, logits.data());
+      tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+  }
+  return (now_s() - t0) * 1e3 / steps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::string cfg_name = arg(argc, argv, "--config", "130m");
+    BackendOptions bo;
+    bo.dtype = arg(argc, argv, "--dtype", "bf16");
+    const int64_t T = std::atoll(arg(argc, argv, "--prompt-len", "8192"));
+    const int steps = std::atoi(arg(argc, argv, "--steps", "128"));
+    std::string why;
+    if (!cuda_device_available(&why)) {
+      std::fprintf(stderr, "no CUDA device: %s\n", why.c_str());
+      return 2;
+    }
+    auto model = Model::random(Config::preset(cfg_name), 1);
+    CudaBackend b(model, bo);
+    const Config& c = model->config;
+    const DeviceCeilings ceil = cuda_measure_ceilings(bo);
+    const double floor_ms = double(b.weight_bytes()) / (ceil.read_bandwidth_gbs * 1e9) * 1e3;
+    std::printf("== %s, %s, %s ==\n", cfg_name.c_str(), b.name().c_str(), ceil.device_name.c_str());
+    std::printf("bandwidth %.0f GB/s (1 GiB D2D copy, read+write); %s: %.0f GFLOP/s\n", ceil.read_bandwidth_gbs, ceil.matmul_what.c_str(),
+                ceil.matmul_gflops);
+    std::printf("weight bytes per token %.1f MB -> decode floor %.4f ms/token (%.0f tok/s)\n", double(b.weight_bytes()) / 1e6, floor_ms,
+                1e3 / floor_ms);
+
+    std::mt19937 rng(1234);
+    std::vector<int32_t> prompt(static_cast<size_t>(T));
+    for (auto& id : prompt) id = static_cast<int32_t>(rng() % 50277);
+    std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+    ForwardOptions fo;
+
+    // prefill: plain timing (median of 3), then the per-op breakdown
+    std::vector<double> pt;
+    for (int r = 0; r < 4; ++r) {
+      b.reset_state();
+      const double t0 = now_s();
+      b.forward(prompt, fo, logits.data());
+      if (r) pt.push_back(now_s() - t0);
+    }
+    std::sort(pt.begin(), pt.end());
+    const double layer_params = double(c.n_params() - c.vocab_size * c.d_model);
+    const double flops_tok = 2.0 * layer_params + 2.0 * double(c.vocab_size * c.d_model) / double(T);
+    std::printf("\nprefill T=%lld: %.2f ms = %.0f tok/s; projection GEMM floor at the measured rate %.2f ms (%.0f%% of it)\n",
+                static_cast<long long>(T), pt[1] * 1e3, double(T) / pt[1], flops_tok * double(T) / (ceil.matmul_gflops * 1e9) * 1e3,
+                100.0 * (flops_tok * double(T) / (ceil.matmul_gflops * 1e9)) / pt[1]);
+    OpProfiler prof;
+    b.reset_state();
+    b.set_profiler(&prof);
+    b.forward(prompt, fo, logits.data());
+    prof.collect();
+    b.set_profiler(nullptr);
+    print_breakdown("prefill breakdown (per forward):", prof, 1.0);
+
+    // decode
+    std::vector<int32_t> small(prompt.begin(), prompt.begin() + std::min<int64_t>(T, 16));
+    auto fresh = [&] {
+      b.reset_state();
+      b.forward(small, fo, logits.data());
+    };
+    std::printf("\ndecode (ms/token; floor %.4f):\n", floor_ms);
+    fresh();
+    const bool pdl0 = b.pdl();
+    const double wall = step_wall_ms(b, steps, logits, false);
+    std::printf("  step() wall, graph%s, logits to host       %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", pdl0 ? "+PDL" : "", wall,
+                1e3 / wall, 100.0 * floor_ms / wall);
+    fresh();
+    const double wall_s = step_wall_ms(b, steps, logits, true);
+    std::printf("  step_sample() wall, graph%s, id to host    %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", pdl0 ? "+PDL" : "", wall_s,
+                1e3 / wall_s, 100.0 * floor_ms / wall_s);
+    for (const char* mb : {"0", "16", "64"}) {
+      setenv("MAMBA_CUDA_PREFETCH_MB", mb, 1);
+      b.set_pdl(true);
+      fresh();
+      const double g = b.decode_graph_ms(steps);
+      std::printf("  graph replay, PDL=%d, L2 prefetch %3s MB        %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()), mb, g,
+                  1e3 / g, 100.0 * floor_ms / g);
+    }
+    unsetenv("MAMBA_CUDA_PREFETCH_MB");
+    // in-graph cost of each kernel class: replay with the class left out (results meaningless, timing not)
+    {
+      b.set_pdl(pdl0);
+      fresh();
+      const double all = b.decode_graph_ms(steps);
+      std::printf("  in-graph cost by leaving a kernel class out (PDL=%d, full graph %.4f ms):\n", int(b.pdl()), all);
+      const std::pair<const char*, const char*> classes[] = {
+          {"1", "in_proj gemv"}, {"2", "ssm step"}, {"4", "out_proj gemv"}, {"8", "lm head gemv"}, {"15", "all but embedding + copies"}};
+      for (const auto& [mask, what] : classes) {
+        setenv("MAMBA_CUDA_DECODE_SKIP", mask, 1);
+        b.set_pdl(pdl0);
+        fresh();
+        const double without = b.decode_graph_ms(steps);
+        std::printf("    %-28s %8.4f ms per token (%.2f us per launch)\n", what, all - without,
+                    1e3 * (all - without) / double(std::string(mask) == "8" ? 1 : std::string(mask) == "15" ? 3 * c.n_layer + 1 : c.n_layer));
+      }
+      unsetenv("MAMBA_CUDA_DECODE_SKIP");
+      b.set_pdl(pdl0);
+    }
+    b.set_pdl(false);
+    fresh();
+    const double g0 = b.decode_graph_ms(steps);
+    std::printf("  graph replay, no PDL                         %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", g0, 1e3 / g0,
+                100.0 * floor_ms / g0);
+    b.set_use_graph(false);
+    fresh();
+    const double ng = step_wall_ms(b, std::min(steps, 32), logits, false);
+    std::printf("  step() wall, no graph, no PDL                %8.4f ms  %8.0f tok/s\n", ng, 1e3 / ng);
+    b.set_use_graph(true);
+    b.set_pdl(pdl0);
+
+    fresh();
+    OpProfiler dprof;
+    b.set_profiler(&dprof);
+    const int n_prof = std::min(steps, 32);
+    for (int i = 0; i < n_prof; ++i) {
+      b.step(1, logits.data());
+      dprof.collect();
+    }
+    b.set_profiler(nullptr);
+    print_breakdown("decode breakdown per token (ops timed one by one, no graph, no PDL):", dprof, double(n_prof));
+    std::printf("\npeak device memory %.1f MB\n", double(cuda_peak_memory_bytes()) / 1e6);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
