@@ -33,17 +33,24 @@ def main():
     with torch.no_grad():
         model(ids[:, :16], use_cache=False)  # warm-up
         sync()
-        t0 = time.perf_counter()
-        out = model(ids, use_cache=True)
-        sync()
-        prefill = a.prompt_len / (time.perf_counter() - t0)
-        # decode rate = the extra tokens over the extra time of a longer generate (the prefill cancels out)
-        times = []
-        for n in (1, a.gen + 1):
+        def timed_forward():
+            t0 = time.perf_counter()
+            model(ids, use_cache=True)
+            sync()
+            return time.perf_counter() - t0
+
+        timed_forward()
+        prefill = a.prompt_len / sorted(timed_forward() for _ in range(3))[1]
+        # decode rate = the extra tokens over the extra time of a longer generate (the prefill cancels out);
+        # one untimed generate first (its first call sets up caches), then the median of 3 of each length
+        def timed_generate(n):
             t0 = time.perf_counter()
             model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
             sync()
-            times.append(time.perf_counter() - t0)
+            return time.perf_counter() - t0
+
+        timed_generate(1)
+        times = [sorted(timed_generate(n) for _ in range(3))[1] for n in (1, a.gen + 1)]
         decode = a.gen / max(times[1] - times[0], 1e-9)
     print(json.dumps({"peer": "transformers " + __import__("transformers").__version__ + ", torch " + torch.__version__,
                       "config": a.config, "device": a.device, "threads": a.threads, "dtype": a.dtype,
