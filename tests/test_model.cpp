@@ -167,22 +167,8 @@ TEST(Session, CancelStopsGeneration) {
 
 // ---- the committed float64 references made by tools/make_fixtures.py with transformers ----------
 
-namespace {
-
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(test::source_dir()) / "tests" / "fixtures" / "models";
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::directory_iterator(root))
-    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-}  // namespace
-
 TEST(Fixtures, LogitsMatchFloat64Reference) {
-  const auto dirs = fixture_dirs();
+  const auto dirs = test::model_fixture_dirs();
   ASSERT_GE(dirs.size(), 6u) << "the reference fixtures are missing";
   for (const auto& dir : dirs) {
     SCOPED_TRACE(dir.filename().string());
@@ -230,7 +216,7 @@ TEST(Fixtures, LogitsMatchFloat64Reference) {
 
 TEST(Fixtures, MutatedReferenceFails) {
   // The comparison must be able to fail: perturb one weight slightly and the tolerance must trip.
-  const auto dirs = fixture_dirs();
+  const auto dirs = test::model_fixture_dirs();
   ASSERT_FALSE(dirs.empty());
   auto ref = parse_json_lenient(read_text_file((dirs[0] / "reference.json").string()), "reference.json");
   auto m = std::const_pointer_cast<Model>(Model::load(dirs[0].string()));

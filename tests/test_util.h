@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +20,17 @@
 namespace mamba::test {
 
 inline std::string source_dir() { return MAMBA_SOURCE_DIR; }
+
+// The committed float64 reference fixtures (tools/make_fixtures.py), sorted by name.
+inline std::vector<std::filesystem::path> model_fixture_dirs() {
+  std::vector<std::filesystem::path> out;
+  const std::filesystem::path root = std::filesystem::path(source_dir()) / "tests" / "fixtures" / "models";
+  if (!std::filesystem::exists(root)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(root))
+    if (std::filesystem::exists(e.path() / "reference.json")) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 struct TempDir {
   std::filesystem::path path;

@@ -72,20 +72,11 @@ double worst_row_err(const std::vector<float>& a, const std::vector<float>& ref,
   return w;
 }
 
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(source_dir()) / "tests" / "fixtures" / "models";
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::directory_iterator(root))
-    if (fs::exists(e.path() / "reference.json")) out.push_back(e.path());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 }  // namespace
 
 TEST_F(CudaTest, FixturesLogitsMatchFloat64Reference) {
-  const auto dirs = fixture_dirs();
+  const auto dirs = model_fixture_dirs();
   ASSERT_GE(dirs.size(), 6u) << "the reference fixtures are missing";
   for (const auto& dir : dirs) {
     SCOPED_TRACE(dir.filename().string());
