@@ -60,22 +60,22 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const int64_t n = m_p.n_valid > 0 ? std::min<int64_t>(m_p.n_valid, V) : V;
   if (n <= 0) throw Error("sampler: empty vocabulary");
 
-  if (info) {  // model probabilities (raw logits, temperature 1) for display
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
-    double z = 0.0;
-    for (int64_t i = 0; i < n; ++i) z += std::exp(double(logits[i]) - mx);
+  // Model probabilities (softmax of the raw logits) for display: the max and normaliser are kept for the
+  // chosen id, which is only known at the end.
+  float info_max = 0.f;
+  double info_z = 1.0;
+  if (info) {
+    info_max = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) info_max = std::max(info_max, logits[i]);
+    info_z = 0.0;
+    for (int64_t i = 0; i < n; ++i) info_z += std::exp(double(logits[i]) - info_max);
     info->top.clear();
     m_idx.resize(static_cast<size_t>(n));
     std::iota(m_idx.begin(), m_idx.end(), 0);
     const int64_t k = std::min<int64_t>(n_top, n);
     std::partial_sort(m_idx.begin(), m_idx.begin() + k, m_idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-    for (int64_t i = 0; i < k; ++i) info->top.emplace_back(m_idx[i], float(std::exp(double(logits[m_idx[i]]) - mx) / z));
-    info->prob = float(z);  // holds the normaliser until the id is known
-    m_work.assign(1, mx);
+    for (int64_t i = 0; i < k; ++i) info->top.emplace_back(m_idx[i], float(std::exp(double(logits[m_idx[i]]) - info_max) / info_z));
   }
-  const float info_max = info ? m_work[0] : 0.f;
-  const double info_z = info ? double(info->prob) : 1.0;
 
   m_work.assign(logits.begin(), logits.begin() + n);
   if (m_p.repeat_penalty != 1.f)

@@ -19,7 +19,7 @@ done
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
 
 # shellcheck disable=SC2086
