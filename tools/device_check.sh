@@ -61,10 +61,12 @@ if command -v compute-sanitizer >/dev/null; then
   tail -3 "$OUT/sanitizer.log" >>"$S"
 fi
 
-# The peer: HF transformers' PyTorch path on the same GPU and shapes, same run.
-stage hf-peer-130m 240 "$OUT/hf_peer.json" env PYTHONUNBUFFERED=1 python3 tools/bench_hf.py --config 130m --device cuda --dtype bf16 \
-  --prompt-len 8192 --gen 32
-grep -E "prefill_tok_s|decode_tok_s|peer" "$OUT/hf_peer.json" | tee -a "$S"
+# The peer: HF transformers' PyTorch path on the same GPU and shapes, same run (MAMBA_SKIP_HF_PEER=1 skips it).
+if [ "${MAMBA_SKIP_HF_PEER:-0}" != 1 ]; then
+  stage hf-peer-130m 240 "$OUT/hf_peer.json" env PYTHONUNBUFFERED=1 python3 tools/bench_hf.py --config 130m --device cuda --dtype bf16 \
+    --prompt-len 8192 --gen 32
+  grep -E "prefill_tok_s|decode_tok_s|peer" "$OUT/hf_peer.json" | tee -a "$S"
+fi
 
 python3 - "$OUT" <<'PY' | tee -a "$S"
 import json, sys, os
