@@ -37,15 +37,6 @@ std::shared_ptr<const Model> model() {
   return m;
 }
 
-std::vector<float> all_logits(Backend& b, const std::vector<int32_t>& ids, ScanMode scan) {
-  std::vector<float> out(ids.size() * static_cast<size_t>(b.model().config.vocab_size));
-  ForwardOptions fo;
-  fo.scan = scan;
-  fo.all_logits = true;
-  b.forward(ids, fo, out.data());
-  return out;
-}
-
 // Worst relative error of `got` (T rows of V logits) against the reference of one prompt: at every position
 // the reference's top-k logits (compared at the same vocabulary ids), and all V logits of the last position.
 double worst_rel_err(const std::vector<float>& got, int64_t V, const nlohmann::json& p) {
@@ -121,7 +112,7 @@ TEST(DefaultModel, LogitsMatchFloat64Reference) {
     ASSERT_EQ(p["top_ids"].size(), ids.size());
     for (ScanMode scan : {ScanMode::Chunked, ScanMode::Recurrent}) {
       auto b = make_cpu_backend(m);
-      const auto got = all_logits(*b, ids, scan);
+      const auto got = test::all_logits(*b, ids, scan);
       EXPECT_LE(worst_rel_err(got, V, p), kTol)
           << scan_name(scan) << ": the weights or the engine changed; if the model was retrained, "
           << "commit the reference.json that tools/train_default_model.py wrote with it";
@@ -162,6 +153,6 @@ TEST(DefaultModel, PerturbedWeightsFailTheReference) {
   for (float& v : m->weights.layers[0].out_proj) v *= 1.01f;
   const auto& p = reference()["prompts"][0];
   auto b = make_cpu_backend(m);
-  const auto got = all_logits(*b, p["ids"].get<std::vector<int32_t>>(), ScanMode::Chunked);
+  const auto got = test::all_logits(*b, p["ids"].get<std::vector<int32_t>>(), ScanMode::Chunked);
   EXPECT_GT(worst_rel_err(got, m->config.vocab_size, p), kTol);
 }

@@ -11,44 +11,13 @@
 #include "test_util.h"
 
 using namespace mamba;
+using namespace mamba::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& i : ids) i = static_cast<int32_t>(rng() % V);
-  return ids;
-}
-
-std::vector<float> all_logits(Backend& b, const std::vector<int32_t>& ids, ScanMode scan, int64_t chunk = 0) {
-  std::vector<float> out(ids.size() * b.model().config.vocab_size);
-  ForwardOptions fo;
-  fo.scan = scan;
-  fo.chunk_size = chunk;
-  fo.all_logits = true;
-  b.forward(ids, fo, out.data());
-  return out;
-}
-
-// A random model with dynamics strong enough that a wrong state would show.
-std::shared_ptr<const Model> tiny(int64_t groups, int64_t d_conv = 4) {
-  Config c = test::tiny_config(groups, groups == 1);
-  c.d_conv = d_conv;
-  c.finalize("tiny");
-  auto m = std::const_pointer_cast<Model>(Model::random(c, 5));
-  for (auto& l : m->weights.layers)
-    for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
-  return m;
-}
-
-}  // namespace
 
 TEST(Model, ChunkedEqualsRecurrent) {
   for (int64_t g : {1, 2})
     for (int64_t k : {2, 3, 4}) {
-      auto m = tiny(g, k);
+      auto m = tiny_model(g, k);
       auto b = make_cpu_backend(m);
       auto ids = random_ids(29, m->config.vocab_size, 1);
       auto rec = all_logits(*b, ids, ScanMode::Recurrent);
@@ -63,7 +32,9 @@ TEST(Model, ChunkedEqualsRecurrent) {
         for (size_t l = 0; l < s.layers.size(); ++l) {
           EXPECT_LT(test::rel_err(s.layers[l].ssm.data(), s_rec.layers[l].ssm.data(), s.layers[l].ssm.size()), 1e-5);
           // layer 0's conv window is the embedding itself; deeper ones differ by the scans' rounding
-          if (l == 0) EXPECT_EQ(s.layers[l].conv, s_rec.layers[l].conv);
+          if (l == 0) {
+            EXPECT_EQ(s.layers[l].conv, s_rec.layers[l].conv);
+          }
           EXPECT_LT(test::rel_err(s.layers[l].conv.data(), s_rec.layers[l].conv.data(), s.layers[l].conv.size()), 1e-5);
         }
       }
@@ -71,7 +42,7 @@ TEST(Model, ChunkedEqualsRecurrent) {
 }
 
 TEST(Model, PrefillThenStepEqualsLongerPrefill) {
-  auto m = tiny(2);
+  auto m = tiny_model(2);
   const int64_t V = m->config.vocab_size;
   auto ids = random_ids(22, V, 2);
   auto b = make_cpu_backend(m);
@@ -92,7 +63,7 @@ TEST(Model, PrefillThenStepEqualsLongerPrefill) {
 }
 
 TEST(Model, StateRoundTripContinuesExactly) {
-  auto m = tiny(1);
+  auto m = tiny_model(1);
   const int64_t V = m->config.vocab_size;
   auto ids = random_ids(12, V, 3);
   auto b = make_cpu_backend(m);
@@ -111,7 +82,7 @@ TEST(Model, StateRoundTripContinuesExactly) {
 }
 
 TEST(Model, RejectsOutOfRangeTokensWithoutTouchingState) {
-  auto m = tiny(1);
+  auto m = tiny_model(1);
   auto b = make_cpu_backend(m);
   std::vector<float> logits(m->config.vocab_size);
   std::vector<int32_t> ids = {1, 2, 3};
@@ -126,7 +97,7 @@ TEST(Model, RejectsOutOfRangeTokensWithoutTouchingState) {
 }
 
 TEST(Session, GenerateIsDeterministicAndContinues) {
-  auto m = tiny(1);
+  auto m = tiny_model(1);
   GenerateOptions go;
   go.max_new_tokens = 10;
   go.sampling.temperature = 1.0f;
@@ -152,7 +123,7 @@ TEST(Session, GenerateIsDeterministicAndContinues) {
 }
 
 TEST(Session, CancelStopsGeneration) {
-  auto m = tiny(1);
+  auto m = tiny_model(1);
   Session s(make_cpu_backend(m));
   std::atomic<bool> cancel{false};
   GenerateOptions go;

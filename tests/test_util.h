@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "json_lenient.h"
+#include <random>
+
+#include "backend.h"
 #include "model.h"
 
 namespace mamba::test {
@@ -143,6 +146,35 @@ inline Config tiny_config(int64_t n_groups = 1, bool tied = true) {
   c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
   c.finalize("tiny");
   return c;
+}
+
+inline std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& i : ids) i = static_cast<int32_t>(rng() % V);
+  return ids;
+}
+
+// Logits for every position, (T, V).
+inline std::vector<float> all_logits(Backend& b, const std::vector<int32_t>& ids, ScanMode scan, int64_t chunk = 0) {
+  std::vector<float> out(ids.size() * size_t(b.model().config.vocab_size));
+  ForwardOptions fo;
+  fo.scan = scan;
+  fo.chunk_size = chunk;
+  fo.all_logits = true;
+  b.forward(ids, fo, out.data());
+  return out;
+}
+
+// tiny_config with dynamics strong enough that a wrong state would show (distinct decays per head).
+inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 4) {
+  Config c = tiny_config(groups, groups == 1);
+  c.d_conv = d_conv;
+  c.finalize("tiny");
+  auto m = std::const_pointer_cast<Model>(Model::random(c, 5));
+  for (auto& l : m->weights.layers)
+    for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
+  return m;
 }
 
 inline double rel_err(const float* a, const float* ref, size_t n) {

@@ -19,42 +19,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& i : ids) i = static_cast<int32_t>(rng() % V);
-  return ids;
-}
-
-std::vector<float> all_logits(Backend& b, const std::vector<int32_t>& ids, ScanMode scan, int64_t chunk = 0) {
-  std::vector<float> out(ids.size() * size_t(b.model().config.vocab_size));
-  ForwardOptions fo;
-  fo.scan = scan;
-  fo.chunk_size = chunk;
-  fo.all_logits = true;
-  b.forward(ids, fo, out.data());
-  return out;
-}
-
 std::unique_ptr<Backend> gpu(std::shared_ptr<const Model> m, const char* dtype) {
   BackendOptions o;
   o.dtype = dtype;
   return make_cuda_backend(std::move(m), o);
-}
-
-// A random model with dynamics strong enough that a wrong state would show (as tests/test_model.cpp).
-std::shared_ptr<const Model> tiny(int64_t groups, int64_t d_conv = 4) {
-  Config c = test::tiny_config(groups, groups == 1);
-  c.d_conv = d_conv;
-  c.finalize("tiny");
-  auto m = std::const_pointer_cast<Model>(Model::random(c, 5));
-  for (auto& l : m->weights.layers)
-    for (size_t h = 0; h < l.A.size(); ++h) {
-      l.A[h] = -0.3f - 0.5f * float(h);
-      l.dt_bias[h] = -0.5f + 0.4f * float(h);
-      l.D[h] = 0.5f;
-    }
-  return m;
 }
 
 // Closer to the released shapes: d_state 128, head_dim 64, chunk 64, several chunks.
@@ -71,7 +39,6 @@ double worst_row_err(const std::vector<float>& a, const std::vector<float>& ref,
   for (int64_t t = 0; t < rows; ++t) w = std::max(w, rel_err(a.data() + t * V, ref.data() + t * V, size_t(V)));
   return w;
 }
-
 
 }  // namespace
 
@@ -115,7 +82,7 @@ TEST_F(CudaTest, FixturesLogitsMatchFloat64Reference) {
 TEST_F(CudaTest, ChunkedEqualsRecurrentOnGpu) {
   for (int64_t g : {1, 2})
     for (int64_t k : {2, 3, 4}) {
-      auto m = tiny(g, k);
+      auto m = tiny_model(g, k);
       const int64_t V = m->config.vocab_size;
       auto b = gpu(m, "f32");
       auto ids = random_ids(29, V, 1);
@@ -170,7 +137,7 @@ TEST_F(CudaTest, MatchesCpuOnMediumModel) {
 
 TEST_F(CudaTest, PrefillThenStepEqualsLongerPrefill) {
   for (const char* dt : {"f32", "bf16"}) {
-    auto m = tiny(2);
+    auto m = tiny_model(2);
     const int64_t V = m->config.vocab_size;
     auto ids = random_ids(22, V, 2);
     auto b = gpu(m, dt);
@@ -194,7 +161,7 @@ TEST_F(CudaTest, PrefillThenStepEqualsLongerPrefill) {
 }
 
 TEST_F(CudaTest, StateRoundTripAgainstCpu) {
-  auto m = tiny(2, 3);
+  auto m = tiny_model(2, 3);
   const int64_t V = m->config.vocab_size;
   auto ids = random_ids(13, V, 3);
   auto g = gpu(m, "f32");
@@ -228,7 +195,7 @@ TEST_F(CudaTest, StateRoundTripAgainstCpu) {
 }
 
 TEST_F(CudaTest, RejectsOutOfRangeTokensWithoutTouchingState) {
-  auto m = tiny(1);
+  auto m = tiny_model(1);
   auto b = gpu(m, "bf16");
   std::vector<float> logits(static_cast<size_t>(m->config.vocab_size));
   std::vector<int32_t> ids = {1, 2, 3};
