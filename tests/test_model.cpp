@@ -143,45 +143,31 @@ TEST(Fixtures, LogitsMatchFloat64Reference) {
   ASSERT_GE(dirs.size(), 6u) << "the reference fixtures are missing";
   for (const auto& dir : dirs) {
     SCOPED_TRACE(dir.filename().string());
-    auto ref = parse_json_lenient(read_text_file((dir / "reference.json").string()), "reference.json");
+    const auto ref = test::load_model_reference(dir);
     auto m = Model::load(dir.string());
-    const int64_t V = m->config.vocab_size;
-    std::vector<int32_t> ids = ref["input_ids"].get<std::vector<int32_t>>();
-    const auto& rl = ref["logits"];
-    ASSERT_EQ(rl.size(), ids.size());
+    const int64_t V = m->config.vocab_size, T = static_cast<int64_t>(ref.input_ids.size());
+    ASSERT_EQ(ref.logits.size(), static_cast<size_t>(T * V));
     for (ScanMode scan : {ScanMode::Chunked, ScanMode::Recurrent}) {
       auto b = make_cpu_backend(m);
-      auto got = all_logits(*b, ids, scan);
-      double worst = 0;
-      for (size_t t = 0; t < ids.size(); ++t) {
-        std::vector<float> row = rl[t].get<std::vector<float>>();
-        ASSERT_EQ(static_cast<int64_t>(row.size()), V);
-        worst = std::max(worst, test::rel_err(got.data() + t * V, row.data(), V));
-      }
-      EXPECT_LE(worst, 1e-4) << scan_name(scan);
+      EXPECT_LE(test::worst_row_err(all_logits(*b, ref.input_ids, scan), ref.logits, T, V), 1e-4) << scan_name(scan);
     }
     // decode path, numerically: prefill then one step per greedy token, each row against transformers' cache path
-    if (ref.contains("decode_logits")) {
+    if (!ref.decode_logits.empty()) {
       auto b = make_cpu_backend(m);
-      std::vector<float> logits(V);
-      b->forward(ids, ForwardOptions{}, logits.data());
-      const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
-      double worst = 0;
-      for (size_t k = 0; k < greedy.size(); ++k) {
-        if (k) b->step(greedy[k - 1], logits.data());
-        std::vector<float> row = ref["decode_logits"][k].get<std::vector<float>>();
-        worst = std::max(worst, test::rel_err(logits.data(), row.data(), V));
-      }
-      EXPECT_LE(worst, 1e-4) << "decode";
+      const int64_t n = static_cast<int64_t>(ref.greedy_ids.size());
+      ASSERT_EQ(ref.decode_logits.size(), static_cast<size_t>(n * V));
+      std::vector<float> got(static_cast<size_t>(n * V));
+      b->forward(ref.input_ids, ForwardOptions{}, got.data());
+      for (int64_t k = 1; k < n; ++k) b->step(ref.greedy_ids[k - 1], got.data() + k * V);
+      EXPECT_LE(test::worst_row_err(got, ref.decode_logits, n, V), 1e-4) << "decode";
     }
     // greedy continuation through the session (prefill + steps) equals transformers' generate
     Session s(make_cpu_backend(m));
     GenerateOptions go;
     go.sampling.temperature = 0;
     go.stop_at_eos = false;
-    go.max_new_tokens = ref["greedy_ids"].size();
-    auto r = s.generate(ids, go);
-    EXPECT_EQ(r.ids, ref["greedy_ids"].get<std::vector<int32_t>>());
+    go.max_new_tokens = static_cast<int64_t>(ref.greedy_ids.size());
+    EXPECT_EQ(s.generate(ref.input_ids, go).ids, ref.greedy_ids);
   }
 }
 
@@ -189,17 +175,10 @@ TEST(Fixtures, MutatedReferenceFails) {
   // The comparison must be able to fail: perturb one weight slightly and the tolerance must trip.
   const auto dirs = test::model_fixture_dirs();
   ASSERT_FALSE(dirs.empty());
-  auto ref = parse_json_lenient(read_text_file((dirs[0] / "reference.json").string()), "reference.json");
+  const auto ref = test::load_model_reference(dirs[0]);
   auto m = std::const_pointer_cast<Model>(Model::load(dirs[0].string()));
   for (float& v : m->weights.layers[0].out_proj) v *= 1.01f;
   auto b = make_cpu_backend(m);
-  std::vector<int32_t> ids = ref["input_ids"].get<std::vector<int32_t>>();
-  auto got = all_logits(*b, ids, ScanMode::Chunked);
-  const int64_t V = m->config.vocab_size;
-  double worst = 0;
-  for (size_t t = 0; t < ids.size(); ++t) {
-    std::vector<float> row = ref["logits"][t].get<std::vector<float>>();
-    worst = std::max(worst, test::rel_err(got.data() + t * V, row.data(), V));
-  }
-  EXPECT_GT(worst, 1e-4);
+  const auto got = all_logits(*b, ref.input_ids, ScanMode::Chunked);
+  EXPECT_GT(test::worst_row_err(got, ref.logits, static_cast<int64_t>(ref.input_ids.size()), m->config.vocab_size), 1e-4);
 }

@@ -18,6 +18,7 @@
 #include <random>
 
 #include "backend.h"
+#include "json_lenient.h"
 #include "model.h"
 
 namespace mamba::test {
@@ -148,6 +149,34 @@ inline Config tiny_config(int64_t n_groups = 1, bool tied = true) {
   return c;
 }
 
+// A fixture's reference.json (tools/make_fixtures.py), rows flattened.
+struct ModelReference {
+  std::vector<int32_t> input_ids;     // (T)
+  std::vector<float> logits;          // (T, V)
+  std::vector<int32_t> greedy_ids;    // (n)
+  std::vector<float> decode_logits;   // (n, V): row k is the logits whose argmax is greedy_ids[k]; empty if absent
+};
+
+inline std::vector<float> flatten_rows(const nlohmann::json& rows) {
+  std::vector<float> out;
+  for (const auto& row : rows) {
+    const auto r = row.get<std::vector<float>>();
+    out.insert(out.end(), r.begin(), r.end());
+  }
+  return out;
+}
+
+inline ModelReference load_model_reference(const std::filesystem::path& dir) {
+  const std::string path = (dir / "reference.json").string();
+  const auto j = parse_json_lenient(read_text_file(path), path);
+  ModelReference r;
+  r.input_ids = j["input_ids"].get<std::vector<int32_t>>();
+  r.logits = flatten_rows(j["logits"]);
+  r.greedy_ids = j["greedy_ids"].get<std::vector<int32_t>>();
+  if (j.contains("decode_logits")) r.decode_logits = flatten_rows(j["decode_logits"]);
+  return r;
+}
+
 inline std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<int32_t> ids(static_cast<size_t>(n));
@@ -175,6 +204,15 @@ inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 
   for (auto& l : m->weights.layers)
     for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
   return m;
+}
+
+inline double rel_err(const float* a, const float* ref, size_t n);
+
+// Worst per-row ||a - ref|| / ||ref|| over `rows` rows of V values.
+inline double worst_row_err(const std::vector<float>& a, const std::vector<float>& ref, int64_t rows, int64_t V) {
+  double w = 0;
+  for (int64_t t = 0; t < rows; ++t) w = std::max(w, rel_err(a.data() + t * V, ref.data() + t * V, size_t(V)));
+  return w;
 }
 
 inline double rel_err(const float* a, const float* ref, size_t n) {
