@@ -42,7 +42,7 @@ MAMBA_HOT void conv_rows(const float* in, int64_t ld_in, const float* hist, int6
       for (int64_t c = 0; c < C; ++c) o[c] += wk[c] * src[c];
     }
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) o[c] = o[c] / (1.f + std::exp(-o[c]));
+    for (int64_t c = 0; c < C; ++c) o[c] = silu(o[c]);
   }
 }
 
