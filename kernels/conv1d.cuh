@@ -32,6 +32,9 @@ struct Conv1dParams {
   const float* dt = nullptr;  // (H, T_pad)
   const float* cs = nullptr;  // (H, T_pad)
   int64_t E = 0, P = 1, Q = 1;  // T_pad must then be a multiple of Q
+  // > 0: the fp32 `out` is written only for channels < out_cols (the fused chunk scan reads fp32 x alone;
+  // B and C are read in act_dtype only). 0: all channels.
+  int64_t out_cols = 0;
 };
 
 void launch_conv1d_silu(const Conv1dParams& p, cudaStream_t s);  // K <= 8

@@ -223,8 +223,8 @@ void CudaBackend::reserve_prefill(int64_t T_pad) {
   if (m_sdt != DType::F32) m_xbc_act.reserve(sd * T * size_t(c.conv_dim), "conv output (matmul copy)");
   m_dt.reserve(f * T * size_t(c.n_heads), "dt");
   m_cs.reserve(f * T * size_t(c.n_heads), "dt*A cumulative sums");
-  m_y.reserve(f * T * size_t(c.d_inner), "SSD output");
-  m_y_off.reserve(f * T * size_t(c.d_inner), "SSD off-diagonal output");
+  // m_y, m_y_off, m_gate_v: reserved by prefill_segment for the paths that use them.
+  m_gate_ss.reserve(f * T * size_t(c.n_heads), "gated norm sums of squares");
   m_xs.reserve(sd * T * size_t(c.d_inner), "SSD scaled x");
   m_y_act.reserve(w * T * size_t(c.d_inner), "gated norm output");
   m_lm_rows = std::min<int64_t>(T_pad, 128);
@@ -280,6 +280,20 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
   const void* xbc_act = m_sdt == DType::F32 ? static_cast<const void*>(xbc) : m_xbc_act.get();
   const size_t sd = dtype_size(m_sdt);
 
+  // Fused chunk scan (bf16 operands, supported shapes; MAMBA_CUDA_FUSED_SCAN=0 forces the unfused path):
+  // one tensor-core kernel for the SSD's output side with the D skip and the gate in its epilogue,
+  // then a light kernel that finishes the grouped norm. The f32 mode keeps the unfused path as the check.
+  SsdChunkedArgs probe;
+  probe.P = P; probe.N = N; probe.dtype = m_sdt; probe.x_act = xbc_act; probe.ld_act = CD;
+  probe.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
+  const bool fused = chunked && m_sdt != DType::F32 && env_int("MAMBA_CUDA_FUSED_SCAN", 1) != 0 && ssd_chunked_fused_supported(probe);
+  // v in bf16 goes straight into the out_proj input buffer (normalised in place); else fp32 on the side.
+  // MAMBA_CUDA_GATE_F32=1 keeps v in fp32 in bf16 mode too (one rounding fewer, 2x the bytes).
+  const DType v_dtype = m_wdt == DType::BF16 && env_int("MAMBA_CUDA_GATE_F32", 0) == 0 ? DType::BF16 : DType::F32;
+  if (fused && v_dtype != m_wdt) m_gate_v.reserve(sizeof(float) * size_t(T_pad * E), "gated SSD output");
+  if (!fused) m_y.reserve(sizeof(float) * size_t(T_pad * E), "SSD output");
+  if (chunked && !fused) m_y_off.reserve(sizeof(float) * size_t(T_pad * E), "SSD off-diagonal output");
+
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const DevLayer& lw = m_layers[size_t(l)];
     float* ring = m_ring.as<float>() + l * CD * K;
@@ -309,11 +323,18 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
       a.B_act = static_cast<const char*>(xbc_act) + E * int64_t(sd);
       a.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
       a.ld_act = CD; a.dtype = m_sdt;
-      a.dt = m_dt.as<float>(); a.cs = m_cs.as<float>(); a.state = state; a.y = m_y.as<float>(); a.ldy = E;
+      a.dt = m_dt.as<float>(); a.cs = m_cs.as<float>(); a.state = state; a.ldy = E;
       a.xs = m_xs.get();          // written by the conv below
-      a.y_off = m_y_off.as<float>();  // combined by the gated norm below
-      // a.D (the skip on M's diagonal) would save the gated norm one read of x, but x then enters in bf16:
-      // measured, bf16 chunked logits error rose from 2.2e-2 to 3.6e-2 on the fixtures. The skip stays fp32.
+      if (fused) {
+        a.fused = true; a.T_valid = T; a.D = lw.D.as<float>();  // fp32 x, fp32 skip in the epilogue
+        a.gate.z = zx; a.gate.ldz = Din; a.gate.v_dtype = v_dtype; a.gate.ldv = E; a.gate.ss = m_gate_ss.as<float>();
+        a.gate.v = v_dtype == m_wdt ? m_y_act.get() : m_gate_v.get();
+      } else {
+        a.y = m_y.as<float>();
+        a.y_off = m_y_off.as<float>();  // combined by the gated norm below
+        // a.D (the skip on M's diagonal) would save the gated norm one read of x, but x then enters in bf16:
+        // measured, bf16 chunked logits error rose from 2.2e-2 to 3.6e-2 on the fixtures. The skip stays fp32.
+      }
       m_ssd_ws.prepare(a, s);
     }
 
@@ -325,6 +346,7 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
     if (chunked) {
       cp.xs = m_xs.get(); cp.dt = m_dt.as<float>(); cp.cs = m_cs.as<float>(); cp.E = E; cp.P = P; cp.Q = Q;
     }
+    if (fused) cp.out_cols = E;  // only the D skip reads fp32 (x); B and C are read in bf16
     launch_conv1d_silu(cp, s);
     ConvRingUpdateParams ru;
     ru.in = zx + E; ru.ld_in = Din; ru.ring = ring; ru.pos = m_pos; ru.T = T; ru.C = CD; ru.K = K;
@@ -340,14 +362,22 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
       launch_ssd_recurrent(rp, s);
     }
 
-    prof_mark(prof, "prefill: gated rmsnorm", s);
-    GatedRmsNormParams gp;
-    gp.y = m_y.as<float>(); gp.ldy = E; gp.x = xbc; gp.ldx = CD; gp.D = lw.D.as<float>(); gp.P = P; gp.z = zx; gp.ldz = Din;
-    gp.w = lw.gnorm.as<float>(); gp.T = T; gp.E = E; gp.G = G; gp.eps = eps; gp.out = m_y_act.get(); gp.out_dtype = m_wdt; gp.ldo = E;
-    if (chunked) {
-      gp.y_off = m_y_off.as<float>(); gp.cs = m_cs.as<float>(); gp.cs_stride = T_pad;
+    if (fused) {
+      prof_mark(prof, "prefill: gated norm finish", s);
+      GatedNormFinishParams fp;
+      fp.v = a.gate.v; fp.v_dtype = v_dtype; fp.ldv = E; fp.ss = m_gate_ss.as<float>(); fp.w = lw.gnorm.as<float>();
+      fp.T = T; fp.E = E; fp.H = H; fp.G = G; fp.eps = eps; fp.out = m_y_act.get(); fp.out_dtype = m_wdt; fp.ldo = E;
+      launch_gated_norm_finish(fp, s);
+    } else {
+      prof_mark(prof, "prefill: gated rmsnorm", s);
+      GatedRmsNormParams gp;
+      gp.y = m_y.as<float>(); gp.ldy = E; gp.x = xbc; gp.ldx = CD; gp.D = lw.D.as<float>(); gp.P = P; gp.z = zx; gp.ldz = Din;
+      gp.w = lw.gnorm.as<float>(); gp.T = T; gp.E = E; gp.G = G; gp.eps = eps; gp.out = m_y_act.get(); gp.out_dtype = m_wdt; gp.ldo = E;
+      if (chunked) {
+        gp.y_off = m_y_off.as<float>(); gp.cs = m_cs.as<float>(); gp.cs_stride = T_pad;
+      }
+      launch_gated_rmsnorm(gp, s);
     }
-    launch_gated_rmsnorm(gp, s);
 
     prof_mark(prof, "prefill: out_proj gemm (+residual)", s);
     gemm(blas, D, T, E, {lw.out_proj.get(), m_wdt, E, true}, {m_y_act.get(), m_wdt, E, false}, resid, DType::F32, D, 1.f, 1.f);

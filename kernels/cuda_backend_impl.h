@@ -98,6 +98,7 @@ class CudaBackend final : public Backend {
   // prefill workspace (grown on demand)
   int64_t m_cap = 0;
   DeviceBuffer m_ids, m_resid, m_h, m_zx, m_xbc, m_xbc_act, m_dt, m_cs, m_y, m_y_off, m_xs, m_y_act, m_logits_ws;
+  DeviceBuffer m_gate_ss, m_gate_v;  // fused chunk scan: per-(token, head) sums of squares; fp32 v when not in m_y_act
   PinnedBuffer m_ids_pinned;
   SsdChunkedWorkspace m_ssd_ws;
   int64_t m_lm_rows = 0;

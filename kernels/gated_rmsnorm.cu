@@ -1,4 +1,5 @@
 #include "dtype.cuh"
+#include "error.h"
 #include "gated_rmsnorm.cuh"
 #include "launch.cuh"
 
@@ -59,6 +60,85 @@ __global__ void __launch_bounds__(kThreads) gated_rmsnorm_kernel(GatedRmsNormPar
   }
 }
 
+// 8 consecutive elements between memory and fp32 registers, 16-byte accesses (32 for fp32).
+__device__ __forceinline__ void load8(const float* src, float (&f)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
+  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+template <typename T2, typename T>
+__device__ __forceinline__ void load8_half2(const T* src, float (&f)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(src);
+  const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const T2 pair = *reinterpret_cast<const T2*>(&w[k]);
+    f[2 * k] = to_f32<T>(pair.x);
+    f[2 * k + 1] = to_f32<T>(pair.y);
+  }
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16* src, float (&f)[8]) { load8_half2<__nv_bfloat162>(src, f); }
+__device__ __forceinline__ void load8(const __half* src, float (&f)[8]) { load8_half2<__half2>(src, f); }
+
+__device__ __forceinline__ void store8(float* dst, const float (&f)[8]) {
+  reinterpret_cast<float4*>(dst)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(dst)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+template <typename T>
+__device__ __forceinline__ void store8(T* dst, const float (&f)[8]) {
+  T h[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) h[k] = from_f32<T>(f[k]);
+  *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(h);
+}
+
+constexpr int kFinishThreads = 128;
+
+// One block per token: the group factors from the per-head sums of squares, then one pass over the row.
+// No __restrict__: out may alias v.
+template <typename TV, typename TO>
+__global__ void __launch_bounds__(kFinishThreads) gated_norm_finish_kernel(GatedNormFinishParams p, bool vec8) {
+  extern __shared__ float r_group[];  // (G) 1 / rms of each group of this token
+  pdl_wait();
+  const int64_t t = blockIdx.x;
+  const int G = int(p.G), hpg = int(p.H / p.G), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const unsigned E = unsigned(p.E), gs = unsigned(p.E / p.G);
+  const float inv_gs = 1.f / float(gs);
+  const float* ss = p.ss + t * p.H;
+  for (int g = warp; g < G; g += kFinishThreads / 32) {
+    float sum = 0.f;
+    for (int k = lane; k < hpg; k += 32) sum += ss[g * hpg + k];
+    sum = warp_sum(sum);
+    if (lane == 0) r_group[g] = rsqrtf(sum * inv_gs + p.eps);
+  }
+  __syncthreads();
+  const TV* v = static_cast<const TV*>(p.v) + t * p.ldv;
+  TO* o = static_cast<TO*>(p.out) + t * p.ldo;
+  if (vec8) {
+    for (unsigned i = 8 * threadIdx.x; i < E; i += 8 * kFinishThreads) {
+      float f[8], w[8];
+      load8(v + i, f);
+      load8(p.w + i, w);
+      const float r = r_group[i / gs];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) f[k] = f[k] * r * w[k];
+      store8(o + i, f);
+    }
+  } else {
+    for (unsigned i = threadIdx.x; i < E; i += kFinishThreads) o[i] = from_f32<TO>(to_f32<TV>(v[i]) * r_group[i / gs] * p.w[i]);
+  }
+}
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+
+template <typename TV>
+void launch_finish(const GatedNormFinishParams& p, cudaStream_t s) {
+  const bool vec8 = p.E % 8 == 0 && (p.E / p.G) % 8 == 0 && p.ldv % 8 == 0 && p.ldo % 8 == 0 && aligned16(p.v) && aligned16(p.out) && aligned16(p.w);
+  const size_t smem = sizeof(float) * size_t(p.G);
+  const char* what = "gated_norm_finish_kernel";
+  const dim3 grid(static_cast<unsigned>(p.T)), block(kFinishThreads);
+  MAMBA_DTYPE_SWITCH(p.out_dtype, TO, launch_kernel(gated_norm_finish_kernel<TV, TO>, grid, block, smem, s, false, what, p, vec8));
+}
+
 template <typename T>
 void launch_typed(const GatedRmsNormParams& p, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(p.T), static_cast<unsigned>(p.G)), block(kThreads);
@@ -74,6 +154,17 @@ void launch_typed(const GatedRmsNormParams& p, cudaStream_t s) {
 void launch_gated_rmsnorm(const GatedRmsNormParams& p, cudaStream_t s) {
   if (p.T <= 0) return;
   MAMBA_DTYPE_SWITCH(p.out_dtype, T, launch_typed<T>(p, s));
+}
+
+void launch_gated_norm_finish(const GatedNormFinishParams& p, cudaStream_t s) {
+  if (p.T <= 0) return;
+  if (p.G < 1 || p.H % p.G != 0 || p.E % p.H != 0) throw Error("gated norm finish: groups must hold whole heads");
+  if (p.G > 8192) throw Error("gated norm finish: too many groups");
+  switch (p.v_dtype) {
+    case DType::F32: launch_finish<float>(p, s); break;
+    case DType::BF16: launch_finish<__nv_bfloat16>(p, s); break;
+    case DType::F16: launch_finish<__half>(p, s); break;
+  }
 }
 
 }  // namespace mamba

@@ -32,4 +32,23 @@ struct GatedRmsNormParams {
 
 void launch_gated_rmsnorm(const GatedRmsNormParams& p, cudaStream_t s);
 
+// The second half of the gated norm when the fused chunk scan (ssd_chunk_scan_fused.cuh) already wrote
+// v = (y + D x) * silu(z) and the per-(token, head) sums of squares:
+//   out[t,i] = v[t,i] * rsqrt(sum of ss[t,h] over the heads of i's group / (E/G) + eps) * w[i]
+// out may alias v (same dtype and row stride): each element is read before it is written, by the same thread.
+struct GatedNormFinishParams {
+  const void* v = nullptr;  // (T, E) in v_dtype, row stride ldv
+  DType v_dtype = DType::BF16;
+  int64_t ldv = 0;
+  const float* ss = nullptr;  // (T, H) row stride H
+  const float* w = nullptr;   // (E)
+  int64_t T = 0, E = 0, H = 0, G = 1;  // H divisible by G: a group is H/G whole heads
+  float eps = 1e-5f;
+  void* out = nullptr;  // (T, E) in out_dtype, row stride ldo
+  DType out_dtype = DType::BF16;
+  int64_t ldo = 0;
+};
+
+void launch_gated_norm_finish(const GatedNormFinishParams& p, cudaStream_t s);
+
 }  // namespace mamba

@@ -5,6 +5,7 @@
 #include "gemm.h"
 #include "profiler.h"
 #include "ssd_chunk_scan.cuh"
+#include "ssd_chunk_scan_fused.cuh"
 #include "ssd_chunk_state.cuh"
 #include "ssd_state_passing.cuh"
 
@@ -16,12 +17,16 @@ const void* offset(const void* p, int64_t elems, DType t) {
 }
 }  // namespace
 
+bool ssd_chunked_fused_supported(const SsdChunkedArgs& a) {
+  return ssd_chunk_scan_fused_supported(a.P, a.N, a.dtype, a.x_act, a.C_act, a.ld_act);
+}
+
 void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
   if (a.Q <= 0 || a.T_pad % a.Q != 0) throw Error("ssd_chunked: T_pad must be a positive multiple of the chunk size");
   const int64_t nc = a.T_pad / a.Q, H = a.H, P = a.P, N = a.N, G = a.G, Q = a.Q, E = H * P;
   const size_t es = dtype_size(a.dtype);
   cb.reserve(sizeof(float) * size_t(nc * G * Q * Q), "SSD C*B^T");
-  M.reserve(es * size_t(nc * H * Q * Q), "SSD decay-masked C*B^T");
+  if (!a.fused) M.reserve(es * size_t(nc * H * Q * Q), "SSD decay-masked C*B^T");
   if (!a.xs) xs.reserve(es * size_t(a.T_pad * E), "SSD scaled x");
   states.reserve(sizeof(float) * size_t(nc * H * P * N), "SSD chunk states");
   s_in.reserve(es * size_t(nc * H * P * N), "SSD chunk input states");
@@ -31,11 +36,11 @@ void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
   const void* xs_ptr = a.xs ? a.xs : xs.get();
   const void* yoff_ptr = a.y_off ? a.y_off : a.y;
   std::vector<const void*> key = {a.x_act, a.B_act, a.C_act, a.y, yoff_ptr, xs_ptr, cb.get(), M.get(), states.get(), s_in.get(), ptrs.get()};
-  std::vector<int64_t> dims = {a.T_pad, Q, H, P, G, N, a.ld_act, a.ldy, static_cast<int64_t>(a.dtype)};
+  std::vector<int64_t> dims = {a.T_pad, Q, H, P, G, N, a.ld_act, a.ldy, static_cast<int64_t>(a.dtype), a.fused ? 1 : 0};
   if (key == m_key && dims == m_dims) return;
 
   // The decay-mask kernel writes only the lower triangles; the upper ones stay zero from here on.
-  CUDA_CHECK(cudaMemsetAsync(M.get(), 0, es * size_t(nc * H * Q * Q), s));
+  if (!a.fused) CUDA_CHECK(cudaMemsetAsync(M.get(), 0, es * size_t(nc * H * Q * Q), s));
 
   // The same buffers serve every layer, so the arrays are built once per shape.
   m_host_ptrs.assign(size_t(9 * batch), nullptr);
@@ -55,6 +60,7 @@ void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
       st_a[i] = offset(a.B_act, row * a.ld_act + g * N, a.dtype);
       st_b[i] = offset(xs_ptr, row * E + h * P, a.dtype);
       st_c[i] = offset(states.get(), i * P * N, DType::F32);
+      if (a.fused) continue;  // the output GEMMs' arrays stay null
       yo_a[i] = offset(s_in.get(), i * P * N, a.dtype);
       yo_b[i] = offset(a.C_act, row * a.ld_act + g * N, a.dtype);
       yo_c[i] = offset(yoff_ptr, row * a.ldy + h * P, DType::F32);
@@ -69,6 +75,7 @@ void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
 }
 
 void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHandle_t blas, cudaStream_t s, OpProfiler* prof) {
+  if (a.fused && !ssd_chunked_fused_supported(a)) throw Error("ssd_chunked: the fused path does not support these shapes");
   ws.prepare(a, s);
   const int64_t Q = a.Q, nc = a.T_pad / Q, H = a.H, P = a.P, N = a.N, G = a.G, E = H * P, batch = ws.batch;
   const DType dt = a.dtype;
@@ -96,6 +103,21 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
   sp.chunk_states = ws.states.as<float>(); sp.cs = a.cs; sp.state = a.state; sp.s_in = ws.s_in.get(); sp.dtype = dt;
   sp.T_pad = a.T_pad; sp.Q = Q; sp.n_chunks = nc; sp.H = H; sp.PN = P * N;
   launch_ssd_state_passing(sp, s);
+
+  if (a.fused) {
+    prof_mark(prof, a.gate.v ? "ssd: fused chunk scan + gate" : "ssd: fused chunk scan", s);
+    SsdChunkScanFusedParams fp;
+    fp.T_pad = a.T_pad; fp.Q = Q; fp.H = H; fp.P = P; fp.G = G; fp.N = N; fp.T_valid = a.T_valid; fp.dtype = dt;
+    fp.x_act = a.x_act; fp.C_act = a.C_act; fp.ld_act = a.ld_act; fp.cb = ws.cb.as<float>(); fp.s_in = ws.s_in.get();
+    fp.dt = a.dt; fp.cs = a.cs; fp.x = a.x; fp.ldx = a.ldx; fp.D = a.D;
+    if (a.gate.v) {
+      fp.z = a.gate.z; fp.ldz = a.gate.ldz; fp.v = a.gate.v; fp.ldv = a.gate.ldv; fp.v_dtype = a.gate.v_dtype; fp.ss = a.gate.ss;
+    } else {
+      fp.y = a.y; fp.ldy = a.ldy;
+    }
+    launch_ssd_chunk_scan_fused(fp, s);
+    return;
+  }
 
   prof_mark(prof, "ssd: off-diagonal gemm", s);
   gemm_batched(blas, P, Q, N, {nullptr, dt, N, true}, arr + 3 * batch, {nullptr, dt, a.ld_act, false}, arr + 4 * batch, arr_out(5), DType::F32,

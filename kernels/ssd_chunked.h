@@ -11,6 +11,9 @@
 //   y         = M[c,h] x_c[h]                              batched GEMM
 //   y        += exp(cs) ∘ y_off                            ssd_scale_rows, or fused into the consumer
 // y is fp32, with the D skip only when args.D is given (else the gated norm adds it).
+// Fused mode (args.fused, bf16 operands, ssd_chunked_fused_supported): the last four steps are one
+// tensor-core kernel (ssd_chunk_scan_fused.cuh) that never materialises M or y_off, and can finish
+// with the gate instead of writing y (args.gate).
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -43,9 +46,25 @@ struct SsdChunkedArgs {
   // Optional: the off-diagonal part goes here unscaled (row stride ldy) and y holds only the diagonal
   // part; the consumer adds exp(cs[h,t]) * y_off (GatedRmsNormParams::y_off). Null: y is complete.
   float* y_off = nullptr;
-  // Optional: the skip D[h] x folded into the diagonal GEMM (x then enters in dtype). Null: y has no skip.
+  // Optional: the skip D[h] x folded into the diagonal GEMM (x then enters in dtype); in fused mode added in
+  // fp32 from x. Null: y has no skip.
   const float* D = nullptr;
+  // Fused mode: y_off is ignored; with gate.v set, y is not written either: v = (y + D x) * silu(z) and the
+  // per-(token, head) sums of squares of v are, for launch_gated_norm_finish (gated_rmsnorm.cuh).
+  bool fused = false;
+  struct Gate {
+    const float* z = nullptr;  // (T_pad, H*P) fp32, row stride ldz
+    int64_t ldz = 0;
+    void* v = nullptr;  // (T_pad, H*P) in v_dtype (BF16 or F32), row stride ldv
+    int64_t ldv = 0;
+    DType v_dtype = DType::BF16;
+    float* ss = nullptr;  // (T_pad, H)
+  } gate;
+  int64_t T_valid = 0;  // fused mode: rows t >= T_valid (the padding) are not written; 0: T_pad
 };
+
+// Whether args can take the fused path (shapes, operand dtype and alignment).
+bool ssd_chunked_fused_supported(const SsdChunkedArgs& a);
 
 class SsdChunkedWorkspace {
  public:
