@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
+#include <tuple>
 
 #include "conv1d.cuh"
 #include "cuda_backend_impl.h"
@@ -43,6 +45,11 @@ int64_t segment_len(int64_t Q) {
   // (and keeps per-token grid dimensions under CUDA's 65535 limit)
   const int64_t target = std::clamp<int64_t>(env_int("MAMBA_CUDA_SEGMENT", 8192), 256, 32768);
   return std::max<int64_t>(Q, target / Q * Q);
+}
+
+std::string env_str(const char* name, const char* dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : std::string(dflt);
 }
 
 float to_float_limit(double v) { return static_cast<float>(v); }  // +inf stays +inf
@@ -237,7 +244,8 @@ void CudaBackend::forward(std::span<const int32_t> tokens, const ForwardOptions&
   if (T == 0) throw Error("forward: no tokens");
   check_ids(tokens);
   activate();
-  const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : m_c.chunk_size;
+  // MAMBA_CUDA_CHUNK (measurement): the chunk size when the caller asks for none (default: the model's).
+  const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : env_int("MAMBA_CUDA_CHUNK", m_c.chunk_size);
   if (Q < 1) throw Error("chunk size must be >= 1");
   // opt.probes: the hook point for per-layer probes (a later issue); nothing is collected yet.
   const int64_t seg = segment_len(Q), V = m_c.vocab_size;
@@ -414,8 +422,28 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   const float eps = static_cast<float>(c.norm_eps);
   OpProfiler* prof = m_prof;
   StepIO* io_dev = m_io_dev.as<StepIO>();
-  // How much of each GEMV's weights to pull into L2 ahead of time (PDL lets it overlap the previous kernel);
-  const int64_t prefetch = pdl ? env_int("MAMBA_CUDA_PREFETCH_MB", 0) << 20 : 0;  // measured: no gain once weights are preloaded into registers
+  // Each kernel pulls what the same kernel of the next layer reads into L2 (weights, SSM state), so the
+  // dependency chain never waits on DRAM; the last layer pulls in the first part of the LM head. Only
+  // for models whose layers are small next to L2 (50 MB on an H100): a large model's decode streams
+  // at full bandwidth anyway, and prefetching a layer ahead there only evicts what is in use.
+  const size_t ws = dtype_size(m_wdt);
+  const bool prefetch = env_flag("MAMBA_CUDA_PREFETCH", true) && (Din * D + D * E) * int64_t(ws) <= (int64_t(16) << 20);
+  const int64_t lm_pf = std::min<int64_t>(env_int("MAMBA_CUDA_LM_PREFETCH_MB", 24) << 20, V * D * int64_t(ws)) / 3 & ~int64_t(15);
+  auto next = [&](const DeviceBuffer& b, int64_t bytes, int64_t lm_part) -> std::pair<const void*, int64_t> {
+    if (!prefetch) return {nullptr, 0};
+    if (lm_part >= 0) return {static_cast<const char*>(lm_head()) + lm_part * lm_pf, lm_pf};
+    return {b.get(), bytes};
+  };
+  // When each kernel class (in_proj, SSM step, out_proj) lets its PDL successor launch: 's' = at its
+  // start, 'w' = once past its own wait. Measured (run 6): all at start piled ~5 layers of waiting
+  // blocks onto the SMs and slowed the running kernel ~2x; all after the wait gave the short SSM step's
+  // successor too little lead to load its weights.
+  std::string trig = env_str("MAMBA_CUDA_TRIGGER", "wsw");
+  if (trig.size() != 3) trig = "wsw";
+  const bool trig_in = trig[0] == 's', trig_ssm = trig[1] == 's', trig_out = trig[2] == 's';
+  const bool smem_gemv = env_flag("MAMBA_CUDA_GEMV_SMEM", true);  // measurement: false = streaming GEMV only
+  unsigned long long* trace = m_trace_on ? m_trace.as<unsigned long long>() : nullptr;
+  auto trace_slot = [&](int64_t k) { return trace ? trace + kTraceSlots * k : nullptr; };
   // Measurement only (mamba-cuda-profile): leave kernel classes out of the graph to see what each costs
   // in place. 1 = in_proj, 2 = ssm step, 4 = out_proj, 8 = LM head. Results are then meaningless.
   const int64_t skip = env_int("MAMBA_CUDA_DECODE_SKIP", 0);
@@ -428,11 +456,14 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const DevLayer& lw = m_layers[size_t(l)];
+    const bool last = l + 1 == c.n_layer;
+    const DevLayer& nw = m_layers[size_t(last ? l : l + 1)];
     prof_mark(prof, "decode: in_proj gemv (+rmsnorm)", s);
     GemvParams gi;
     gi.W = lw.in_proj.get(); gi.wdtype = m_wdt; gi.R = Din; gi.K = D; gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
     gi.prologue = GemvPrologue::RmsNorm; gi.x = m_r_dec.as<float>(); gi.norm_w = lw.norm.as<float>(); gi.eps = eps;
-    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.prefetch_budget_bytes = prefetch;
+    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.force_streaming = !smem_gemv;
+    std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(nw.in_proj, Din * D * int64_t(ws), last ? 0 : -1);
     if (!(skip & 1)) launch_gemv(gi, s, pdl);
 
     prof_mark(prof, "decode: ssm step (conv+dt+scan+gate)", s);
@@ -441,21 +472,27 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     sp.conv_w = lw.conv_w.as<float>(); sp.conv_b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
     sp.ring = m_ring.as<float>() + l * CD * K; sp.dt_bias = lw.dt_bias.as<float>(); sp.A = lw.A.as<float>(); sp.D = lw.D.as<float>();
     sp.dt_lo = to_float_limit(c.dt_min); sp.dt_hi = to_float_limit(c.dt_max);
-    sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true;
+    sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true; sp.trace = trace_slot(3 * l + 1); sp.trigger_at_start = trig_ssm;
+    if (prefetch && !last) {
+      sp.prefetch_next = sp.state + H * P * N; sp.prefetch_next_bytes = int64_t(sizeof(float)) * H * P * N;
+    } else {
+      std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(nw.in_proj, 0, last ? 1 : -1);
+    }
     if (!(skip & 2)) launch_ssm_step(sp, s, pdl);
 
     prof_mark(prof, "decode: out_proj gemv (+group norm, residual)", s);
     GemvParams go;
     go.W = lw.out_proj.get(); go.wdtype = m_wdt; go.R = D; go.K = E; go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
     go.prologue = GemvPrologue::GroupRmsNorm; go.x = m_y_dec.as<float>(); go.norm_w = lw.gnorm.as<float>();
-    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.prefetch_budget_bytes = prefetch;
+    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.force_streaming = !smem_gemv;
+    std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(nw.out_proj, D * E * int64_t(ws), last ? 2 : -1);
     if (!(skip & 4)) launch_gemv(go, s, pdl);
   }
 
   prof_mark(prof, "decode: lm head gemv (+final norm)", s);
   GemvParams gl;
   gl.W = lm_head(); gl.wdtype = m_wdt; gl.R = V; gl.K = D; gl.prologue = GemvPrologue::RmsNorm; gl.x = m_r_dec.as<float>();
-  gl.norm_w = m_norm_f.as<float>(); gl.eps = eps; gl.out = m_logits_dec.as<float>(); gl.prefetch_budget_bytes = prefetch;
+  gl.norm_w = m_norm_f.as<float>(); gl.eps = eps; gl.out = m_logits_dec.as<float>(); gl.trace = trace_slot(3 * c.n_layer); gl.trigger_at_start = false; gl.force_streaming = !smem_gemv;
   if (!(skip & 8)) launch_gemv(gl, s, pdl);
 
   if (mode == StepMode::Logits) {
@@ -576,6 +613,34 @@ void CudaBackend::set_pdl(bool on) {
   m_pdl = on && major >= 9;
   m_graph_logits.reset();
   m_graph_sample.reset();
+}
+
+void CudaBackend::set_decode_trace(bool on) {
+  if (on && m_trace.empty()) m_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(3 * m_c.n_layer + 1), "decode trace");
+  m_trace_on = on;
+  m_graph_logits.reset();
+  m_graph_sample.reset();
+}
+
+std::vector<uint64_t> CudaBackend::decode_trace_step() {
+  if (!m_trace_on) throw Error("decode_trace_step: tracing is off (set_decode_trace)");
+  activate();
+  if (!m_graph_logits.ready()) capture(StepMode::Logits);
+  cudaStream_t s = m_stream->get();
+  m_stream->sync();
+  const size_t n = kTraceSlots * size_t(3 * m_c.n_layer + 1);
+  std::vector<uint64_t> t(n, 0);  // slots 0 and 1 take minima, the others maxima
+  for (size_t k = 0; k < n; k += kTraceSlots) t[k] = t[k + 1] = ~uint64_t(0);
+  CUDA_CHECK(cudaMemcpyAsync(m_trace.get(), t.data(), sizeof(uint64_t) * n, cudaMemcpyHostToDevice, s));
+  StepIO* io = m_io_pinned.as<StepIO>();
+  io->token = 1 % static_cast<int32_t>(m_c.vocab_size);
+  io->pos = static_cast<int32_t>(m_pos);
+  m_graph_logits.launch(s);
+  CUDA_CHECK(cudaMemcpyAsync(t.data(), m_trace.get(), sizeof(uint64_t) * n, cudaMemcpyDeviceToHost, s));
+  m_stream->sync();
+  m_pos = (m_pos + 1) % m_c.d_conv;
+  m_n_tokens += 1;
+  return t;
 }
 
 double CudaBackend::decode_graph_ms(int n) {

@@ -48,6 +48,14 @@ class CudaBackend final : public Backend {
   void set_profiler(OpProfiler* p) { m_prof = p; }  // non-null: ops are timed one by one (no graph)
   // Device time per decode step measured over `n` graph replays back to back (the state advances).
   double decode_graph_ms(int n);
+  // Decode timeline (measurement): with tracing on, the graph records per kernel (3 per layer, then the
+  // LM head) kTraceSlots %globaltimer stamps in ns (launch.cuh): first block start, first and last
+  // block past the PDL wait, last block end, last block with its inputs read (prologue done), last
+  // block with its weights in shared memory (0 where a kernel has no such step).
+  // decode_trace_step() runs one step and returns them (kTraceSlots per kernel).
+  static constexpr int kTraceSlots = 8;
+  void set_decode_trace(bool on);
+  std::vector<uint64_t> decode_trace_step();
 
  private:
   struct DevLayer {
@@ -107,6 +115,8 @@ class CudaBackend final : public Backend {
   DeviceBuffer m_io_dev, m_r_dec, m_zx_dec, m_y_dec, m_logits_dec;
   PinnedBuffer m_io_pinned, m_logits_pinned;
   GraphExec m_graph_logits, m_graph_sample;
+  DeviceBuffer m_trace;  // (3 * n_layer + 1, kTraceSlots) u64, see set_decode_trace
+  bool m_trace_on = false;
   const float* m_last_logits_dev = nullptr;
 };
 

@@ -1,6 +1,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "dtype.cuh"
 #include "gemv.cuh"
 #include "launch.cuh"
@@ -10,26 +12,39 @@ namespace mamba {
 namespace {
 constexpr int kWarps = 8;
 
-// Dot of one 16-byte weight vector with the matching floats of xin (shared memory, 16-byte aligned).
-__device__ __forceinline__ float dot16(const uint4& v, const float* x, float*) {
-  const float4 a = *reinterpret_cast<const float4*>(&v);
-  const float4 b = *reinterpret_cast<const float4*>(x);
-  return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+// 16-byte shared-memory loads, spelled out. Left to itself the compiler slices a float4/uint4 load whose
+// parts are used separately into 4-byte (even 2-byte) loads; on xin's 32-byte lane stride that meant
+// 8-way bank conflicts, ~4 us per GEMV at 130m (run 6).
+__device__ __forceinline__ float4 lds_f4(const float* p) {
+  float4 v;
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(a));
+  return v;
 }
-template <typename H2, typename F>
-__device__ __forceinline__ float dot16_half2(const uint4& v, const float* x, F to_float2) {
-  const H2* w = reinterpret_cast<const H2*>(&v);
-  const float4 x0 = *reinterpret_cast<const float4*>(x), x1 = *reinterpret_cast<const float4*>(x + 4);
-  const float2 f0 = to_float2(w[0]), f1 = to_float2(w[1]), f2 = to_float2(w[2]), f3 = to_float2(w[3]);
-  return f0.x * x0.x + f0.y * x0.y + f1.x * x0.z + f1.y * x0.w + f2.x * x1.x + f2.y * x1.y + f3.x * x1.z + f3.y * x1.w;
-}
-__device__ __forceinline__ float dot16(const uint4& v, const float* x, __nv_bfloat16*) {
-  return dot16_half2<__nv_bfloat162>(v, x, [](__nv_bfloat162 h) { return __bfloat1622float2(h); });
-}
-__device__ __forceinline__ float dot16(const uint4& v, const float* x, __half*) {
-  return dot16_half2<__half2>(v, x, [](__half2 h) { return __half22float2(h); });
+__device__ __forceinline__ uint4 lds_u4(const void* p) {
+  uint4 v;
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
 }
 
+// Dot of one 16-byte weight vector with its EPV floats of the input, held as EPV/4 float4.
+__device__ __forceinline__ float dot16r(const uint4& v, const float4* x, float*) {
+  const float4 a = *reinterpret_cast<const float4*>(&v);
+  return a.x * x[0].x + a.y * x[0].y + a.z * x[0].z + a.w * x[0].w;
+}
+template <typename H2, typename F>
+__device__ __forceinline__ float dot16r_half2(const uint4& v, const float4* x, F to_float2) {
+  const H2* w = reinterpret_cast<const H2*>(&v);
+  const float2 f0 = to_float2(w[0]), f1 = to_float2(w[1]), f2 = to_float2(w[2]), f3 = to_float2(w[3]);
+  return f0.x * x[0].x + f0.y * x[0].y + f1.x * x[0].z + f1.y * x[0].w + f2.x * x[1].x + f2.y * x[1].y + f3.x * x[1].z + f3.y * x[1].w;
+}
+__device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __nv_bfloat16*) {
+  return dot16r_half2<__nv_bfloat162>(v, x, [](__nv_bfloat162 h) { return __bfloat1622float2(h); });
+}
+__device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __half*) {
+  return dot16r_half2<__half2>(v, x, [](__half2 h) { return __half22float2(h); });
+}
 // xin = x * w / rms(x) over each of `groups` contiguous groups. Loads go out in batches of 8 per thread
 // (x and w together) so the prologue costs one memory round trip, not one per loop iteration.
 __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, float* xin, float* scratch) {
@@ -88,18 +103,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     }
   };
 
-  // Weights do not depend on the previous kernel: start streaming them before waiting for it, and
-  // before this block's normalisation prologue.
+  // Weights do not depend on the previous kernel: start loading them before waiting for it, then ask L2
+  // for the next layer's weights behind them.
+  trace_start(p.trace);
   int nrows = rows_of(grp);
-  if (lane == 0 && nrows > 0 && p.prefetch_budget_bytes > 0) {
-    const int64_t mine = imin(int64_t(nrows) * K * int64_t(sizeof(Wt)), p.prefetch_budget_bytes / (int64_t(gridDim.x) * kWarps));
-    prefetch_l2_bulk(W + grp * RPW * K, unsigned(imin(mine, int64_t(1) << 30)));
-  }
   if (VEC && nrows > 0) load_batch(grp, nrows, 0);
   bool preloaded = VEC && nrows > 0;
-  pdl_launch_dependents();
+  prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
+  if (p.trigger_at_start) pdl_launch_dependents();
   pdl_wait();
+  if (!p.trigger_at_start) pdl_launch_dependents();
+  trace_waited(p.trace);
   prologue(p, GATED ? p.groups : 1, xin, scratch);
+  trace_mark(p.trace, 4);
 
   for (; grp < n_groups; grp += stride, nrows = rows_of(grp)) {
     float acc[RPW];
@@ -113,9 +129,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
         for (int u = 0; u < U; ++u) {
           const int64_t idx = base + u * 32 + lane;
           if (idx < nvec) {
-            const float* xs = xin + idx * EPV;
+            float4 xr[EPV / 4];
 #pragma unroll
-            for (int r = 0; r < RPW; ++r) acc[r] += dot16(v[r][u], xs, static_cast<Wt*>(nullptr));
+            for (int q = 0; q < EPV / 4; ++q) xr[q] = lds_f4(xin + idx * EPV + 4 * q);
+#pragma unroll
+            for (int r = 0; r < RPW; ++r) acc[r] += dot16r(v[r][u], xr, static_cast<Wt*>(nullptr));
           }
         }
       }
@@ -136,6 +154,111 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
       }
     }
   }
+  trace_end(p.trace);
+}
+
+// Small matrices (a decode step of a small model is latency-bound, not bandwidth-bound): each block
+// copies its contiguous slice of rows into shared memory with cp.async before the PDL wait, so after
+// the wait only the prologue's one round trip for x (and the residual rows) is left on the critical path.
+// Light on registers, so the blocks of the next kernels fit on the SMs beside it and start early too.
+constexpr int64_t kSmemSliceBytes = 64 * 1024;  // per block; larger matrices use the streaming kernel
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+  *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Waits until at most N of this thread's most recent commit groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+// Each lane keeps its columns of xin in registers (NV 16-byte column vectors, nvec <= 32 NV) and a warp
+// reduces four rows at a time, so the shared-memory traffic after the wait is the weights, read once.
+// Shared memory: W slice (rows_per_block, K) | xin (K, padded to 4) | scratch (32) | res (rows).
+__host__ __device__ inline int64_t smem_gemv_bytes(int64_t rows, int64_t row_bytes, int64_t K) {
+  return rows * row_bytes + int64_t(sizeof(float)) * (((K + 3) & ~int64_t(3)) + 32 + rows);
+}
+constexpr int kSmemThreads = 256;
+
+template <typename Wt, bool GATED, int NV>
+__global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, int rows_per_block) {
+  constexpr int EPV = 16 / int(sizeof(Wt)), Q = EPV / 4, kRowsAtOnce = 4, kWarpsPerBlock = kSmemThreads / 32;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int64_t K = p.K, nvec = K / EPV, row_bytes = K * int64_t(sizeof(Wt));
+  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block;
+  const int nr = int(imin(rows_per_block, p.R - r0));
+  uint4* w = reinterpret_cast<uint4*>(smem);                                           // (rows_per_block, K) weights
+  float* xin = reinterpret_cast<float*>(smem + int64_t(rows_per_block) * row_bytes);  // (K) normalised input
+  float* scratch = xin + ((K + 3) & ~int64_t(3));                                     // 32 floats
+  float* res = scratch + 32;                                                          // (rows_per_block) results
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+  trace_start(p.trace);
+  {
+    const uint4* src = reinterpret_cast<const uint4*>(static_cast<const char*>(p.W) + r0 * row_bytes);
+    const int64_t n16 = int64_t(nr) * row_bytes / 16;
+    for (int64_t i = threadIdx.x; i < n16; i += kSmemThreads) cp_async16(w + i, src + i);
+    cp_async_commit();
+  }
+  prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
+  if (p.trigger_at_start) pdl_launch_dependents();
+  pdl_wait();
+  if (!p.trigger_at_start) pdl_launch_dependents();
+  trace_waited(p.trace);
+  // The residual rows this block accumulates into: loaded now, in the prologue's round trip.
+  float base = 0.f;
+  if (threadIdx.x < nr) base = (p.accumulate ? p.out[r0 + threadIdx.x] : 0.f) + (p.bias ? p.bias[r0 + threadIdx.x] : 0.f);
+  prologue(p, GATED ? p.groups : 1, xin, scratch);
+  float4 xr[NV][Q];
+#pragma unroll
+  for (int v = 0; v < NV; ++v) {
+    const int64_t i = lane + 32 * v;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) xr[v][q] = i < nvec ? lds_f4(xin + i * EPV + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  trace_mark(p.trace, 4);
+  cp_async_wait<0>();
+  __syncthreads();
+  trace_mark(p.trace, 5);
+
+  for (int rb = warp; rb < nr; rb += kWarpsPerBlock * kRowsAtOnce) {
+    float acc[kRowsAtOnce];
+#pragma unroll
+    for (int j = 0; j < kRowsAtOnce; ++j) {
+      const int r = rb + j * kWarpsPerBlock;
+      acc[j] = 0.f;
+      if (r < nr) {
+#pragma unroll
+        for (int v = 0; v < NV; ++v) {
+          const int64_t i = lane + 32 * v;
+          if (i < nvec) acc[j] += dot16r(lds_u4(w + int64_t(r) * nvec + i), xr[v], static_cast<Wt*>(nullptr));
+        }
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int j = 0; j < kRowsAtOnce; ++j) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+    if (lane == 0)
+#pragma unroll
+      for (int j = 0; j < kRowsAtOnce; ++j)
+        if (rb + j * kWarpsPerBlock < nr) res[rb + j * kWarpsPerBlock] = acc[j];
+  }
+  __syncthreads();
+  if (threadIdx.x < nr) p.out[r0 + threadIdx.x] = base + res[threadIdx.x];
+  trace_end(p.trace);
 }
 
 int sm_count() {
@@ -171,9 +294,32 @@ void launch_rpw(const GemvParams& p, cudaStream_t s, bool pdl) {
   else launch_one<Wt, 1, GATED, VEC>(p, s, pdl);
 }
 
+// The shared-memory kernel when every block's slice fits (rows <= threads: one result per thread).
+template <typename Wt>
+bool try_launch_smem(const GemvParams& p, cudaStream_t s, bool pdl) {
+  const int64_t row_bytes = p.K * int64_t(sizeof(Wt));
+  if (row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(p.W) & 15) != 0) return false;
+  const int64_t rows = std::max<int64_t>(1, (p.R + sm_count() - 1) / sm_count());
+  if (rows > kSmemThreads || rows * row_bytes > kSmemSliceBytes) return false;
+  const size_t smem = size_t(smem_gemv_bytes(rows, row_bytes, p.K));
+  constexpr int EPV = 16 / int(sizeof(Wt));
+  const int64_t per_lane = (p.K / EPV + 31) / 32;
+  if (per_lane > 8) return false;
+  const bool gated = p.prologue == GemvPrologue::GroupRmsNorm;
+  auto pick = [&](auto nv) {
+    constexpr int NV = decltype(nv)::value;
+    return gated ? gemv_smem_kernel<Wt, true, NV> : gemv_smem_kernel<Wt, false, NV>;
+  };
+  auto kernel = per_lane <= 2 ? pick(std::integral_constant<int, 2>{}) : per_lane <= 4 ? pick(std::integral_constant<int, 4>{}) : pick(std::integral_constant<int, 8>{});
+  if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  launch_kernel(kernel, dim3(ceil_div(p.R, rows)), dim3(kSmemThreads), smem, s, pdl, "gemv_smem_kernel", p, static_cast<int>(rows));
+  return true;
+}
+
 template <typename Wt>
 void launch_typed(const GemvParams& p, cudaStream_t s, bool pdl) {
   constexpr int EPV = 16 / int(sizeof(Wt));
+  if (!p.force_streaming && try_launch_smem<Wt>(p, s, pdl)) return;
   const bool vec = p.K % EPV == 0 && (reinterpret_cast<uintptr_t>(p.W) & 15) == 0;
   const bool gated = p.prologue == GemvPrologue::GroupRmsNorm;
   if (gated) {

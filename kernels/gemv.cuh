@@ -5,8 +5,10 @@
 //   RmsNorm:       xin = rmsnorm(x) * norm_w            (in_proj and the LM head)
 //   GroupRmsNorm:  xin = rmsnorm_grouped(x) * norm_w    (out_proj on the already gated SSD output,
 //                                                        accumulating into the residual)
-// One warp streams RPW rows with 16-byte loads; under PDL each warp first asks L2 to prefetch its rows
-// so the weight stream starts while the previous kernel is still running.
+// Two kernels: when each SM's share of W fits in 64 KB of shared memory (a small model's projections),
+// every block copies its rows there before waiting for the previous kernel (PDL), so only the prologue
+// remains after the wait; otherwise one warp streams RPW rows with 16-byte loads, the first batch
+// loaded before the wait. Either grid can ask L2 for the next layer's weights (prefetch_next).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -29,7 +31,14 @@ struct GemvParams {
   float eps = 1e-5f;
   float* out = nullptr;  // (R)
   bool accumulate = false;
-  int64_t prefetch_budget_bytes = 0;  // L2 prefetch spread over all warps; 0 = none
+  const void* prefetch_next = nullptr;  // pulled into L2 by the whole grid at its start (or null)
+  int64_t prefetch_next_bytes = 0;
+  unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null
+  bool force_streaming = false;  // tests: skip the shared-memory kernel for small matrices
+  // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit
+  // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
+  // its own wait (one kernel of lookahead).
+  bool trigger_at_start = false;
 };
 
 void launch_gemv(const GemvParams& p, cudaStream_t s, bool pdl);

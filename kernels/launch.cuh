@@ -36,6 +36,48 @@ __device__ __forceinline__ void prefetch_l2_bulk(const void* ptr, unsigned bytes
 #endif
 }
 
+// This warp's share of a prefetch of [ptr, ptr+bytes) spread over every warp of the grid: decode
+// kernels pull the next layer's weights into L2 while the dependency chain of this layer runs.
+__device__ __forceinline__ void prefetch_l2_share(const void* ptr, int64_t bytes) {
+  if (!ptr || bytes <= 0 || (threadIdx.x & 31) != 0) return;
+  const int64_t warps = int64_t(gridDim.x) * gridDim.y * ((blockDim.x + 31) >> 5);
+  const int64_t warp = (int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * ((blockDim.x + 31) >> 5) + (threadIdx.x >> 5);
+  const int64_t share = ((bytes + warps - 1) / warps + 15) & ~int64_t(15), begin = warp * share;
+  if (begin >= bytes) return;
+  const int64_t n = bytes - begin < share ? bytes - begin : share;
+  prefetch_l2_bulk(static_cast<const char*>(ptr) + begin, unsigned(n < (int64_t(1) << 30) ? n : (int64_t(1) << 30)));
+}
+
+// Optional decode timeline (mamba-cuda-profile): per kernel 8 slots of %globaltimer (ns):
+// [0] first block started, [1] first block past pdl_wait, [2] last block past pdl_wait, [3] last block
+// done, [4] last block with its inputs read, [5] last block with its weights staged (kernels that have
+// those steps). Null pointer = off (one uniform branch).
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void trace_start(unsigned long long* tr) {
+  if (tr && threadIdx.x == 0) atomicMin(tr, global_ns());
+}
+__device__ __forceinline__ void trace_waited(unsigned long long* tr) {
+  if (tr && threadIdx.x == 0) {
+    const unsigned long long t = global_ns();
+    atomicMin(tr + 1, t);
+    atomicMax(tr + 2, t);
+  }
+}
+// After a __syncthreads of the caller: the block's step `slot` is done.
+__device__ __forceinline__ void trace_mark(unsigned long long* tr, int slot) {
+  if (tr && threadIdx.x == 0) atomicMax(tr + slot, global_ns());
+}
+__device__ __forceinline__ void trace_end(unsigned long long* tr) {
+  if (tr) {
+    __syncthreads();
+    if (threadIdx.x == 0) atomicMax(tr + 3, global_ns());
+  }
+}
+
 template <typename... KArgs, typename... Args>
 void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl, const char* what,
                    Args&&... args) {

@@ -25,6 +25,7 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
 
   // Everything but this token's projection is ready before the previous kernel ends (under PDL this
   // overlaps it): the state rows, the conv weights and the conv window (written by the last step).
+  trace_start(p.trace);
   float s[kRowsPerWarp][NJ];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -48,25 +49,42 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
     }
   }
   const float A = p.A[h], Dh = p.D[h], dt_bias = p.dt_bias[h];
-  pdl_launch_dependents();
+  prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
+  if (p.trigger_at_start) pdl_launch_dependents();
   pdl_wait();
+  if (!p.trigger_at_start) pdl_launch_dependents();
+  trace_waited(p.trace);
 
+  // Every input of this token is loaded before anything is stored (the ring and state stores could
+  // alias them as far as the compiler knows): one round trip after the wait, not one per channel.
   const float* xbc = p.zx + p.E;
   const bool own_bc = (h % hpg == 0) && blockIdx.x == 0;  // one block stores each B/C input
+  float in[kChPerThread], zg[kRowsPerWarp];
+#pragma unroll
+  for (int u = 0; u < kChPerThread; ++u) {
+    const int64_t i = threadIdx.x + int64_t(u) * kThreads;
+    in[u] = i < n_ch ? xbc[ch[u]] : 0.f;
+  }
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int64_t pr = p0 + warp * kRowsPerWarp + r;
+    zg[r] = p.gate && pr < p.P ? p.zx[h * p.P + pr] : 0.f;
+  }
+  const float dt_raw = threadIdx.x == 0 ? xbc[p.conv_dim + h] : 0.f;
 #pragma unroll
   for (int u = 0; u < kChPerThread; ++u) {
     const int64_t i = threadIdx.x + int64_t(u) * kThreads;
     if (i < n_ch) {
-      const float in = xbc[ch[u]];
-      float acc = bias[u] + w[u][K - 1] * in;
+      float acc = bias[u] + w[u][K - 1] * in[u];
 #pragma unroll
       for (int k = 0; k + 1 < K; ++k) acc += w[u][k] * win[u][k];
       sm[i] = silu_f(acc);  // sB, sC and sx are consecutive
-      if (i >= 2 * N || own_bc) p.ring[ch[u] * K + pos] = in;
+      if (i >= 2 * N || own_bc) p.ring[ch[u] * K + pos] = in[u];
     }
   }
-  if (threadIdx.x == 0) s_dt = softplus_clamp(xbc[p.conv_dim + h] + dt_bias, p.dt_lo, p.dt_hi);
+  if (threadIdx.x == 0) s_dt = softplus_clamp(dt_raw + dt_bias, p.dt_lo, p.dt_hi);
   __syncthreads();
+  trace_mark(p.trace, 4);
 
   const float dt = s_dt, decay = expf(dt * A);
 #pragma unroll
@@ -87,11 +105,12 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
       acc = warp_sum(acc);
       if (lane == 0) {
         float out = acc + Dh * x;
-        if (p.gate) out *= silu_f(p.zx[h * p.P + pr]);
+        if (p.gate) out *= silu_f(zg[r]);
         p.y[h * p.P + pr] = out;
       }
     }
   }
+  trace_end(p.trace);
 }
 
 template <int NJ>

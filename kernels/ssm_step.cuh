@@ -27,6 +27,13 @@ struct SsmStepParams {
   float* state = nullptr;           // (H, P, N)
   float* y = nullptr;               // (E) with the D skip
   bool gate = false;                // y *= silu(z), z = zx[0, E)
+  const void* prefetch_next = nullptr;  // pulled into L2 by the grid at its start (the next layer's state), or null
+  int64_t prefetch_next_bytes = 0;
+  unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null
+  // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit
+  // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
+  // its own wait (one kernel of lookahead).
+  bool trigger_at_start = false;
 };
 
 void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl);

@@ -1,7 +1,8 @@
 // mamba-cuda-profile: where the GPU time goes, on a random model of a preset shape.
 //   mamba-cuda-profile --config 130m [--dtype bf16] [--prompt-len 8192] [--steps 128]
 // Prints the prefill and decode breakdowns by op (event timer, ops serialised), then decode variants
-// (graph replay with and without PDL, L2 prefetch budgets, device sampling) against the bandwidth floor.
+// (graph replay with and without PDL and next-layer L2 prefetch, the %globaltimer decode timeline, device
+// sampling) against the bandwidth floor.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +39,41 @@ void print_breakdown(const char* title, const OpProfiler& prof, double divide_by
     std::printf("  %-52s %10.4f ms %6.1f%%  (x%lld)\n", k.c_str(), v / divide_by, 100.0 * v / total,
                 static_cast<long long>(prof.counts().at(k) / std::max<int64_t>(1, int64_t(divide_by))));
   std::printf("  %-52s %10.4f ms\n", "total (ops timed one by one)", total / divide_by);
+}
+
+// The decode timeline from %globaltimer stamps (CudaBackend::set_decode_trace), averaged over `reps`
+// steps, per kernel class, relative to the end of the kernel before it: when its first block started,
+// when its blocks got past the PDL wait, and when its last block finished (its share of the critical path).
+void print_timeline(CudaBackend& b, int64_t L, int reps) {
+  constexpr int S = CudaBackend::kTraceSlots, J = 6;
+  b.set_decode_trace(true);
+  b.decode_trace_step();  // capture + warm-up
+  const char* names[] = {"in_proj gemv", "ssm step", "out_proj gemv", "lm head gemv"};
+  double acc[4][J] = {}, n[4][J] = {}, total = 0;
+  for (int r = 0; r < reps; ++r) {
+    const std::vector<uint64_t> t = b.decode_trace_step();
+    const int64_t K = int64_t(t.size() / S);
+    total += double(t[S * (K - 1) + 3] - t[0]) * 1e-3;
+    for (int64_t k = 1; k < K; ++k) {
+      const double prev_end = double(t[S * (k - 1) + 3]);
+      const int cls = k == K - 1 ? 3 : int(k % 3);
+      for (int j = 0; j < J; ++j)
+        if (t[S * k + j] != 0) acc[cls][j] += (double(t[S * k + j]) - prev_end) * 1e-3, n[cls][j] += 1;
+    }
+  }
+  b.set_decode_trace(false);
+  auto cell = [&](int c, int j) {
+    if (n[c][j] > 0) std::printf(" %12.2f", acc[c][j] / n[c][j]);
+    else std::printf(" %12s", "-");
+  };
+  std::printf("  decode timeline (%%globaltimer, us after the previous kernel's last block ended; mean of %d steps):\n", reps);
+  std::printf("    %-14s %12s %12s %12s %12s %12s %12s\n", "kernel", "1st in", "1st waited", "last waited", "inputs read", "weights in", "last done");
+  for (int c = 0; c < 4; ++c) {
+    std::printf("    %-14s", names[c]);
+    for (int j : {0, 1, 2, 4, 5, 3}) cell(c, j);
+    std::printf("\n");
+  }
+  std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps, static_cast<long long>(3 * L + 1));
 }
 
 double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample) {
@@ -127,15 +163,29 @@ int main(int argc, char** argv) {
     const double wall_s = step_wall_ms(b, steps, logits, true);
     std::printf("  step_sample() wall, graph%s, id to host    %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", pdl0 ? "+PDL" : "", wall_s,
                 1e3 / wall_s, 100.0 * floor_ms / wall_s);
-    for (const char* mb : {"0", "16", "64"}) {
-      setenv("MAMBA_CUDA_PREFETCH_MB", mb, 1);
+    // Decode variants (environment switches read when the graph is captured): the GEMV kernel for small
+    // matrices, the next-layer L2 prefetch, and which kernel classes (in_proj, SSM step, out_proj) let
+    // their successor launch at their start ('s') or once past their wait ('w').
+    struct Variant {
+      const char* smem;
+      const char* trig;
+      const char* prefetch;
+    };
+    const Variant variants[] = {{"1", "wsw", "1"}, {"1", "wsw", "0"}, {"1", "www", "1"}, {"1", "sss", "1"}, {"0", "wsw", "1"}};
+    for (const Variant& v : variants) {
+      setenv("MAMBA_CUDA_GEMV_SMEM", v.smem, 1);
+      setenv("MAMBA_CUDA_TRIGGER", v.trig, 1);
+      setenv("MAMBA_CUDA_PREFETCH", v.prefetch, 1);
       b.set_pdl(true);
       fresh();
       const double g = b.decode_graph_ms(steps);
-      std::printf("  graph replay, PDL=%d, L2 prefetch %3s MB        %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()), mb, g,
-                  1e3 / g, 100.0 * floor_ms / g);
+      std::printf("  graph replay, PDL=%d, GEMV %-9s trigger %s, L2 prefetch %s %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()),
+                  v.smem[0] == '1' ? "smem" : "streaming", v.trig, v.prefetch[0] == '1' ? "on " : "off", g, 1e3 / g, 100.0 * floor_ms / g);
     }
-    unsetenv("MAMBA_CUDA_PREFETCH_MB");
+    for (const char* e : {"MAMBA_CUDA_GEMV_SMEM", "MAMBA_CUDA_TRIGGER", "MAMBA_CUDA_PREFETCH"}) unsetenv(e);
+    b.set_pdl(pdl0);
+    fresh();
+    print_timeline(b, c.n_layer, std::min(steps, 64));
     // in-graph cost of each kernel class: replay with the class left out (results meaningless, timing not)
     {
       b.set_pdl(pdl0);

@@ -240,6 +240,40 @@ TEST_F(CudaTest, GraphAndPdlDoNotChangeResults) {
   EXPECT_EQ(runs[0], runs[2]) << "PDL must not change results";
 }
 
+TEST_F(CudaTest, DecodeTraceIsOrderedAndChangesNothing) {
+  auto m = medium(1);
+  const int64_t V = m->config.vocab_size, L = m->config.n_layer;
+  auto ids = random_ids(12, V, 8);
+  std::vector<float> plain(static_cast<size_t>(V)), traced(static_cast<size_t>(V));
+  for (bool trace : {false, true}) {
+    auto bp = gpu(m, "bf16");
+    auto& b = dynamic_cast<CudaBackend&>(*bp);
+    ForwardOptions fo;
+    std::vector<float> logits(static_cast<size_t>(V));
+    b.forward(std::span<const int32_t>(ids.data(), 10), fo, logits.data());
+    if (trace) {
+      b.set_decode_trace(true);
+      b.step(ids[10], logits.data());
+      const std::vector<uint64_t> t = b.decode_trace_step();  // decodes token 1 (a fixed probe token)
+      const int S = CudaBackend::kTraceSlots;
+      ASSERT_EQ(t.size(), size_t(S * (3 * L + 1)));
+      for (int64_t k = 0; k < 3 * L + 1; ++k) {
+        const uint64_t* e = t.data() + S * k;
+        EXPECT_TRUE(e[0] <= e[1] && e[1] <= e[2] && e[2] <= e[3]) << "kernel " << k;
+        // A kernel only gets past its wait once the kernel before it has finished (1 us of slack for the timer).
+        if (k > 0) EXPECT_GE(e[1] + 1000, t[size_t(S * (k - 1) + 3)]) << "kernel " << k;
+        EXPECT_TRUE(e[4] == 0 || (e[2] <= e[4] && e[4] <= e[3])) << "kernel " << k;
+      }
+      b.step(ids[11], traced.data());
+    } else {
+      b.step(ids[10], logits.data());
+      b.step(1, logits.data());
+      b.step(ids[11], plain.data());
+    }
+  }
+  EXPECT_EQ(plain, traced) << "tracing must not change results";
+}
+
 TEST_F(CudaTest, DeviceSamplingGreedyEqualsHostGreedy) {
   // Same backend arithmetic both ways (the logits graph and the sampling graph run the same kernels),
   // so the device argmax must reproduce the host sampler's greedy choices exactly.

@@ -161,10 +161,12 @@ TEST_F(CudaTest, GatedRmsNormWithSkip) {
 }
 
 TEST_F(CudaTest, GemvWithFusedNorms) {
+  // Both kernels: the shared-memory one (small matrices) and the streaming one (forced, or too large).
+  for (bool streaming : {false, true})
   for (DType dt : kAll)
-    for (int64_t K : {96, 45, 1536})
+    for (int64_t K : {96, 45, 1536, 2700})
       for (int64_t R : {131, 3000}) {
-        SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R));
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) + (streaming ? " streaming" : ""));
         const auto W = randn(static_cast<size_t>(R * K), uint32_t(K + R), 0.05f);
         const auto x = randn(static_cast<size_t>(K), 21), nw = randn(static_cast<size_t>(K), 22, 0.2f, 1.f), bias = randn(static_cast<size_t>(R), 23);
         std::vector<float> Wr;
@@ -177,10 +179,19 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
         auto out = poisoned(sizeof(float) * R);
         GemvParams p;
         p.W = dW.get(); p.wdtype = dt; p.R = R; p.K = K; p.bias = dbias.as<float>(); p.prologue = GemvPrologue::RmsNorm;
-        p.x = dx.as<float>(); p.norm_w = dnw.as<float>(); p.eps = 1e-5f; p.out = out.as<float>(); p.prefetch_budget_bytes = 1 << 20;
+        p.x = dx.as<float>(); p.norm_w = dnw.as<float>(); p.eps = 1e-5f; p.out = out.as<float>(); p.force_streaming = streaming;
+        p.prefetch_next = dW.get(); p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
+        DeviceBuffer trace(4 * sizeof(unsigned long long));
+        const unsigned long long init[4] = {~0ull, ~0ull, 0, 0};
+        CUDA_CHECK(cudaMemcpy(trace.get(), init, sizeof init, cudaMemcpyHostToDevice));
+        p.trace = trace.as<unsigned long long>();
         launch_gemv(p, nullptr, false);
         sync_check();
         EXPECT_LT(rel_err_v(from_dev(out, size_t(R)), ref), 1e-5);
+        unsigned long long t[4];
+        CUDA_CHECK(cudaMemcpy(t, trace.get(), sizeof t, cudaMemcpyDeviceToHost));
+        EXPECT_TRUE(t[0] <= t[1] && t[1] <= t[2] && t[2] <= t[3] && t[0] > 0) << t[0] << " " << t[1] << " " << t[2] << " " << t[3];
+        p.trace = nullptr;
         // GroupRmsNorm prologue, accumulating (out_proj into the residual)
         if (K % 3 == 0) {
           const int64_t G = 3, gs = K / G;
