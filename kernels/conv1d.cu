@@ -73,16 +73,28 @@ __global__ void __launch_bounds__(128) conv1d_silu_kernel(Conv1dParams p) {
   const int64_t h = want_xs ? c0 / p.P : 0;
   const float* csh = want_xs ? p.cs + h * p.T_pad : nullptr;
   const float* dth = want_xs ? p.dt + h * p.T_pad : nullptr;
+  // The tile's inputs and x scales are all loaded before the first store: the stores below could alias
+  // them as far as the compiler knows, which otherwise serialised one memory round trip per step.
+  float fin[kTile][V], scale[kTile];
   int64_t chunk_end = (t0 / p.Q + 1) * p.Q - 1;
 #pragma unroll
   for (int j = 0; j < kTile; ++j) {
     const int64_t t = t0 + j;
-    if (t >= p.T_pad) break;
-    float f[V];
-    if (t < p.T) load_v<V>(p.in + t * p.ld_in + c0, f);
+    if (t < p.T) load_v<V>(p.in + t * p.ld_in + c0, fin[j]);
     else
 #pragma unroll
-      for (int v = 0; v < V; ++v) f[v] = 0.f;
+      for (int v = 0; v < V; ++v) fin[j][v] = 0.f;
+    scale[j] = 0.f;
+    if (want_xs && t < p.T_pad) {
+      while (t > chunk_end) chunk_end += p.Q;
+      scale[j] = expf(csh[chunk_end] - csh[t]) * dth[t];
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kTile; ++j) {
+    const int64_t t = t0 + j;
+    if (t >= p.T_pad) break;
+    const float* f = fin[j];
     float val[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) {
@@ -105,8 +117,7 @@ __global__ void __launch_bounds__(128) conv1d_silu_kernel(Conv1dParams p) {
       if (p.out_act) static_cast<TA*>(p.out_act)[t * p.C + c0] = from_f32<TA>(val[0]);
     }
     if (want_xs) {
-      while (t > chunk_end) chunk_end += p.Q;
-      const float sc = expf(csh[chunk_end] - csh[t]) * dth[t];
+      const float sc = scale[j];
       TA* xs = static_cast<TA*>(p.xs) + t * p.E + c0;
       if constexpr (V == 2) store_act2<TA>(xs, val[0] * sc, val[1] * sc);
       else xs[0] = from_f32<TA>(val[0] * sc);

@@ -13,10 +13,25 @@ __global__ void __launch_bounds__(256) ssd_state_passing_kernel(SsdStatePassingP
   if (k >= p.PN) return;
   float s = p.state[h * p.PN + k];
   const float* csh = p.cs + h * p.T_pad;
-  for (int64_t c = 0; c < p.n_chunks; ++c) {
-    const int64_t idx = (c * p.H + h) * p.PN + k;
-    static_cast<T*>(p.s_in)[idx] = from_f32<T>(s);
-    s = expf(csh[(c + 1) * p.Q - 1]) * s + p.chunk_states[idx];
+  // Chunks in batches of kB, each batch's loads issued before its stores (which could alias them as far
+  // as the compiler knows): one memory round trip per batch instead of one per chunk.
+  constexpr int kB = 8;
+  for (int64_t c0 = 0; c0 < p.n_chunks; c0 += kB) {
+    float cst[kB], decay[kB];
+#pragma unroll
+    for (int b = 0; b < kB; ++b) {
+      const int64_t c = c0 + b;
+      cst[b] = c < p.n_chunks ? p.chunk_states[(c * p.H + h) * p.PN + k] : 0.f;
+      decay[b] = c < p.n_chunks ? expf(csh[(c + 1) * p.Q - 1]) : 1.f;
+    }
+#pragma unroll
+    for (int b = 0; b < kB; ++b) {
+      const int64_t c = c0 + b;
+      if (c < p.n_chunks) {
+        static_cast<T*>(p.s_in)[(c * p.H + h) * p.PN + k] = from_f32<T>(s);
+        s = decay[b] * s + cst[b];
+      }
+    }
   }
   p.state[h * p.PN + k] = s;
 }

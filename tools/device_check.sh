@@ -54,12 +54,6 @@ grep -E "^  (ssd|fixture|medium|default)" "$T" | sort | uniq | tail -60 >>"$S"
 
 stage bench-130m 120 "$OUT/bench_130m.json" build/bin/mamba-cli bench --config 130m --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
 stage bench-2.7b 200 "$OUT/bench_2.7b.json" build/bin/mamba-cli bench --config 2.7b --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
-# The chunk size only moves work between the SSD's in-chunk and state parts (results agree to rounding):
-# prefill at other chunk sizes than the checkpoint's 256, for the record.
-for q in 128 64; do
-  stage bench-2.7b-q$q 200 "$OUT/bench_2.7b_q$q.json" env MAMBA_CUDA_CHUNK=$q build/bin/mamba-cli bench --config 2.7b --device cuda --dtype bf16 \
-    --prompt-len 8192 --gen 16 --json
-done
 stage profile-130m 120 "$OUT/profile_130m.txt" build/bin/mamba-cuda-profile --config 130m --dtype bf16 --prompt-len 8192 --steps 128
 stage profile-2.7b 200 "$OUT/profile_2.7b.txt" build/bin/mamba-cuda-profile --config 2.7b --dtype bf16 --prompt-len 8192 --steps 64
 if [ "$QUICK" != 1 ]; then
@@ -82,7 +76,7 @@ fi
 python3 - "$OUT" <<'PY' | tee -a "$S"
 import json, sys, os
 out = sys.argv[1]
-for name in ("bench_130m.json", "bench_2.7b.json", "bench_2.7b_q128.json", "bench_2.7b_q64.json"):
+for name in ("bench_130m.json", "bench_2.7b.json"):
     p = os.path.join(out, name)
     try:
         txt = open(p).read()

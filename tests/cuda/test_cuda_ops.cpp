@@ -181,16 +181,17 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
         p.W = dW.get(); p.wdtype = dt; p.R = R; p.K = K; p.bias = dbias.as<float>(); p.prologue = GemvPrologue::RmsNorm;
         p.x = dx.as<float>(); p.norm_w = dnw.as<float>(); p.eps = 1e-5f; p.out = out.as<float>(); p.force_streaming = streaming;
         p.prefetch_next = dW.get(); p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
-        DeviceBuffer trace(4 * sizeof(unsigned long long));
-        const unsigned long long init[4] = {~0ull, ~0ull, 0, 0};
+        DeviceBuffer trace(8 * sizeof(unsigned long long));  // the kernels stamp slots 0..5 (launch.cuh)
+        const unsigned long long init[8] = {~0ull, ~0ull, 0, 0, 0, 0, 0, 0};
         CUDA_CHECK(cudaMemcpy(trace.get(), init, sizeof init, cudaMemcpyHostToDevice));
         p.trace = trace.as<unsigned long long>();
         launch_gemv(p, nullptr, false);
         sync_check();
         EXPECT_LT(rel_err_v(from_dev(out, size_t(R)), ref), 1e-5);
-        unsigned long long t[4];
+        unsigned long long t[8];
         CUDA_CHECK(cudaMemcpy(t, trace.get(), sizeof t, cudaMemcpyDeviceToHost));
         EXPECT_TRUE(t[0] <= t[1] && t[1] <= t[2] && t[2] <= t[3] && t[0] > 0) << t[0] << " " << t[1] << " " << t[2] << " " << t[3];
+        EXPECT_TRUE(t[4] == 0 || (t[2] <= t[4] && t[4] <= t[3]));
         p.trace = nullptr;
         // GroupRmsNorm prologue, accumulating (out_proj into the residual)
         if (K % 3 == 0) {
