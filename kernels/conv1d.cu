@@ -11,21 +11,6 @@ namespace {
 // were 3/8) and V = 2 adjacent channels per thread where the layout allows (8-byte loads and stores).
 constexpr int kTile = 16;
 
-template <typename TA>
-__device__ __forceinline__ void store_act2(TA* dst, float a, float b);
-template <>
-__device__ __forceinline__ void store_act2<float>(float* dst, float a, float b) {
-  *reinterpret_cast<float2*>(dst) = make_float2(a, b);
-}
-template <>
-__device__ __forceinline__ void store_act2<__nv_bfloat16>(__nv_bfloat16* dst, float a, float b) {
-  *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(a, b);
-}
-template <>
-__device__ __forceinline__ void store_act2<__half>(__half* dst, float a, float b) {
-  *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(a, b);
-}
-
 template <int V>
 __device__ __forceinline__ void load_v(const float* src, float (&f)[V]) {
   if constexpr (V == 2) {
@@ -111,7 +96,7 @@ __global__ void __launch_bounds__(128) conv1d_silu_kernel(Conv1dParams p) {
     }
     if constexpr (V == 2) {
       if (want_out) *reinterpret_cast<float2*>(p.out + t * p.C + c0) = make_float2(val[0], val[1]);
-      if (p.out_act) store_act2<TA>(static_cast<TA*>(p.out_act) + t * p.C + c0, val[0], val[1]);
+      if (p.out_act) store2<TA>(static_cast<TA*>(p.out_act) + t * p.C + c0, val[0], val[1]);
     } else {
       if (want_out) p.out[t * p.C + c0] = val[0];
       if (p.out_act) static_cast<TA*>(p.out_act)[t * p.C + c0] = from_f32<TA>(val[0]);
@@ -119,7 +104,7 @@ __global__ void __launch_bounds__(128) conv1d_silu_kernel(Conv1dParams p) {
     if (want_xs) {
       const float sc = scale[j];
       TA* xs = static_cast<TA*>(p.xs) + t * p.E + c0;
-      if constexpr (V == 2) store_act2<TA>(xs, val[0] * sc, val[1] * sc);
+      if constexpr (V == 2) store2<TA>(xs, val[0] * sc, val[1] * sc);
       else xs[0] = from_f32<TA>(val[0] * sc);
     }
   }

@@ -78,18 +78,6 @@ __device__ __forceinline__ void prefetch_row_l2(const void* ptr, unsigned bytes)
 #endif
 }
 
-template <typename T>
-__device__ __forceinline__ void store_pair(T* dst, float a, float b);
-template <>
-__device__ __forceinline__ void store_pair<float>(float* dst, float a, float b) {
-  *reinterpret_cast<float2*>(dst) = make_float2(a, b);
-}
-template <>
-__device__ __forceinline__ void store_pair<__nv_bfloat16>(__nv_bfloat16* dst, float a, float b) {
-  *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(a, b);
-}
-
-
 // Block shape: 4 row warps (16 rows each) x WN column warps (P / WN columns each) x HB heads. The HB heads
 // are consecutive heads of one group: they share the C*B^T tile, which each thread loads once (its RPT rows
 // x 4 columns) and turns into all HB decay-masked tiles, and the C tile of the off-diagonal stages.
@@ -366,7 +354,7 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
           const float v0 = (acc[nt][2 * half] + d_h * xv[nt].x) * zv[nt].x * rcp_fast(1.f + ex2_fast(-kLog2e * zv[nt].x));
           const float v1 = (acc[nt][2 * half + 1] + d_h * xv[nt].y) * zv[nt].y * rcp_fast(1.f + ex2_fast(-kLog2e * zv[nt].y));
           ss += v0 * v0 + v1 * v1;
-          store_pair<TV>(vr + 8 * nt, v0, v1);
+          store2<TV>(vr + 8 * nt, v0, v1);
         }
         ss_half[half] = ss;
       } else {

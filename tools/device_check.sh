@@ -2,46 +2,15 @@
 # Build, test and benchmark the CUDA backend on the lent GPU machine, in one call:
 #   run(command="bash tools/device_check.sh", carry=[".carry"])
 # Logs go to $OUT (at most 8 files come back); the last lines printed are a short summary.
-# The machine image has CUDA, CMake and a compiler but none of the engine's Debian dependencies, so
-# .carry/debs holds them (apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5
-# libgtest-dev libgmock-dev nlohmann-json3-dev libutf8proc-dev libutf8proc2) and they are unpacked
-# into a prefix, never into /.
+# Dependencies and the configure line: tools/device_common.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT"
-S="$OUT/summary.txt"
-: >"$S"
-say() { echo "== $*" | tee -a "$S"; }
-stage() {  # stage NAME TIMEOUT LOG CMD...: runs CMD with a time limit, appending to LOG
-  local name=$1 limit=$2 log=$3
-  shift 3
-  local t0=$SECONDS
-  timeout "$limit" "$@" >>"$log" 2>&1
-  local rc=$?
-  say "$name: rc=$rc in $((SECONDS - t0)) s"
-  return $rc
-}
-
-nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee -a "$S"
-which nvcc cmake ninja g++ compute-sanitizer 2>&1 | tee -a "$S"
-cmake --version | head -1 | tee -a "$S"
-
-DEPS=/opt/mamba-deps
-mkdir -p "$DEPS"
-for f in .carry/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
-L=$DEPS/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L/openblas-openmp:$L:${LD_LIBRARY_PATH:-}
-export PATH=/usr/local/cuda/bin:$PATH
-GEN=()
-command -v ninja >/dev/null && GEN=(-G Ninja)
+source tools/device_common.sh
+device_setup
 
 # A warm machine keeps build/ between calls, and files copied in can look older than its objects: start clean.
 rm -rf build
-stage configure 120 "$OUT/build.log" cmake -S . -B build "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DMAMBA_BLAS_LIBRARIES="$L/openblas-openmp/libopenblas.so" -DCBLAS_INCLUDE_DIR="$DEPS/usr/include/x86_64-linux-gnu/openblas-openmp" \
-  -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" \
-  -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest" || { tail -40 "$OUT/build.log"; exit 1; }
+configure build "$OUT/build.log" || { tail -40 "$OUT/build.log"; exit 1; }
 stage build 300 "$OUT/build.log" cmake --build build -j16 --target mamba-cli cuda_tests mamba-cuda-profile || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
 QUICK=${MAMBA_DEVICE_QUICK:-0}  # 1: CUDA tests, benches and profiles only (no engine tests, no memcheck)
 [ "$QUICK" = 1 ] || stage build-engine-tests 120 "$OUT/build.log" cmake --build build -j16 --target engine_tests
@@ -73,20 +42,7 @@ if [ "${MAMBA_SKIP_HF_PEER:-0}" != 1 ]; then
   grep -E "prefill_tok_s|decode_tok_s|peer" "$OUT/hf_peer.json" | tee -a "$S"
 fi
 
-python3 - "$OUT" <<'PY' | tee -a "$S"
-import json, sys, os
-out = sys.argv[1]
-for name in ("bench_130m.json", "bench_2.7b.json"):
-    p = os.path.join(out, name)
-    try:
-        txt = open(p).read()
-        j = json.loads(txt[txt.index("{"):])
-    except Exception as e:
-        print(name, "unreadable:", e); continue
-    print(f"{name}: prefill {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, {100*j['prefill_fraction_of_bound']:.0f}%), "
-          f"decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, {100*j['decode_fraction_of_bound']:.0f}%), "
-          f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
-PY
+summarize_benches
 for p in "$OUT"/profile_*.txt; do
   echo "---- $(basename "$p")" >>"$S"
   grep -E "^(prefill T|  step|  graph|  total|decode \(|weight bytes|  in-graph|    )" "$p" >>"$S"

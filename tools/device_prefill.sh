@@ -7,49 +7,16 @@
 # Stages past PREFILL_BUDGET_S seconds (default 380) are skipped, so the call ends inside its limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT"
-S="$OUT/summary.txt"
-: >"$S"
 BUDGET=${PREFILL_BUDGET_S:-380}
 BLOG=/tmp/prefill_build.log  # appended to tests.log: at most 8 files come back from $OUT
-say() { echo "== $*" | tee -a "$S"; }
-stage() {  # stage NAME TIMEOUT LOG CMD...: runs CMD with a time limit, appending to LOG; skipped when over budget
-  local name=$1 limit=$2 log=$3
-  shift 3
-  if ((SECONDS + 10 > BUDGET)); then
-    say "$name: skipped (budget)"
-    return 99
-  fi
-  ((SECONDS + limit > BUDGET)) && limit=$((BUDGET - SECONDS))
-  local t0=$SECONDS
-  echo "---- $name: $*" >>"$log"
-  timeout "$limit" "$@" >>"$log" 2>&1
-  local rc=$?
-  say "$name: rc=$rc in $((SECONDS - t0)) s"
-  return $rc
-}
-
-nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee -a "$S"
-
-# Same dependency set-up as device_check.sh: Debian packages from .carry/debs unpacked into a prefix.
-DEPS=/opt/mamba-deps
-mkdir -p "$DEPS"
-for f in .carry/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
-L=$DEPS/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L/openblas-openmp:$L:${LD_LIBRARY_PATH:-}
-export PATH=/usr/local/cuda/bin:$PATH
-GEN=()
-command -v ninja >/dev/null && GEN=(-G Ninja)
+source tools/device_common.sh
+device_setup
 # Its own build folder: device_check.sh builds ./build from whatever snapshot of the tree its call carried,
 # and objects built there can be newer than sources edited since, so ninja skips them (stale binaries;
 # seen once while two people shared the machine).
 B=build-prefill
 
-stage configure 120 "$BLOG" cmake -S . -B $B "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DMAMBA_BLAS_LIBRARIES="$L/openblas-openmp/libopenblas.so" -DCBLAS_INCLUDE_DIR="$DEPS/usr/include/x86_64-linux-gnu/openblas-openmp" \
-  -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" \
-  -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest" || { tail -40 "$BLOG"; exit 1; }
+configure $B "$BLOG" || { tail -40 "$BLOG"; exit 1; }
 stage build 240 "$BLOG" cmake --build $B -j16 --target mamba-cli cuda_tests mamba-cuda-profile || {
   grep -E "error|Error" "$BLOG" | head -40
   exit 1
@@ -125,20 +92,7 @@ if len(rows) >= 3:
   done
 fi
 
-python3 - "$OUT" <<'PY' | tee -a "$S"
-import json, sys, os
-out = sys.argv[1]
-for name in ("bench_130m.json", "bench_2.7b.json"):
-    p = os.path.join(out, name)
-    try:
-        txt = open(p).read()
-        j = json.loads(txt[txt.index("{"):])
-    except Exception as e:
-        print(name, "unreadable:", e); continue
-    print(f"{name}: prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
-          f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
-          f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
-PY
+summarize_benches
 for p in "$OUT"/profile_*.txt; do
   echo "---- $(basename "$p")" >>"$S"
   grep -E "^prefill T|^  (prefill|ssd):|^  total" "$p" | head -24 >>"$S"

@@ -42,18 +42,21 @@ TEST_F(CudaTest, EmbeddingGather) {
 }
 
 TEST_F(CudaTest, RmsNorm) {
-  const int64_t T = 5, D = 77;
-  const auto x = randn(static_cast<size_t>(T * D), 2, 2.f), w = randn(static_cast<size_t>(D), 3, 0.2f, 1.f);
-  std::vector<float> ref(x.size());
-  cpu::rmsnorm(x.data(), w.data(), ref.data(), T, D, 1e-5);
-  for (DType dt : kAll) {
-    auto dx = to_dev(x), dw = to_dev(w);
-    auto out = poisoned(dtype_size(dt) * T * D);
-    RmsNormParams p;
-    p.x = dx.as<float>(); p.ldx = D; p.w = dw.as<float>(); p.out = out.get(); p.out_dtype = dt; p.ldo = D; p.T = T; p.D = D; p.eps = 1e-5f;
-    launch_rmsnorm(p, nullptr);
-    sync_check();
-    EXPECT_LT(rel_err_v(from_dev(out, x.size(), dt), ref), dt == DType::F32 ? 1e-6 : 5e-3) << dtype_name(dt);
+  // D = 77: the scalar path; 200 and 2560: the float4 path (one pass, values kept in registers).
+  for (int64_t D : {int64_t(77), int64_t(200), int64_t(2560)}) {
+    const int64_t T = 5;
+    const auto x = randn(static_cast<size_t>(T * D), uint32_t(2 + D), 2.f), w = randn(static_cast<size_t>(D), uint32_t(3 + D), 0.2f, 1.f);
+    std::vector<float> ref(x.size());
+    cpu::rmsnorm(x.data(), w.data(), ref.data(), T, D, 1e-5);
+    for (DType dt : kAll) {
+      auto dx = to_dev(x), dw = to_dev(w);
+      auto out = poisoned(dtype_size(dt) * T * D);
+      RmsNormParams p;
+      p.x = dx.as<float>(); p.ldx = D; p.w = dw.as<float>(); p.out = out.get(); p.out_dtype = dt; p.ldo = D; p.T = T; p.D = D; p.eps = 1e-5f;
+      launch_rmsnorm(p, nullptr);
+      sync_check();
+      EXPECT_LT(rel_err_v(from_dev(out, x.size(), dt), ref), dt == DType::F32 ? 1e-6 : 5e-3) << D << " " << dtype_name(dt);
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // Whole-model prefill through the fused chunk scan (bf16 / f16 modes, supported shapes) against the CPU
 // and against the unfused GPU path (MAMBA_CUDA_FUSED_SCAN=0), logits and final states; the prefill conv's
-// paired-channel path with the chunk-state scaling and fp32 output of the x channels only; the float4 RMSNorm.
+// paired-channel path with the chunk-state scaling and fp32 output of the x channels only.
 #include <cstdlib>
 
 #include "backend.h"
@@ -8,7 +8,6 @@
 #include "cpu_ops.h"
 #include "cuda_test_util.h"
 #include "model.h"
-#include "rmsnorm.cuh"
 #include "test_util.h"
 
 using namespace mamba;
@@ -146,21 +145,3 @@ TEST_F(CudaTest, PrefillConvPairsMatchCpu) {
   }
 }
 
-// The prefill RMSNorm's one-pass float4 path (D a multiple of 4) against the CPU.
-TEST_F(CudaTest, PrefillRmsNormVec4MatchesCpu) {
-  for (int64_t D : {int64_t(200), int64_t(2560)}) {
-    const int64_t T = 3;
-    const auto x = randn(static_cast<size_t>(T * D), 12, 2.f), w = randn(static_cast<size_t>(D), 13, 0.2f, 1.f);
-    std::vector<float> ref(x.size());
-    cpu::rmsnorm(x.data(), w.data(), ref.data(), T, D, 1e-5);
-    for (DType dt : {DType::F32, DType::BF16}) {
-      auto dx = to_dev(x), dw = to_dev(w);
-      auto out = poisoned(dtype_size(dt) * T * D);
-      RmsNormParams p;
-      p.x = dx.as<float>(); p.ldx = D; p.w = dw.as<float>(); p.out = out.get(); p.out_dtype = dt; p.ldo = D; p.T = T; p.D = D; p.eps = 1e-5f;
-      launch_rmsnorm(p, nullptr);
-      sync_check();
-      EXPECT_LT(rel_err_v(from_dev(out, x.size(), dt), ref), dt == DType::F32 ? 1e-6 : 5e-3) << D << " " << dtype_name(dt);
-    }
-  }
-}
