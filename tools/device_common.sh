@@ -44,8 +44,11 @@ device_setup() {  # GPU and tool versions into the summary; the dependencies; se
   command -v ninja >/dev/null && GEN=(-G Ninja)
 }
 
-configure() {  # configure BUILD_DIR LOG: Release, no GUI, sm_90, the dependencies from the prefix
-  stage configure 120 "$2" cmake -S . -B "$1" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+configure() {  # configure BUILD_DIR LOG [SOURCE_DIR [CMAKE_ARGS...]]: Release, no GUI, sm_90, the dependencies from the prefix
+  local build=$1 log=$2 src=${3:-.}
+  shift 2
+  (($# > 0)) && shift
+  stage configure 120 "$log" cmake -S "$src" -B "$build" "${GEN[@]}" "$@" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DMAMBA_BLAS_LIBRARIES="$L/openblas-openmp/libopenblas.so" -DCBLAS_INCLUDE_DIR="$DEPS/usr/include/x86_64-linux-gnu/openblas-openmp" \
     -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" \
     -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest"
