@@ -429,10 +429,12 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   const size_t ws = dtype_size(m_wdt);
   const bool prefetch = env_flag("MAMBA_CUDA_PREFETCH", true) && (Din * D + D * E) * int64_t(ws) <= (int64_t(16) << 20);
   const int64_t lm_pf = std::min<int64_t>(env_int("MAMBA_CUDA_LM_PREFETCH_MB", 24) << 20, V * D * int64_t(ws)) / 3 & ~int64_t(15);
-  auto next = [&](const DeviceBuffer& b, int64_t bytes, int64_t lm_part) -> std::pair<const void*, int64_t> {
+  // What kernel class `part` (0 in_proj, 1 SSM step, 2 out_proj) of layer l prefetches: [p, p+bytes) of
+  // layer l+1, or on the last layer its third of the LM head's prefetch budget.
+  auto next = [&](bool last, int part, const void* p, int64_t bytes) -> std::pair<const void*, int64_t> {
     if (!prefetch) return {nullptr, 0};
-    if (lm_part >= 0) return {static_cast<const char*>(lm_head()) + lm_part * lm_pf, lm_pf};
-    return {b.get(), bytes};
+    if (last) return {static_cast<const char*>(lm_head()) + part * lm_pf, lm_pf};
+    return {p, bytes};
   };
   // When each kernel class (in_proj, SSM step, out_proj) lets its PDL successor launch: 's' = at its
   // start, 'w' = once past its own wait. Measured (run 6): all at start piled ~5 layers of waiting
@@ -457,13 +459,13 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const DevLayer& lw = m_layers[size_t(l)];
     const bool last = l + 1 == c.n_layer;
-    const DevLayer& nw = m_layers[size_t(last ? l : l + 1)];
+    const DevLayer& nw = m_layers[size_t(last ? l : l + 1)];  // the next layer (unused on the last)
     prof_mark(prof, "decode: in_proj gemv (+rmsnorm)", s);
     GemvParams gi;
     gi.W = lw.in_proj.get(); gi.wdtype = m_wdt; gi.R = Din; gi.K = D; gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
     gi.prologue = GemvPrologue::RmsNorm; gi.x = m_r_dec.as<float>(); gi.norm_w = lw.norm.as<float>(); gi.eps = eps;
     gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.force_streaming = !smem_gemv;
-    std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(nw.in_proj, Din * D * int64_t(ws), last ? 0 : -1);
+    std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(last, 0, nw.in_proj.get(), Din * D * int64_t(ws));
     if (!(skip & 1)) launch_gemv(gi, s, pdl);
 
     prof_mark(prof, "decode: ssm step (conv+dt+scan+gate)", s);
@@ -473,11 +475,7 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     sp.ring = m_ring.as<float>() + l * CD * K; sp.dt_bias = lw.dt_bias.as<float>(); sp.A = lw.A.as<float>(); sp.D = lw.D.as<float>();
     sp.dt_lo = to_float_limit(c.dt_min); sp.dt_hi = to_float_limit(c.dt_max);
     sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true; sp.trace = trace_slot(3 * l + 1); sp.trigger_at_start = trig_ssm;
-    if (prefetch && !last) {
-      sp.prefetch_next = sp.state + H * P * N; sp.prefetch_next_bytes = int64_t(sizeof(float)) * H * P * N;
-    } else {
-      std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(nw.in_proj, 0, last ? 1 : -1);
-    }
+    std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(last, 1, sp.state + H * P * N, int64_t(sizeof(float)) * H * P * N);
     if (!(skip & 2)) launch_ssm_step(sp, s, pdl);
 
     prof_mark(prof, "decode: out_proj gemv (+group norm, residual)", s);
@@ -485,7 +483,7 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     go.W = lw.out_proj.get(); go.wdtype = m_wdt; go.R = D; go.K = E; go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
     go.prologue = GemvPrologue::GroupRmsNorm; go.x = m_y_dec.as<float>(); go.norm_w = lw.gnorm.as<float>();
     go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.force_streaming = !smem_gemv;
-    std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(nw.out_proj, D * E * int64_t(ws), last ? 2 : -1);
+    std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(last, 2, nw.out_proj.get(), D * E * int64_t(ws));
     if (!(skip & 4)) launch_gemv(go, s, pdl);
   }
 

@@ -176,18 +176,16 @@ __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;" ::: "memory");
 #endif
 }
-// Waits until at most N of this thread's most recent commit groups are still in flight.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
+__device__ __forceinline__ void cp_async_wait_all() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+  asm volatile("cp.async.wait_group 0;" ::: "memory");
 #endif
 }
 
 // Each lane keeps its columns of xin in registers (NV 16-byte column vectors, nvec <= 32 NV) and a warp
 // reduces four rows at a time, so the shared-memory traffic after the wait is the weights, read once.
 // Shared memory: W slice (rows_per_block, K) | xin (K, padded to 4) | scratch (32) | res (rows).
-__host__ __device__ inline int64_t smem_gemv_bytes(int64_t rows, int64_t row_bytes, int64_t K) {
+inline int64_t smem_gemv_bytes(int64_t rows, int64_t row_bytes, int64_t K) {
   return rows * row_bytes + int64_t(sizeof(float)) * (((K + 3) & ~int64_t(3)) + 32 + rows);
 }
 constexpr int kSmemThreads = 256;
@@ -229,7 +227,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
     for (int q = 0; q < Q; ++q) xr[v][q] = i < nvec ? lds_f4(xin + i * EPV + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   trace_mark(p.trace, 4);
-  cp_async_wait<0>();
+  cp_async_wait_all();
   __syncthreads();
   trace_mark(p.trace, 5);
 
