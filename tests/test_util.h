@@ -18,6 +18,7 @@
 #include <random>
 
 #include "backend.h"
+#include "error.h"
 #include "json_lenient.h"
 #include "model.h"
 
@@ -204,6 +205,31 @@ inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 
   for (auto& l : m->weights.layers)
     for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
   return m;
+}
+
+// Out-of-range ids must be rejected by forward (one bad id among good ones) and by step, leaving the live
+// state exactly as it was. Returns what went wrong, or "" (gtest-free: the Qt tests include this header).
+inline std::string bad_ids_problem(Backend& b) {
+  const int32_t V = static_cast<int32_t>(b.model().config.vocab_size);
+  std::vector<float> logits(static_cast<size_t>(V));
+  const ForwardOptions fo;
+  const std::vector<int32_t> ids = {1, 2, 3}, bad = {4, V};
+  b.forward(ids, fo, logits.data());
+  const State before = b.get_state();
+  try {
+    b.forward(bad, fo, logits.data());
+    return "forward accepted id " + std::to_string(V) + ", one past the vocabulary";
+  } catch (const Error&) {
+  }
+  try {
+    b.step(-1, logits.data());
+    return "step accepted id -1";
+  } catch (const Error&) {
+  }
+  const State after = b.get_state();
+  if (after.n_tokens != before.n_tokens) return "the token count moved";
+  if (after.layers[0].ssm != before.layers[0].ssm) return "the SSM state changed";
+  return "";
 }
 
 inline double rel_err(const float* a, const float* ref, size_t n);

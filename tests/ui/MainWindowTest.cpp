@@ -53,6 +53,15 @@ void setSampling(MainWindow& w, int n, quint64 seed) {
   s.randomSeed = false;
   w.samplingPanel()->setSettings(s);
 }
+
+// n new tokens from `prompt` with a fixed seed; true once the run has finished.
+bool generateAndWait(MainWindow& w, const QString& prompt, int n, quint64 seed) {
+  setSampling(w, n, seed);
+  w.setPrompt(prompt);
+  QSignalSpy done(&w, &MainWindow::generationFinished);
+  w.generate();
+  return done.wait(kWaitMs);
+}
 }  // namespace
 
 void MainWindowTest::initTestCase() {
@@ -146,11 +155,7 @@ void MainWindowTest::hoverCardShowsIdProbabilityAndAlternatives() {
   Fixture f(m_tmp.filePath(QStringLiteral("c.ini")));
   MainWindow& w = f.window;
   QVERIFY(startAndLoad(w, m_modelDir));
-  setSampling(w, 6, 3);
-  w.setPrompt(QStringLiteral("ROMEO:"));
-  QSignalSpy done(&w, &MainWindow::generationFinished);
-  w.generate();
-  QVERIFY(done.wait(kWaitMs));
+  QVERIFY(generateAndWait(w, QStringLiteral("ROMEO:"), 6, 3));
 
   TokenView* view = w.tokenView();
   int index = -1;
@@ -175,11 +180,7 @@ void MainWindowTest::colourToggleKeepsText() {
   Fixture f(m_tmp.filePath(QStringLiteral("d.ini")));
   MainWindow& w = f.window;
   QVERIFY(startAndLoad(w, m_modelDir));
-  setSampling(w, 10, 4);
-  w.setPrompt(QStringLiteral("To be"));
-  QSignalSpy done(&w, &MainWindow::generationFinished);
-  w.generate();
-  QVERIFY(done.wait(kWaitMs));
+  QVERIFY(generateAndWait(w, QStringLiteral("To be"), 10, 4));
   const QString text = w.tokenView()->toPlainText();
   w.tokenView()->setColourByProbability(false);
   QCOMPARE(w.tokenView()->toPlainText(), text);
@@ -207,11 +208,7 @@ void MainWindowTest::badFolderShowsErrorAndKeepsModel() {
   QVERIFY(w.hasModel());
   QCOMPARE(w.modelInfo().dir, QDir(m_modelDir).absolutePath());
 
-  setSampling(w, 3, 1);
-  w.setPrompt(QStringLiteral("Hi"));
-  QSignalSpy done(&w, &MainWindow::generationFinished);
-  w.generate();
-  QVERIFY(done.wait(kWaitMs));
+  QVERIFY(generateAndWait(w, QStringLiteral("Hi"), 3, 1));
   QVERIFY(w.tokenView()->tokenCount() > 0);
   QVERIFY(!w.errorBanner()->isVisible());
 }
