@@ -443,11 +443,13 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   std::string trig = env_str("MAMBA_CUDA_TRIGGER", "wsw");
   if (trig.size() != 3) trig = "wsw";
   const bool trig_in = trig[0] == 's', trig_ssm = trig[1] == 's', trig_out = trig[2] == 's';
+  const bool trig_in_late = trig[0] == 'l', trig_out_late = trig[2] == 'l';  // 'l': GEMV warps' last weight load issued
   const bool smem_gemv = env_flag("MAMBA_CUDA_GEMV_SMEM", true);  // measurement: false = streaming GEMV only
   unsigned long long* trace = m_trace_on ? m_trace.as<unsigned long long>() : nullptr;
   auto trace_slot = [&](int64_t k) { return trace ? trace + kTraceSlots * k : nullptr; };
   // Measurement only (mamba-cuda-profile): leave kernel classes out of the graph to see what each costs
-  // in place. 1 = in_proj, 2 = ssm step, 4 = out_proj, 8 = LM head. Results are then meaningless.
+  // in place. 1 = in_proj, 2 = ssm step, 4 = out_proj, 8 = LM head, 16 = the SSM step's state stores.
+  // Results are then meaningless.
   const int64_t skip = env_int("MAMBA_CUDA_DECODE_SKIP", 0);
 
   CUDA_CHECK(cudaMemcpyAsync(io_dev, m_io_pinned.get(), offsetof(StepIO, out_id), cudaMemcpyHostToDevice, s));
@@ -464,7 +466,7 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     GemvParams gi;
     gi.W = lw.in_proj.get(); gi.wdtype = m_wdt; gi.R = Din; gi.K = D; gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
     gi.prologue = GemvPrologue::RmsNorm; gi.x = m_r_dec.as<float>(); gi.norm_w = lw.norm.as<float>(); gi.eps = eps;
-    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.force_streaming = !smem_gemv;
+    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.trigger_after_loads = trig_in_late; gi.force_streaming = !smem_gemv;
     std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(last, 0, nw.in_proj.get(), Din * D * int64_t(ws));
     if (!(skip & 1)) launch_gemv(gi, s, pdl);
 
@@ -476,13 +478,14 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     sp.dt_lo = to_float_limit(c.dt_min); sp.dt_hi = to_float_limit(c.dt_max);
     sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true; sp.trace = trace_slot(3 * l + 1); sp.trigger_at_start = trig_ssm;
     std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(last, 1, sp.state + H * P * N, int64_t(sizeof(float)) * H * P * N);
+    sp.skip_state_store = skip & 16;
     if (!(skip & 2)) launch_ssm_step(sp, s, pdl);
 
     prof_mark(prof, "decode: out_proj gemv (+group norm, residual)", s);
     GemvParams go;
     go.W = lw.out_proj.get(); go.wdtype = m_wdt; go.R = D; go.K = E; go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
     go.prologue = GemvPrologue::GroupRmsNorm; go.x = m_y_dec.as<float>(); go.norm_w = lw.gnorm.as<float>();
-    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.force_streaming = !smem_gemv;
+    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.trigger_after_loads = trig_out_late; go.force_streaming = !smem_gemv;
     std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(last, 2, nw.out_proj.get(), D * E * int64_t(ws));
     if (!(skip & 4)) launch_gemv(go, s, pdl);
   }

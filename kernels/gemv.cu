@@ -93,13 +93,14 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 
   auto rows_of = [&](int64_t gi) { return gi < n_groups ? int(imin(RPW, R - gi * RPW)) : 0; };
   uint4 v[RPW][U];
+  const uint64_t pol = l2_policy_normal();
   auto load_batch = [&](int64_t gi, int nrows, int64_t base) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t idx = base + u * 32 + lane;
 #pragma unroll
       for (int r = 0; r < RPW; ++r)
-        v[r][u] = (idx < nvec && r < nrows) ? __ldg(W4 + (gi * RPW + r) * nvec + idx) : make_uint4(0, 0, 0, 0);
+        v[r][u] = (idx < nvec && r < nrows) ? ldg_stream(W4 + (gi * RPW + r) * nvec + idx, pol) : make_uint4(0, 0, 0, 0);
     }
   };
 
@@ -112,10 +113,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
   if (p.trigger_at_start) pdl_launch_dependents();
   pdl_wait();
-  if (!p.trigger_at_start) pdl_launch_dependents();
+  if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
   trace_waited(p.trace);
   prologue(p, GATED ? p.groups : 1, xin, scratch);
   trace_mark(p.trace, 4);
+  if (p.trigger_after_loads && !(VEC && grp < n_groups)) pdl_launch_dependents();  // a warp with no rows
 
   for (; grp < n_groups; grp += stride, nrows = rows_of(grp)) {
     float acc[RPW];
@@ -125,6 +127,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
       for (int64_t base = 0; base < nvec; base += 32 * U) {
         if (!preloaded) load_batch(grp, nrows, base);
         preloaded = false;
+        if (p.trigger_after_loads && base + 32 * U >= nvec && grp + stride >= n_groups) pdl_launch_dependents();
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           const int64_t idx = base + u * 32 + lane;

@@ -39,6 +39,9 @@ struct GemvParams {
   // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
   // its own wait (one kernel of lookahead).
   bool trigger_at_start = false;
+  // Streaming kernel: each warp lets the successor launch once it has issued its last weight load (the
+  // successor's own weight loads then queue right behind this kernel's, not behind its tail).
+  bool trigger_after_loads = false;
 };
 
 void launch_gemv(const GemvParams& p, cudaStream_t s, bool pdl);

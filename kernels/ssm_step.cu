@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
         if (n < N) {
           s[r][j] = decay * s[r][j] + dx * sB[n];
           acc += s[r][j] * sC[n];
-          p.state[(h * p.P + pr) * N + n] = s[r][j];
+          if (!p.skip_state_store) p.state[(h * p.P + pr) * N + n] = s[r][j];
         }
       }
       acc = warp_sum(acc);

@@ -34,6 +34,7 @@ struct SsmStepParams {
   // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
   // its own wait (one kernel of lookahead).
   bool trigger_at_start = false;
+  bool skip_state_store = false;  // measurement only (the state then never advances): what its stores cost
 };
 
 void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl);

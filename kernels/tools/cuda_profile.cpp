@@ -76,6 +76,14 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
   std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps, static_cast<long long>(3 * L + 1));
 }
 
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + 1) out.push_back(s.substr(b, e - b));
+  out.push_back(s.substr(b));
+  return out;
+}
+
 double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample) {
   SamplerParams sp;
   sp.temperature = 0.8f;
@@ -166,23 +174,27 @@ int main(int argc, char** argv) {
     // Decode variants (environment switches read when the graph is captured): the GEMV kernel for small
     // matrices, the next-layer L2 prefetch, and which kernel classes (in_proj, SSM step, out_proj) let
     // their successor launch at their start ('s') or once past their wait ('w').
-    struct Variant {
-      const char* smem;
-      const char* trig;
-      const char* prefetch;
-    };
-    const Variant variants[] = {{"1", "wsw", "1"}, {"1", "wsw", "0"}, {"1", "www", "1"}, {"1", "sss", "1"}, {"0", "wsw", "1"}};
-    for (const Variant& v : variants) {
-      setenv("MAMBA_CUDA_GEMV_SMEM", v.smem, 1);
-      setenv("MAMBA_CUDA_TRIGGER", v.trig, 1);
-      setenv("MAMBA_CUDA_PREFETCH", v.prefetch, 1);
+    // MAMBA_PROFILE_VARIANTS replaces the list: variants separated by ';', each a list of NAME=VALUE
+    // settings separated by ',' (set for that replay, unset after).
+    std::vector<std::string> variants = {"MAMBA_CUDA_GEMV_SMEM=1,MAMBA_CUDA_TRIGGER=wsw,MAMBA_CUDA_PREFETCH=1",
+                                         "MAMBA_CUDA_PREFETCH=0", "MAMBA_CUDA_TRIGGER=www", "MAMBA_CUDA_TRIGGER=sss",
+                                         "MAMBA_CUDA_GEMV_SMEM=0", "MAMBA_CUDA_TRIGGER=wsl"};
+    if (const char* e = std::getenv("MAMBA_PROFILE_VARIANTS")) variants = split(e, ';');
+    for (const std::string& v : variants) {
+      std::vector<std::string> names;
+      for (const std::string& kv : split(v, ',')) {
+        const size_t eq = kv.find('=');
+        if (eq == std::string::npos) continue;
+        names.push_back(kv.substr(0, eq));
+        setenv(names.back().c_str(), kv.substr(eq + 1).c_str(), 1);
+      }
       b.set_pdl(true);
       fresh();
       const double g = b.decode_graph_ms(steps);
-      std::printf("  graph replay, PDL=%d, GEMV %-9s trigger %s, L2 prefetch %s %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()),
-                  v.smem[0] == '1' ? "smem" : "streaming", v.trig, v.prefetch[0] == '1' ? "on " : "off", g, 1e3 / g, 100.0 * floor_ms / g);
+      std::printf("  graph replay, PDL=%d, %-60s %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()), v.c_str(), g, 1e3 / g,
+                  100.0 * floor_ms / g);
+      for (const std::string& n : names) unsetenv(n.c_str());
     }
-    for (const char* e : {"MAMBA_CUDA_GEMV_SMEM", "MAMBA_CUDA_TRIGGER", "MAMBA_CUDA_PREFETCH"}) unsetenv(e);
     b.set_pdl(pdl0);
     fresh();
     print_timeline(b, c.n_layer, std::min(steps, 64));
