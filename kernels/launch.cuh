@@ -26,7 +26,8 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 }
 
 // A 16-byte read-only load that does not allocate in L1 (a decode GEMV reads each weight once), under
-// an evict_normal L2 policy. Against __ldg: 2.7b decode 2.59 -> 2.29 ms/token on one H200 (same machine).
+// an evict_normal L2 policy. The 2.7b decode builds with it measured 2.27-2.47 ms/token on H200s against
+// 2.58 for the __ldg build; the spread between them is code generation (docs/CUDA_NOTES.md, run 8).
 __device__ __forceinline__ uint64_t l2_policy_normal() {
   uint64_t pol = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

@@ -30,7 +30,7 @@ stage engine-tests 150 "$T" ctest --test-dir build -L engine -j16 --output-on-fa
 grep -E "tests passed|tests failed" "$T" | tail -2 | tee -a "$S"
 if command -v compute-sanitizer >/dev/null; then
   stage memcheck 120 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
-    --gtest_filter='CudaTest.Gemv*:CudaTest.SsmStep*:CudaTest.Causal*:CudaTest.SsdChunked*:CudaTest.Sampling*:CudaTest.PrefillThenStep*'
+    --gtest_filter='CudaTest.Gemv*:CudaTest.SsmStep*:CudaTest.Causal*:CudaTest.PrefillConv*:CudaTest.SsdChunked*:CudaTest.Sampling*:CudaTest.PrefillThenStep*'
   tail -3 "$OUT/sanitizer.log" >>"$S"
 fi
 fi
