@@ -45,11 +45,23 @@ __device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __nv_bf
 __device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __half*) {
   return dot16r_half2<__half2>(v, x, [](__half2 h) { return __half22float2(h); });
 }
+// x[k] plus, with the fused out_proj, what the previous layer's SSM step left in the accumulators.
+__device__ __forceinline__ float input_at(const GemvParams& p, int64_t k) {
+  float v = p.x[k];
+  if (p.acc) {
+    if (p.acc_bias) v += p.acc_bias[k];
+    for (int64_t q = 0; q < p.acc_groups; ++q) v += p.acc[q * p.K + k] * rsqrtf(p.acc_ss[q] / float(p.acc_group_size) + p.eps);
+  }
+  return v;
+}
+
 // xin = x * w / rms(x) over each of `groups` contiguous groups. Loads go out in batches of 8 per thread
 // (x and w together) so the prologue costs one memory round trip, not one per loop iteration.
 __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, float* xin, float* scratch) {
   constexpr int B = 8;
   const int64_t gs = p.K / groups;
+  if (p.zero && blockIdx.x == 0)
+    for (int64_t i = threadIdx.x; i < p.zero_n; i += blockDim.x) p.zero[i] = 0.f;
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t k_begin = g * gs, k_end = k_begin + gs;
     float ss = 0.f;
@@ -58,7 +70,7 @@ __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, fl
 #pragma unroll
       for (int u = 0; u < B; ++u) {
         const int64_t k = k0 + int64_t(u) * blockDim.x;
-        a[u] = k < k_end ? p.x[k] : 0.f;
+        a[u] = k < k_end ? input_at(p, k) : 0.f;
         w[u] = k < k_end ? p.norm_w[k] : 0.f;
       }
 #pragma unroll
@@ -66,6 +78,7 @@ __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, fl
         const int64_t k = k0 + int64_t(u) * blockDim.x;
         ss += a[u] * a[u];
         if (k < k_end) xin[k] = a[u] * w[u];
+        if (k < k_end && p.x_out && blockIdx.x == 0) p.x_out[k] = a[u];
       }
     }
     ss = block_sum(ss, scratch);
@@ -165,25 +178,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
 // the wait only the prologue's one round trip for x (and the residual rows) is left on the critical path.
 // Light on registers, so the blocks of the next kernels fit on the SMs beside it and start early too.
 constexpr int64_t kSmemSliceBytes = 64 * 1024;  // per block; larger matrices use the streaming kernel
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-#else
-  *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
-#endif
-}
-__device__ __forceinline__ void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void cp_async_wait_all() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group 0;" ::: "memory");
-#endif
-}
 
 // Each lane keeps its columns of xin in registers (NV 16-byte column vectors, nvec <= 32 NV) and a warp
 // reduces four rows at a time, so the shared-memory traffic after the wait is the weights, read once.

@@ -42,6 +42,18 @@ struct GemvParams {
   // Streaming kernel: each warp lets the successor launch once it has issued its last weight load (the
   // successor's own weight loads then queue right behind this kernel's, not behind its tail).
   bool trigger_after_loads = false;
+  // Decode with the out_proj fused into the SSM step (ssm_step.cuh, two kernels per layer): the RmsNorm
+  // prologue first finishes the previous layer's out_proj,
+  //   x = x + acc_bias + sum_q acc[q] * rsqrt(acc_ss[q] / acc_group_size + eps),
+  // block 0 stores that x to x_out (the residual for the next layer) and zeroes [zero, zero + zero_n)
+  // (this layer's accumulators, filled by the SSM step after this kernel).
+  const float* acc = nullptr;     // (acc_groups, K) or null
+  const float* acc_ss = nullptr;  // (acc_groups)
+  const float* acc_bias = nullptr;  // (K) or null
+  int64_t acc_groups = 0, acc_group_size = 1;
+  float* x_out = nullptr;
+  float* zero = nullptr;
+  int64_t zero_n = 0;
 };
 
 void launch_gemv(const GemvParams& p, cudaStream_t s, bool pdl);

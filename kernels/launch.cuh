@@ -59,6 +59,25 @@ __device__ __forceinline__ void prefetch_l2_bulk(const void* ptr, unsigned bytes
 #endif
 }
 
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+  *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
 // This warp's share of a prefetch of [ptr, ptr+bytes) spread over every warp of the grid: decode
 // kernels pull the next layer's weights into L2 while the dependency chain of this layer runs.
 __device__ __forceinline__ void prefetch_l2_share(const void* ptr, int64_t bytes) {

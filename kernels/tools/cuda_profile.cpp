@@ -54,11 +54,13 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
     const std::vector<uint64_t> t = b.decode_trace_step();
     const int64_t K = int64_t(t.size() / S);
     total += double(t[S * (K - 1) + 3] - t[0]) * 1e-3;
+    double prev_end = double(t[3]);
     for (int64_t k = 1; k < K; ++k) {
-      const double prev_end = double(t[S * (k - 1) + 3]);
+      if (t[S * k + 3] == 0) continue;  // a kernel not launched (the fused decode has no out_proj GEMV)
       const int cls = k == K - 1 ? 3 : int(k % 3);
       for (int j = 0; j < J; ++j)
         if (t[S * k + j] != 0) acc[cls][j] += (double(t[S * k + j]) - prev_end) * 1e-3, n[cls][j] += 1;
+      prev_end = double(t[S * k + 3]);
     }
   }
   b.set_decode_trace(false);
@@ -178,7 +180,8 @@ int main(int argc, char** argv) {
     // settings separated by ',' (set for that replay, unset after).
     std::vector<std::string> variants = {"MAMBA_CUDA_GEMV_SMEM=1,MAMBA_CUDA_TRIGGER=wsw,MAMBA_CUDA_PREFETCH=1",
                                          "MAMBA_CUDA_PREFETCH=0", "MAMBA_CUDA_TRIGGER=www", "MAMBA_CUDA_TRIGGER=sss",
-                                         "MAMBA_CUDA_GEMV_SMEM=0", "MAMBA_CUDA_TRIGGER=wsl"};
+                                         "MAMBA_CUDA_GEMV_SMEM=0", "MAMBA_CUDA_TRIGGER=wsl",
+                                         "MAMBA_CUDA_DECODE_FUSED=1", "MAMBA_CUDA_DECODE_FUSED=1,MAMBA_CUDA_TRIGGER=wss"};
     if (const char* e = std::getenv("MAMBA_PROFILE_VARIANTS")) variants = split(e, ';');
     for (const std::string& v : variants) {
       std::vector<std::string> names;
