@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "dtype.cuh"
+#include "error.h"
 #include "gemv.cuh"
 #include "launch.cuh"
 
@@ -45,23 +46,28 @@ __device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __nv_bf
 __device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __half*) {
   return dot16r_half2<__half2>(v, x, [](__half2 h) { return __half22float2(h); });
 }
-// x[k] plus, with the fused out_proj, what the previous layer's SSM step left in the accumulators.
-__device__ __forceinline__ float input_at(const GemvParams& p, int64_t k) {
-  float v = p.x[k];
-  if (p.acc) {
-    if (p.acc_bias) v += p.acc_bias[k];
-    for (int64_t q = 0; q < p.acc_groups; ++q) v += p.acc[q * p.K + k] * rsqrtf(p.acc_ss[q] / float(p.acc_group_size) + p.eps);
-  }
+// x[k] plus what the previous layer's fused SSM step left in the accumulators (GemvParams::acc).
+__device__ __forceinline__ float input_finished(const GemvParams& p, int64_t k) {
+  float v = p.x[k] + (p.acc_bias ? p.acc_bias[k] : 0.f);
+  for (int64_t q = 0; q < p.acc_groups; ++q) v += p.acc[q * p.K + k] * rsqrtf(p.acc_ss[q] / float(p.acc_group_size) + p.eps);
   return v;
 }
 
+// The GEMV's prologue: plain RMSNorm (in_proj, LM head), grouped (out_proj), or RMSNorm of the residual
+// after finishing the previous layer's fused out_proj (two-kernel decode). A template parameter, so the
+// first two compile exactly as they did before the third existed.
+constexpr int kPlain = 0, kGrouped = 1, kFinish = 2;
+
 // xin = x * w / rms(x) over each of `groups` contiguous groups. Loads go out in batches of 8 per thread
 // (x and w together) so the prologue costs one memory round trip, not one per loop iteration.
+template <bool FIN>
 __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, float* xin, float* scratch) {
   constexpr int B = 8;
   const int64_t gs = p.K / groups;
-  if (p.zero && blockIdx.x == 0)
-    for (int64_t i = threadIdx.x; i < p.zero_n; i += blockDim.x) p.zero[i] = 0.f;
+  if constexpr (FIN) {
+    if (p.zero && blockIdx.x == 0)
+      for (int64_t i = threadIdx.x; i < p.zero_n; i += blockDim.x) p.zero[i] = 0.f;
+  }
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t k_begin = g * gs, k_end = k_begin + gs;
     float ss = 0.f;
@@ -70,7 +76,8 @@ __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, fl
 #pragma unroll
       for (int u = 0; u < B; ++u) {
         const int64_t k = k0 + int64_t(u) * blockDim.x;
-        a[u] = k < k_end ? input_at(p, k) : 0.f;
+        if constexpr (FIN) a[u] = k < k_end ? input_finished(p, k) : 0.f;
+        else a[u] = k < k_end ? p.x[k] : 0.f;
         w[u] = k < k_end ? p.norm_w[k] : 0.f;
       }
 #pragma unroll
@@ -78,7 +85,9 @@ __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, fl
         const int64_t k = k0 + int64_t(u) * blockDim.x;
         ss += a[u] * a[u];
         if (k < k_end) xin[k] = a[u] * w[u];
-        if (k < k_end && p.x_out && blockIdx.x == 0) p.x_out[k] = a[u];
+        if constexpr (FIN) {
+          if (k < k_end && p.x_out && blockIdx.x == 0) p.x_out[k] = a[u];
+        }
       }
     }
     ss = block_sum(ss, scratch);
@@ -90,7 +99,7 @@ __device__ __forceinline__ void prologue(const GemvParams& p, int64_t groups, fl
 
 // Each warp owns groups of RPW consecutive rows (grid-stride, so the grid never exceeds one wave);
 // a lane streams 8 16-byte vectors per batch (RPW rows x U columns-vectors).
-template <typename Wt, int RPW, bool GATED, bool VEC>
+template <typename Wt, int RPW, int PRO, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   constexpr int U = 8 / RPW;
   constexpr int EPV = 16 / int(sizeof(Wt));
@@ -128,7 +137,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   pdl_wait();
   if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
   trace_waited(p.trace);
-  prologue(p, GATED ? p.groups : 1, xin, scratch);
+  prologue<PRO == kFinish>(p, PRO == kGrouped ? p.groups : 1, xin, scratch);
   trace_mark(p.trace, 4);
   if (p.trigger_after_loads && !(VEC && grp < n_groups)) pdl_launch_dependents();  // a warp with no rows
 
@@ -187,7 +196,7 @@ inline int64_t smem_gemv_bytes(int64_t rows, int64_t row_bytes, int64_t K) {
 }
 constexpr int kSmemThreads = 256;
 
-template <typename Wt, bool GATED, int NV>
+template <typename Wt, int PRO, int NV>
 __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, int rows_per_block) {
   constexpr int EPV = 16 / int(sizeof(Wt)), Q = EPV / 4, kRowsAtOnce = 4, kWarpsPerBlock = kSmemThreads / 32;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -215,7 +224,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   // The residual rows this block accumulates into: loaded now, in the prologue's round trip.
   float base = 0.f;
   if (threadIdx.x < nr) base = (p.accumulate ? p.out[r0 + threadIdx.x] : 0.f) + (p.bias ? p.bias[r0 + threadIdx.x] : 0.f);
-  prologue(p, GATED ? p.groups : 1, xin, scratch);
+  prologue<PRO == kFinish>(p, PRO == kGrouped ? p.groups : 1, xin, scratch);
   float4 xr[NV][Q];
 #pragma unroll
   for (int v = 0; v < NV; ++v) {
@@ -256,6 +265,14 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   trace_end(p.trace);
 }
 
+int prologue_kind(const GemvParams& p) {
+  if (p.prologue == GemvPrologue::GroupRmsNorm) {
+    if (p.acc) throw Error("gemv: the fused out_proj is finished by an RmsNorm prologue only");
+    return kGrouped;
+  }
+  return p.acc ? kFinish : kPlain;
+}
+
 int sm_count() {
   static int n = [] {
     int dev = 0, v = 0;
@@ -266,9 +283,9 @@ int sm_count() {
   return n;
 }
 
-template <typename Wt, int RPW, bool GATED, bool VEC>
+template <typename Wt, int RPW, int PRO, bool VEC>
 void launch_one(const GemvParams& p, cudaStream_t s, bool pdl) {
-  auto kernel = gemv_kernel<Wt, RPW, GATED, VEC>;
+  auto kernel = gemv_kernel<Wt, RPW, PRO, VEC>;
   const size_t smem = sizeof(float) * size_t(((p.K + 3) & ~int64_t(3)) + 32);
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   // One wave at most: every block resident at once, so a PDL successor is never starved of slots
@@ -280,13 +297,13 @@ void launch_one(const GemvParams& p, cudaStream_t s, bool pdl) {
   launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * 32), smem, s, pdl, "gemv_kernel", p);
 }
 
-template <typename Wt, bool GATED, bool VEC>
+template <typename Wt, int PRO, bool VEC>
 void launch_rpw(const GemvParams& p, cudaStream_t s, bool pdl) {
   // Several rows per warp share the prologue's cost, but only while the grid still covers every SM twice.
   const int64_t target = 2 * int64_t(sm_count());
-  if (int64_t(ceil_div(p.R, kWarps * 4)) >= target) launch_one<Wt, 4, GATED, VEC>(p, s, pdl);
-  else if (int64_t(ceil_div(p.R, kWarps * 2)) >= target) launch_one<Wt, 2, GATED, VEC>(p, s, pdl);
-  else launch_one<Wt, 1, GATED, VEC>(p, s, pdl);
+  if (int64_t(ceil_div(p.R, kWarps * 4)) >= target) launch_one<Wt, 4, PRO, VEC>(p, s, pdl);
+  else if (int64_t(ceil_div(p.R, kWarps * 2)) >= target) launch_one<Wt, 2, PRO, VEC>(p, s, pdl);
+  else launch_one<Wt, 1, PRO, VEC>(p, s, pdl);
 }
 
 // The shared-memory kernel when every block's slice fits (rows <= threads: one result per thread).
@@ -300,10 +317,10 @@ bool try_launch_smem(const GemvParams& p, cudaStream_t s, bool pdl) {
   constexpr int EPV = 16 / int(sizeof(Wt));
   const int64_t per_lane = (p.K / EPV + 31) / 32;
   if (per_lane > 8) return false;
-  const bool gated = p.prologue == GemvPrologue::GroupRmsNorm;
+  const int pro = prologue_kind(p);
   auto pick = [&](auto nv) {
     constexpr int NV = decltype(nv)::value;
-    return gated ? gemv_smem_kernel<Wt, true, NV> : gemv_smem_kernel<Wt, false, NV>;
+    return pro == kGrouped ? gemv_smem_kernel<Wt, kGrouped, NV> : pro == kFinish ? gemv_smem_kernel<Wt, kFinish, NV> : gemv_smem_kernel<Wt, kPlain, NV>;
   };
   auto kernel = per_lane <= 2 ? pick(std::integral_constant<int, 2>{}) : per_lane <= 4 ? pick(std::integral_constant<int, 4>{}) : pick(std::integral_constant<int, 8>{});
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -316,13 +333,15 @@ void launch_typed(const GemvParams& p, cudaStream_t s, bool pdl) {
   constexpr int EPV = 16 / int(sizeof(Wt));
   if (!p.force_streaming && try_launch_smem<Wt>(p, s, pdl)) return;
   const bool vec = p.K % EPV == 0 && (reinterpret_cast<uintptr_t>(p.W) & 15) == 0;
-  const bool gated = p.prologue == GemvPrologue::GroupRmsNorm;
-  if (gated) {
-    if (vec) launch_rpw<Wt, true, true>(p, s, pdl);
-    else launch_rpw<Wt, true, false>(p, s, pdl);
-  } else {
-    if (vec) launch_rpw<Wt, false, true>(p, s, pdl);
-    else launch_rpw<Wt, false, false>(p, s, pdl);
+  auto with_pro = [&](auto pro) {
+    constexpr int PRO = decltype(pro)::value;
+    if (vec) launch_rpw<Wt, PRO, true>(p, s, pdl);
+    else launch_rpw<Wt, PRO, false>(p, s, pdl);
+  };
+  switch (prologue_kind(p)) {
+    case kGrouped: with_pro(std::integral_constant<int, kGrouped>{}); break;
+    case kFinish: with_pro(std::integral_constant<int, kFinish>{}); break;
+    default: with_pro(std::integral_constant<int, kPlain>{});
   }
 }
 }  // namespace
