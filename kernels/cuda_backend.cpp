@@ -86,8 +86,6 @@ CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOption
   m_r_dec = DeviceBuffer(sizeof(float) * size_t(c.d_model), "decode residual");
   m_zx_dec = DeviceBuffer(sizeof(float) * size_t(c.d_in_proj), "decode in_proj output");
   m_y_dec = DeviceBuffer(sizeof(float) * size_t(c.d_inner), "decode SSD output");
-  m_r_dec2 = DeviceBuffer(sizeof(float) * size_t(c.d_model), "decode residual (second)");
-  m_out_acc = DeviceBuffer(sizeof(float) * size_t(c.n_layer * (c.n_groups * c.d_model + c.n_groups)), "decode out_proj accumulators");
   m_logits_dec = DeviceBuffer(sizeof(float) * size_t(c.vocab_size), "decode logits");
   m_logits_pinned = PinnedBuffer(sizeof(float) * size_t(c.vocab_size));
   reset_state();
@@ -445,8 +443,13 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   std::string trig = env_str("MAMBA_CUDA_TRIGGER", "wsw");
   if (trig.size() != 3) trig = "wsw";
   const bool trig_in = trig[0] == 's', trig_ssm = trig[1] == 's', trig_out = trig[2] == 's';
-  const bool trig_in_late = trig[0] == 'l', trig_out_late = trig[2] == 'l';  // 'l': GEMV warps' last weight load issued
+  // 'l' (GEMV classes): once a streaming warp has issued its last weight load, or a shared-memory block has its weights in.
+  const bool trig_in_late = trig[0] == 'l', trig_out_late = trig[2] == 'l';
   const bool smem_gemv = env_flag("MAMBA_CUDA_GEMV_SMEM", true);  // measurement: false = streaming GEMV only
+  // Measurement: the streaming GEMV's pipeline per class (in_proj, out_proj, LM head), '4' depth 2 x 4
+  // vectors per lane (default), '1' depth 1 x 8 (GemvPipeline).
+  const std::string pipe = env_str("MAMBA_CUDA_GEMV_PIPE", "444");
+  auto pipeline = [&](size_t cls) { return cls < pipe.size() && pipe[cls] == '1' ? GemvPipeline::Depth1Batch8 : GemvPipeline::Depth2Batch4; };
   unsigned long long* trace = m_trace_on ? m_trace.as<unsigned long long>() : nullptr;
   auto trace_slot = [&](int64_t k) { return trace ? trace + kTraceSlots * k : nullptr; };
   // Measurement only (mamba-cuda-profile): leave kernel classes out of the graph to see what each costs
@@ -460,23 +463,6 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   ep.table = m_embedding.get(); ep.dtype = m_wdt; ep.ids = &io_dev->token; ep.T = 1; ep.D = D; ep.out = m_r_dec.as<float>();
   launch_embedding(ep, s, false);  // follows a memcpy, not a kernel
 
-  // Fused decode (set_decode_fused): layer l's SSM step adds its out_proj into acc(l); the GEMV after it
-  // (layer l+1's in_proj, or the LM head) finishes it into the residual. The residual after layer j's
-  // out_proj is in r_after(j) (-1: the embedding); the buffers alternate so no block reads what another
-  // block of the same kernel writes.
-  const bool fused = decode_fused();
-  const int64_t acc_n = G * D + G;
-  auto acc = [&](int64_t l) { return m_out_acc.as<float>() + l * acc_n; };
-  auto r_after = [&](int64_t j) { return j < 0 || j % 2 ? m_r_dec.as<float>() : m_r_dec2.as<float>(); };
-  auto finish_out = [&](GemvParams& g, int64_t l) {  // g's input: the residual after layer l-1, finished
-    g.x = r_after(l - 2);
-    if (l == 0) return;
-    const DevLayer& pw = m_layers[size_t(l - 1)];
-    g.acc = acc(l - 1); g.acc_ss = acc(l - 1) + G * D; g.acc_bias = pw.out_bias.empty() ? nullptr : pw.out_bias.as<float>();
-    g.acc_groups = G; g.acc_group_size = E / G;
-    if (l < c.n_layer) g.x_out = r_after(l - 1);
-  };
-
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const DevLayer& lw = m_layers[size_t(l)];
     const bool last = l + 1 == c.n_layer;
@@ -485,12 +471,8 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     GemvParams gi;
     gi.W = lw.in_proj.get(); gi.wdtype = m_wdt; gi.R = Din; gi.K = D; gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
     gi.prologue = GemvPrologue::RmsNorm; gi.x = m_r_dec.as<float>(); gi.norm_w = lw.norm.as<float>(); gi.eps = eps;
-    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.trigger_after_loads = trig_in_late; gi.force_streaming = !smem_gemv;
+    gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.trigger_after_loads = trig_in_late; gi.force_streaming = !smem_gemv; gi.pipeline = pipeline(0);
     std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(last, 0, nw.in_proj.get(), Din * D * int64_t(ws));
-    if (fused) {
-      finish_out(gi, l);
-      gi.zero = acc(l); gi.zero_n = acc_n;
-    }
     if (!(skip & 1)) launch_gemv(gi, s, pdl);
 
     prof_mark(prof, "decode: ssm step (conv+dt+scan+gate)", s);
@@ -502,18 +484,13 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true; sp.trace = trace_slot(3 * l + 1); sp.trigger_at_start = trig_ssm;
     std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(last, 1, sp.state + H * P * N, int64_t(sizeof(float)) * H * P * N);
     sp.skip_state_store = skip & 16;
-    if (fused) {
-      sp.out_w = lw.out_proj.get(); sp.out_dtype = m_wdt; sp.gnorm_w = lw.gnorm.as<float>(); sp.d_model = D; sp.norm_groups = G;
-      sp.acc = acc(l); sp.acc_ss = acc(l) + G * D;
-    }
     if (!(skip & 2)) launch_ssm_step(sp, s, pdl);
-    if (fused) continue;
 
     prof_mark(prof, "decode: out_proj gemv (+group norm, residual)", s);
     GemvParams go;
     go.W = lw.out_proj.get(); go.wdtype = m_wdt; go.R = D; go.K = E; go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
     go.prologue = GemvPrologue::GroupRmsNorm; go.x = m_y_dec.as<float>(); go.norm_w = lw.gnorm.as<float>();
-    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.trigger_after_loads = trig_out_late; go.force_streaming = !smem_gemv;
+    go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.trigger_after_loads = trig_out_late; go.force_streaming = !smem_gemv; go.pipeline = pipeline(1);
     std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(last, 2, nw.out_proj.get(), D * E * int64_t(ws));
     if (!(skip & 4)) launch_gemv(go, s, pdl);
   }
@@ -521,8 +498,7 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   prof_mark(prof, "decode: lm head gemv (+final norm)", s);
   GemvParams gl;
   gl.W = lm_head(); gl.wdtype = m_wdt; gl.R = V; gl.K = D; gl.prologue = GemvPrologue::RmsNorm; gl.x = m_r_dec.as<float>();
-  gl.norm_w = m_norm_f.as<float>(); gl.eps = eps; gl.out = m_logits_dec.as<float>(); gl.trace = trace_slot(3 * c.n_layer); gl.trigger_at_start = false; gl.force_streaming = !smem_gemv;
-  if (fused) finish_out(gl, c.n_layer);
+  gl.norm_w = m_norm_f.as<float>(); gl.eps = eps; gl.out = m_logits_dec.as<float>(); gl.trace = trace_slot(3 * c.n_layer); gl.trigger_at_start = false; gl.force_streaming = !smem_gemv; gl.pipeline = pipeline(2);
   if (!(skip & 8)) launch_gemv(gl, s, pdl);
 
   if (mode == StepMode::Logits) {
@@ -636,19 +612,6 @@ std::optional<int32_t> CudaBackend::sample_last(const SamplerParams& sp, double 
 }
 
 void CudaBackend::set_use_graph(bool on) { m_use_graph = on; }
-
-void CudaBackend::set_decode_fused(bool on) {
-  m_decode_fused = on;
-  m_graph_logits.reset();
-  m_graph_sample.reset();
-}
-
-bool CudaBackend::decode_fused() const {
-  const Config& c = m_c;
-  // MAMBA_CUDA_DECODE_FUSED=1 (measurement; read when the graph is captured) turns it on too.
-  return (m_decode_fused || env_flag("MAMBA_CUDA_DECODE_FUSED", false)) && ssm_step_fused_supported(c.d_inner, c.head_dim, c.n_heads, c.n_groups, m_wdt) &&
-         c.d_model * 8 * int64_t(dtype_size(m_wdt)) <= 160 * 1024;  // the W_out slice per block in shared memory
-}
 
 void CudaBackend::set_pdl(bool on) {
   int major = 0;

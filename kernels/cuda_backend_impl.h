@@ -45,12 +45,6 @@ class CudaBackend final : public Backend {
   void set_use_graph(bool on);
   void set_pdl(bool on);  // also drops the captured graphs (recaptured on next use)
   bool pdl() const { return m_pdl; }
-  // Decode in two kernels per layer: the out_proj fused into the SSM step (each block adds its rows'
-  // share into fp32 accumulators; the next GEMV's prologue finishes it). Float atomics: logits agree with
-  // the three-kernel path to rounding, not bitwise, and vary at that level from run to run. Off by
-  // default; decode_fused() is false where the shapes do not allow it.
-  void set_decode_fused(bool on);  // also drops the captured graphs
-  bool decode_fused() const;
   void set_profiler(OpProfiler* p) { m_prof = p; }  // non-null: ops are timed one by one (no graph)
   // Device time per decode step measured over `n` graph replays back to back (the state advances).
   double decode_graph_ms(int n);
@@ -119,9 +113,6 @@ class CudaBackend final : public Backend {
 
   // decode buffers (fixed, so captured graphs stay valid)
   DeviceBuffer m_io_dev, m_r_dec, m_zx_dec, m_y_dec, m_logits_dec;
-  bool m_decode_fused = false;
-  DeviceBuffer m_r_dec2;   // (d_model) fused decode: the residual alternates between m_r_dec and this
-  DeviceBuffer m_out_acc;  // (n_layer, n_groups * d_model + n_groups) fused decode: out_proj sums, then sums of squares
   PinnedBuffer m_io_pinned, m_logits_pinned;
   GraphExec m_graph_logits, m_graph_sample;
   DeviceBuffer m_trace;  // (3 * n_layer + 1, kTraceSlots) u64, see set_decode_trace

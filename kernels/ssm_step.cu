@@ -8,10 +8,7 @@ namespace mamba {
 namespace {
 constexpr int kWarps = 4, kThreads = kWarps * 32, kRowsPerWarp = 2, kRows = kWarps * kRowsPerWarp;
 
-// Shared memory: sB (N) | sC (N) | sx (kRows) | fused: sv (kRows) | W slice (d_model, kRows) in Wo, 16-aligned.
-__host__ __device__ inline int64_t w_slice_offset(int64_t N) { return (int64_t(sizeof(float)) * (2 * N + 2 * kRows) + 15) & ~int64_t(15); }
-
-template <int NJ, int K, typename Wo, bool FUSED>
+template <int NJ, int K>
 __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
   constexpr int kChPerThread = (2 * 32 * NJ + kRows + kThreads - 1) / kThreads;
   constexpr int kWin = K > 1 ? K - 1 : 1;
@@ -52,17 +49,6 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
     }
   }
   const float A = p.A[h], Dh = p.D[h], dt_bias = p.dt_bias[h];
-  // Fused out_proj: this block's kRows columns of out_proj, one 16-byte piece per row for 16-bit weights
-  // (two for fp32), into shared memory while the previous kernel still runs.
-  constexpr int kPieces = int(kRows * sizeof(Wo) / 16);
-  float* sv = sm + 2 * N + kRows;
-  uint4* sw = reinterpret_cast<uint4*>(reinterpret_cast<char*>(sm) + w_slice_offset(N));
-  if constexpr (FUSED) {
-    const int64_t ld16 = p.E * int64_t(sizeof(Wo)) / 16, col16 = (h * p.P + p0) * int64_t(sizeof(Wo)) / 16;
-    const uint4* src = static_cast<const uint4*>(p.out_w);
-    for (int64_t i = threadIdx.x; i < p.d_model * kPieces; i += kThreads) cp_async16(sw + i, src + (i / kPieces) * ld16 + col16 + i % kPieces);
-    cp_async_commit();
-  }
   prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
   if (p.trigger_at_start) pdl_launch_dependents();
   pdl_wait();
@@ -120,80 +106,34 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
       if (lane == 0) {
         float out = acc + Dh * x;
         if (p.gate) out *= silu_f(zg[r]);
-        if constexpr (FUSED) sv[pr - p0] = out;
-        else p.y[h * p.P + pr] = out;
+        p.y[h * p.P + pr] = out;
       }
-    }
-  }
-  if constexpr (FUSED) {
-    // v's sum of squares for the group norm, then v * gnorm_w times this block's out_proj columns.
-    cp_async_wait_all();
-    __syncthreads();
-    const int64_t q = h / (p.H / p.norm_groups);
-    float wv[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) wv[r] = sv[r] * p.gnorm_w[h * p.P + p0 + r];
-    if (threadIdx.x == 0) {
-      float ss = 0.f;
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) ss += sv[r] * sv[r];
-      atomicAdd(p.acc_ss + q, ss);
-    }
-    float* acc_q = p.acc + q * p.d_model;
-    for (int64_t d = threadIdx.x; d < p.d_model; d += kThreads) {
-      float o = 0.f;
-#pragma unroll
-      for (int c = 0; c < kPieces; ++c) {
-        const uint4 piece = sw[d * kPieces + c];
-        const Wo* w = reinterpret_cast<const Wo*>(&piece);
-#pragma unroll
-        for (int e = 0; e < int(16 / sizeof(Wo)); ++e) o += to_f32(w[e]) * wv[c * int(16 / sizeof(Wo)) + e];
-      }
-      atomicAdd(acc_q + d, o);
     }
   }
   trace_end(p.trace);
 }
 
-template <typename Wo, bool FUSED, int NJ, int K>
-void launch_k(const SsmStepParams& p, dim3 grid, size_t smem, cudaStream_t s, bool pdl) {
-  auto kernel = ssm_step_kernel<NJ, K, Wo, FUSED>;
-  if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  launch_kernel(kernel, grid, dim3(kThreads), smem, s, pdl, "ssm_step_kernel", p);
-}
-
-template <typename Wo, bool FUSED, int NJ>
+template <int NJ>
 void launch_nj(const SsmStepParams& p, dim3 grid, size_t smem, cudaStream_t s, bool pdl) {
+  const char* what = "ssm_step_kernel";
   switch (p.K) {
-    case 1: launch_k<Wo, FUSED, NJ, 1>(p, grid, smem, s, pdl); break;
-    case 2: launch_k<Wo, FUSED, NJ, 2>(p, grid, smem, s, pdl); break;
-    case 3: launch_k<Wo, FUSED, NJ, 3>(p, grid, smem, s, pdl); break;
-    case 4: launch_k<Wo, FUSED, NJ, 4>(p, grid, smem, s, pdl); break;
+    case 1: launch_kernel(ssm_step_kernel<NJ, 1>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 2: launch_kernel(ssm_step_kernel<NJ, 2>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 3: launch_kernel(ssm_step_kernel<NJ, 3>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 4: launch_kernel(ssm_step_kernel<NJ, 4>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
     default: throw Error("CUDA backend: conv kernel " + std::to_string(p.K) + " > 4 is not supported in decode");
   }
 }
-
-template <typename Wo, bool FUSED>
-void launch_n(const SsmStepParams& p, cudaStream_t s, bool pdl) {
-  const dim3 grid(ceil_div(p.P, kRows), static_cast<unsigned>(p.H));
-  const size_t smem = FUSED ? size_t(w_slice_offset(p.N) + p.d_model * kRows * int64_t(sizeof(Wo))) : sizeof(float) * size_t(2 * p.N + kRows);
-  if (p.N <= 32) launch_nj<Wo, FUSED, 1>(p, grid, smem, s, pdl);
-  else if (p.N <= 64) launch_nj<Wo, FUSED, 2>(p, grid, smem, s, pdl);
-  else if (p.N <= 128) launch_nj<Wo, FUSED, 4>(p, grid, smem, s, pdl);
-  else if (p.N <= 256) launch_nj<Wo, FUSED, 8>(p, grid, smem, s, pdl);
-  else throw Error("CUDA backend: d_state " + std::to_string(p.N) + " > 256 is not supported");
-}
 }  // namespace
 
-bool ssm_step_fused_supported(int64_t E, int64_t P, int64_t H, int64_t norm_groups, DType out_dtype) {
-  return P % kRows == 0 && (E * int64_t(dtype_size(out_dtype))) % 16 == 0 && norm_groups > 0 && H % norm_groups == 0;
-}
-
 void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl) {
-  if (!p.out_w) return launch_n<float, false>(p, s, pdl);
-  if (!ssm_step_fused_supported(p.E, p.P, p.H, p.norm_groups, p.out_dtype) || !p.acc || !p.acc_ss || !p.gnorm_w)
-    throw Error("ssm_step: fused out_proj needs head_dim % 8 == 0, 16-byte rows, whole heads per norm group and its buffers");
-  MAMBA_DTYPE_SWITCH(p.out_dtype, Wo, launch_n<Wo, true>(p, s, pdl));
+  const dim3 grid(ceil_div(p.P, kRows), static_cast<unsigned>(p.H));
+  const size_t smem = sizeof(float) * size_t(2 * p.N + kRows);
+  if (p.N <= 32) launch_nj<1>(p, grid, smem, s, pdl);
+  else if (p.N <= 64) launch_nj<2>(p, grid, smem, s, pdl);
+  else if (p.N <= 128) launch_nj<4>(p, grid, smem, s, pdl);
+  else if (p.N <= 256) launch_nj<8>(p, grid, smem, s, pdl);
+  else throw Error("CUDA backend: d_state " + std::to_string(p.N) + " > 256 is not supported");
 }
 
 }  // namespace mamba

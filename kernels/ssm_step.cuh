@@ -11,8 +11,6 @@
 
 #include <cstdint>
 
-#include "dtype.h"
-
 namespace mamba {
 
 struct SsmStepParams {
@@ -37,21 +35,7 @@ struct SsmStepParams {
   // its own wait (one kernel of lookahead).
   bool trigger_at_start = false;
   bool skip_state_store = false;  // measurement only (the state then never advances): what its stores cost
-  // Fused out_proj (decode in two kernels per layer, see CudaBackend::set_decode_fused): with out_w set,
-  // y is not written; instead each block adds its rows' share of out_proj,
-  //   acc[q, d] += sum_r out_w[d, r] * v_r * gnorm_w[r]   and   acc_ss[q] += sum_r v_r^2,
-  // over its rows r (v = the gated y, q = the norm group of the head). The consumer (the next GEMV's
-  // prologue, GemvParams::acc) scales each group by rsqrt(acc_ss[q] / (E / norm_groups) + eps). Needs
-  // head_dim a multiple of 8 and E * sizeof(out dtype) a multiple of 16 (ssm_step_fused_supported).
-  const void* out_w = nullptr;      // (d_model, E) in out_dtype, or null
-  DType out_dtype = DType::BF16;
-  const float* gnorm_w = nullptr;   // (E)
-  int64_t d_model = 0, norm_groups = 1;
-  float* acc = nullptr;             // (norm_groups, d_model), zeroed before this kernel
-  float* acc_ss = nullptr;          // (norm_groups), zeroed before this kernel
 };
-
-bool ssm_step_fused_supported(int64_t E, int64_t P, int64_t H, int64_t norm_groups, DType out_dtype);
 
 void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl);
 

@@ -181,7 +181,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> variants = {"MAMBA_CUDA_GEMV_SMEM=1,MAMBA_CUDA_TRIGGER=wsw,MAMBA_CUDA_PREFETCH=1",
                                          "MAMBA_CUDA_PREFETCH=0", "MAMBA_CUDA_TRIGGER=www", "MAMBA_CUDA_TRIGGER=sss",
                                          "MAMBA_CUDA_GEMV_SMEM=0", "MAMBA_CUDA_TRIGGER=wsl",
-                                         "MAMBA_CUDA_DECODE_FUSED=1", "MAMBA_CUDA_DECODE_FUSED=1,MAMBA_CUDA_TRIGGER=wss"};
+                                         "MAMBA_CUDA_GEMV_PIPE=111", "MAMBA_CUDA_TRIGGER=ssw",
+                                         "MAMBA_CUDA_TRIGGER=lsw", "MAMBA_CUDA_TRIGGER=lsl"};
     if (const char* e = std::getenv("MAMBA_PROFILE_VARIANTS")) variants = split(e, ';');
     for (const std::string& v : variants) {
       std::vector<std::string> names;

@@ -164,12 +164,16 @@ TEST_F(CudaTest, GatedRmsNormWithSkip) {
 }
 
 TEST_F(CudaTest, GemvWithFusedNorms) {
-  // Both kernels: the shared-memory one (small matrices) and the streaming one (forced, or too large).
-  for (bool streaming : {false, true})
+  // Both kernels: the shared-memory one (small matrices) and the streaming one (forced, or too large),
+  // the latter with each register pipeline. K: the vector prologue with norm groups inside a warp's
+  // span (96 / 3), across it (2700 / 3), aligned (1536 / 3, 5120 / 8); the scalar one (45).
+  const GemvPipeline pipes[] = {GemvPipeline::Depth2Batch4, GemvPipeline::Depth1Batch8};
+  for (int kernel = 0; kernel < 3; ++kernel)
   for (DType dt : kAll)
-    for (int64_t K : {96, 45, 1536, 2700})
+    for (int64_t K : {96, 45, 1536, 2700, 5120})
       for (int64_t R : {131, 3000}) {
-        SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) + (streaming ? " streaming" : ""));
+        const bool streaming = kernel > 0;
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) + (streaming ? " streaming, pipeline " + std::to_string(kernel - 1) : ""));
         const auto W = randn(static_cast<size_t>(R * K), uint32_t(K + R), 0.05f);
         const auto x = randn(static_cast<size_t>(K), 21), nw = randn(static_cast<size_t>(K), 22, 0.2f, 1.f), bias = randn(static_cast<size_t>(R), 23);
         std::vector<float> Wr;
@@ -183,6 +187,7 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
         GemvParams p;
         p.W = dW.get(); p.wdtype = dt; p.R = R; p.K = K; p.bias = dbias.as<float>(); p.prologue = GemvPrologue::RmsNorm;
         p.x = dx.as<float>(); p.norm_w = dnw.as<float>(); p.eps = 1e-5f; p.out = out.as<float>(); p.force_streaming = streaming;
+        p.pipeline = pipes[streaming ? kernel - 1 : 0];
         p.prefetch_next = dW.get(); p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
         DeviceBuffer trace(8 * sizeof(unsigned long long));  // the kernels stamp slots 0..5 (launch.cuh)
         const unsigned long long init[8] = {~0ull, ~0ull, 0, 0, 0, 0, 0, 0};
@@ -197,8 +202,8 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
         EXPECT_TRUE(t[4] == 0 || (t[2] <= t[4] && t[4] <= t[3]));
         p.trace = nullptr;
         // GroupRmsNorm prologue, accumulating (out_proj into the residual)
-        if (K % 3 == 0) {
-          const int64_t G = 3, gs = K / G;
+        if (const int64_t G = K % 3 == 0 ? 3 : K % 8 == 0 ? 8 : 0; G > 0) {
+          const int64_t gs = K / G;
           const auto r0 = randn(static_cast<size_t>(R), 25);
           std::vector<float> g(static_cast<size_t>(K)), ref2(static_cast<size_t>(R));
           for (int64_t gi = 0; gi < G; ++gi) {
