@@ -4,7 +4,6 @@
 #include <type_traits>
 
 #include "dtype.cuh"
-#include "error.h"
 #include "gemv.cuh"
 #include "launch.cuh"
 
@@ -53,7 +52,7 @@ constexpr int kPlain = 0, kGrouped = 1;
 
 // The fast form: float4 loads, every group a multiple of 4 floats, at most 32 groups. norm_w does not
 // depend on the previous kernel, so it is copied into xin before the PDL wait (stage_norm_w); after the
-// wait, x is loaded in one round trip (8 float4 per thread cover K <= 8192 at 256 threads).
+// wait, x is loaded in one round trip (prologue).
 __device__ __forceinline__ bool prologue_vec(const GemvParams& p, int64_t groups) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p.x) | reinterpret_cast<uintptr_t>(p.norm_w);
   return (a & 15) == 0 && groups <= 32 && (p.K / groups) % 4 == 0;
@@ -70,15 +69,8 @@ __device__ __forceinline__ void stage_norm_w(const GemvParams& p, int64_t groups
   }
 }
 
-template <int N>
-__device__ __forceinline__ void cp_async_wait_group() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-#endif
-}
-
 // After the wait. x comes either through registers, B float4 per thread per pass (the shared-memory
-// kernel: K <= 2048, one pass at B = 2), or, when XRAW is non-null, by cp.async into xraw (K floats of
+// kernel: K <= 2048, one pass at B = 2), or, when xraw is non-null, by cp.async into it (K floats of
 // shared memory; the streaming kernel, whose registers hold its first weight batches). PENDING: cp.async
 // groups committed after stage_norm_w's that may stay in flight (the shared-memory kernel's weight
 // slice); 0 with xraw. Returns the factor the caller multiplies its dot products by: with one group the

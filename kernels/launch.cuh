@@ -72,11 +72,14 @@ __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void cp_async_wait_all() {
+// Waits until at most N of this thread's most recent cp.async groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait_group() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group 0;" ::: "memory");
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 #endif
 }
+__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait_group<0>(); }
 
 // This warp's share of a prefetch of [ptr, ptr+bytes) spread over every warp of the grid: decode
 // kernels pull the next layer's weights into L2 while the dependency chain of this layer runs.

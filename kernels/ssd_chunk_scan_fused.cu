@@ -19,7 +19,6 @@ constexpr int kLdA = kK + 8;  // shared row stride in elements: +16 bytes puts l
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // ldmatrix on a shared-space byte address (computed once per thread, advanced by constants).
 __device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], unsigned addr) {

@@ -56,7 +56,7 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
     total += double(t[S * (K - 1) + 3] - t[0]) * 1e-3;
     double prev_end = double(t[3]);
     for (int64_t k = 1; k < K; ++k) {
-      if (t[S * k + 3] == 0) continue;  // a kernel not launched (the fused decode has no out_proj GEMV)
+      if (t[S * k + 3] == 0) continue;  // a kernel left out (MAMBA_CUDA_DECODE_SKIP)
       const int cls = k == K - 1 ? 3 : int(k % 3);
       for (int j = 0; j < J; ++j)
         if (t[S * k + j] != 0) acc[cls][j] += (double(t[S * k + j]) - prev_end) * 1e-3, n[cls][j] += 1;
