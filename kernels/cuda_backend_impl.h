@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "cuda_memory.h"
+#include "decode_layer.cuh"
 #include "dtype.h"
 #include "profiler.h"
 #include "sampler.h"
@@ -45,11 +46,18 @@ class CudaBackend final : public Backend {
   void set_use_graph(bool on);
   void set_pdl(bool on);  // also drops the captured graphs (recaptured on next use)
   bool pdl() const { return m_pdl; }
+  // Decode in one kernel per layer where the shape allows (decode_layer.cuh: thread-block clusters; small
+  // models on sm_90). On by default; off runs three kernels per layer. MAMBA_CUDA_LAYER_FUSED=0 (read when
+  // a graph is captured) turns it off too, MAMBA_CUDA_LAYER_CS=n (read here) forces a cluster size.
+  void set_decode_fused(bool on);  // also drops the captured graphs
+  bool decode_fused() const;
+  const DecodeLayerPlan& decode_layer_plan() const { return m_layer_plan; }
   void set_profiler(OpProfiler* p) { m_prof = p; }  // non-null: ops are timed one by one (no graph)
   // Device time per decode step measured over `n` graph replays back to back (the state advances).
   double decode_graph_ms(int n);
   // Decode timeline (measurement): with tracing on, the graph records per kernel (3 per layer, then the
-  // LM head) kTraceSlots %globaltimer stamps in ns (launch.cuh): first block start, first and last
+  // LM head; one kernel per layer uses the first slot of each layer and the finish kernel the second of
+  // the last) kTraceSlots %globaltimer stamps in ns (launch.cuh): first block start, first and last
   // block past the PDL wait, last block end, last block with its inputs read (prologue done), last
   // block with its weights in shared memory (0 where a kernel has no such step).
   // decode_trace_step() runs one step and returns them (kTraceSlots per kernel).
@@ -76,6 +84,7 @@ class CudaBackend final : public Backend {
   void reserve_prefill(int64_t T_pad);
   void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want);
   void enqueue_step(cudaStream_t s, StepMode mode, bool pdl);
+  void enqueue_fused_layers(cudaStream_t s, bool pdl, StepIO* io_dev);
   void run_step(int32_t token, StepMode mode, const SampleConfig* sc);
   void capture(StepMode mode);
   SampleConfig sample_config(const SamplerParams& sp, double uniform) const;
@@ -113,9 +122,16 @@ class CudaBackend final : public Backend {
 
   // decode buffers (fixed, so captured graphs stay valid)
   DeviceBuffer m_io_dev, m_r_dec, m_zx_dec, m_y_dec, m_logits_dec;
+  bool m_decode_fused = true;
+  DecodeLayerPlan m_layer_plan;  // cs == 0: the shape takes the three-kernel decode
+  // One kernel per layer: the residual entering each layer, its clusters' out_proj partial products and
+  // sums of squares, double-buffered by layer parity: (2, D), (2, nc, D), (2, nc).
+  DeviceBuffer m_lay_r, m_lay_parts, m_lay_ss;
   PinnedBuffer m_io_pinned, m_logits_pinned;
+  DeviceBuffer m_sample_ws;  // SampleWorkspace
   GraphExec m_graph_logits, m_graph_sample;
   DeviceBuffer m_trace;  // (3 * n_layer + 1, kTraceSlots) u64, see set_decode_trace
+
   bool m_trace_on = false;
   const float* m_last_logits_dev = nullptr;
 };

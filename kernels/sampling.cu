@@ -50,10 +50,12 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
   const SampleConfig cfg = *p.cfg;
   const int64_t n = cfg.n;
 
-  // 1. argmax
+  // 1. argmax: this block's slice, then the last block to arrive merges the blocks' results (fixed order:
+  //    the merge keeps the lowest id on ties whatever the order).
+  const int64_t slice = (n + gridDim.x - 1) / gridDim.x, lo = imin(n, blockIdx.x * slice), hi = imin(n, lo + slice);
   float bv = -INFINITY;
   int64_t bi = n;
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) argmax_merge(bv, bi, p.logits[i], i);
+  for (int64_t i = lo + threadIdx.x; i < hi; i += kThreads) argmax_merge(bv, bi, p.logits[i], i);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) argmax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
   if (lane == 0) {
@@ -61,12 +63,37 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     best_i[warp] = bi;
   }
   __syncthreads();
+  __shared__ bool s_last;
   if (threadIdx.x == 0) {
     for (int w = 1; w < kThreads / 32; ++w) argmax_merge(bv, bi, best_v[w], best_i[w]);
+    s_last = true;
+    if (gridDim.x > 1) {
+      p.ws->v[blockIdx.x] = bv;
+      p.ws->i[blockIdx.x] = bi;
+      __threadfence();
+      s_last = atomicAdd(&p.ws->arrived, 1u) == gridDim.x - 1;
+    }
     best_v[0] = bv;
     best_i[0] = bi;
-    s_chosen = bi;
   }
+  __syncthreads();
+  if (!s_last) return;
+  if (gridDim.x > 1) {
+    __threadfence();
+    if (warp == 0) {
+      bv = lane < int(gridDim.x) ? __ldcg(&p.ws->v[lane]) : -INFINITY;
+      bi = lane < int(gridDim.x) ? __ldcg(&p.ws->i[lane]) : n;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) argmax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
+      if (lane == 0) {
+        best_v[0] = bv;
+        best_i[0] = bi;
+        p.ws->arrived = 0;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) s_chosen = best_i[0];
   __syncthreads();
   const float m = best_v[0];
   if (cfg.temperature == 0.f || !(m > -INFINITY)) {
@@ -137,8 +164,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
 }
 }  // namespace
 
-void launch_sample(const SampleParams& p, cudaStream_t s) {
-  launch_kernel(sample_kernel, dim3(1), dim3(kThreads), 0, s, false, "sample_kernel", p);
+void launch_sample(const SampleParams& p, cudaStream_t s, bool pdl) {
+  static_assert(kSampleBlocks <= 32, "the last block merges the blocks' results in one warp");
+  launch_kernel(sample_kernel, dim3(p.ws ? kSampleBlocks : 1), dim3(kThreads), 0, s, pdl, "sample_kernel", p);
 }
 
 }  // namespace mamba

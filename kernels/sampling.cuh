@@ -22,12 +22,24 @@ struct SampleConfig {
   float u = 0.f;      // uniform in [0, 1)
 };
 
+// The argmax runs over kSampleBlocks blocks; the last one to finish merges their results and, unless the
+// temperature is 0, goes on to sample alone. `ws` holds their results and an arrival counter (zero between
+// calls: the last block resets it).
+constexpr int kSampleBlocks = 32;
+struct SampleWorkspace {
+  float v[kSampleBlocks];
+  int64_t i[kSampleBlocks];
+  unsigned arrived;
+};
+
 struct SampleParams {
   const float* logits = nullptr;     // (>= cfg->n) on the device
   const SampleConfig* cfg = nullptr;  // on the device
   int32_t* out = nullptr;            // (1) on the device
+  SampleWorkspace* ws = nullptr;     // on the device, zeroed once
 };
 
-void launch_sample(const SampleParams& p, cudaStream_t s);
+// pdl: may start while the kernel before it (the LM head) finishes.
+void launch_sample(const SampleParams& p, cudaStream_t s, bool pdl = false);
 
 }  // namespace mamba

@@ -45,10 +45,13 @@ void print_breakdown(const char* title, const OpProfiler& prof, double divide_by
 // steps, per kernel class, relative to the end of the kernel before it: when its first block started,
 // when its blocks got past the PDL wait, and when its last block finished (its share of the critical path).
 void print_timeline(CudaBackend& b, int64_t L, int reps) {
-  constexpr int S = CudaBackend::kTraceSlots, J = 6;
+  constexpr int S = CudaBackend::kTraceSlots, J = 8;
   b.set_decode_trace(true);
   b.decode_trace_step();  // capture + warm-up
-  const char* names[] = {"in_proj gemv", "ssm step", "out_proj gemv", "lm head gemv"};
+  const bool fused = b.decode_fused();
+  const char* names3[] = {"in_proj gemv", "ssm step", "out_proj gemv", "lm head gemv"};
+  const char* names1[] = {"layer kernel", "finish", "-", "lm head gemv"};
+  const char* const* names = fused ? names1 : names3;
   double acc[4][J] = {}, n[4][J] = {}, total = 0;
   for (int r = 0; r < reps; ++r) {
     const std::vector<uint64_t> t = b.decode_trace_step();
@@ -56,7 +59,7 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
     total += double(t[S * (K - 1) + 3] - t[0]) * 1e-3;
     double prev_end = double(t[3]);
     for (int64_t k = 1; k < K; ++k) {
-      if (t[S * k + 3] == 0) continue;  // a kernel left out (MAMBA_CUDA_DECODE_SKIP)
+      if (t[S * k + 3] == 0) continue;  // a kernel left out (MAMBA_CUDA_DECODE_SKIP) or not in this decode
       const int cls = k == K - 1 ? 3 : int(k % 3);
       for (int j = 0; j < J; ++j)
         if (t[S * k + j] != 0) acc[cls][j] += (double(t[S * k + j]) - prev_end) * 1e-3, n[cls][j] += 1;
@@ -69,13 +72,16 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
     else std::printf(" %12s", "-");
   };
   std::printf("  decode timeline (%%globaltimer, us after the previous kernel's last block ended; mean of %d steps):\n", reps);
-  std::printf("    %-14s %12s %12s %12s %12s %12s %12s\n", "kernel", "1st in", "1st waited", "last waited", "inputs read", "weights in", "last done");
+  if (fused) std::printf("    (layer kernel: [5] = last block in, [6] = B and C exchanged in the cluster, [7] = gated y exchanged)\n");
+  std::printf("    %-14s %12s %12s %12s %12s %12s %12s %12s %12s\n", "kernel", "1st in", "1st waited", "last waited", "inputs read",
+              fused ? "[5]" : "weights in", fused ? "[6]" : "-", fused ? "[7]" : "-", "last done");
   for (int c = 0; c < 4; ++c) {
+    if (fused && c == 2) continue;
     std::printf("    %-14s", names[c]);
-    for (int j : {0, 1, 2, 4, 5, 3}) cell(c, j);
+    for (int j : {0, 1, 2, 4, 5, 6, 7, 3}) cell(c, j);
     std::printf("\n");
   }
-  std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps, static_cast<long long>(3 * L + 1));
+  std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps, static_cast<long long>(fused ? L + 2 : 3 * L + 1));
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -86,10 +92,10 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample) {
+double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample, bool greedy = false) {
   SamplerParams sp;
-  sp.temperature = 0.8f;
-  sp.top_p = 0.9f;
+  sp.temperature = greedy ? 0.f : 0.8f;
+  sp.top_p = greedy ? 1.f : 0.9f;
   int32_t tok = 1;
   b.step(tok, logits.data());  // warm-up (captures the graph)
   if (sample) b.step_sample(tok, sp, 0.5);
@@ -164,6 +170,7 @@ int main(int argc, char** argv) {
       b.forward(small, fo, logits.data());
     };
     std::printf("\ndecode (ms/token; floor %.4f):\n", floor_ms);
+    std::printf("  one kernel per layer: %s (%s)\n", b.decode_fused() ? "on" : "off", b.decode_layer_plan().why.c_str());
     fresh();
     const bool pdl0 = b.pdl();
     const double wall = step_wall_ms(b, steps, logits, false);
@@ -173,16 +180,18 @@ int main(int argc, char** argv) {
     const double wall_s = step_wall_ms(b, steps, logits, true);
     std::printf("  step_sample() wall, graph%s, id to host    %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", pdl0 ? "+PDL" : "", wall_s,
                 1e3 / wall_s, 100.0 * floor_ms / wall_s);
-    // Decode variants (environment switches read when the graph is captured): the GEMV kernel for small
-    // matrices, the next-layer L2 prefetch, and which kernel classes (in_proj, SSM step, out_proj) let
-    // their successor launch at their start ('s') or once past their wait ('w').
+    fresh();
+    const double wall_g = step_wall_ms(b, steps, logits, true, true);
+    std::printf("  step_sample() wall, greedy (as the bench)    %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", wall_g, 1e3 / wall_g,
+                100.0 * floor_ms / wall_g);
+    // Decode variants (environment switches read when the graph is captured): where the one-kernel decode
+    // lets the next layer launch, the same without reading the partial products (measurement only: wrong
+    // results), and the three-kernel decode with and without its next-layer L2 prefetch.
     // MAMBA_PROFILE_VARIANTS replaces the list: variants separated by ';', each a list of NAME=VALUE
     // settings separated by ',' (set for that replay, unset after).
-    std::vector<std::string> variants = {"MAMBA_CUDA_GEMV_SMEM=1,MAMBA_CUDA_TRIGGER=wsw,MAMBA_CUDA_PREFETCH=1",
-                                         "MAMBA_CUDA_PREFETCH=0", "MAMBA_CUDA_TRIGGER=www", "MAMBA_CUDA_TRIGGER=sss",
-                                         "MAMBA_CUDA_GEMV_SMEM=0", "MAMBA_CUDA_TRIGGER=wsl",
-                                         "MAMBA_CUDA_GEMV_PIPE=111", "MAMBA_CUDA_TRIGGER=ssw",
-                                         "MAMBA_CUDA_TRIGGER=lsw", "MAMBA_CUDA_TRIGGER=lsl"};
+    // MAMBA_CUDA_LAYER_FUSED=0 measures the three-kernel decode (which the skip masks below always measure).
+    std::vector<std::string> variants = {"MAMBA_CUDA_LAYER_TRIGGER=0", "MAMBA_CUDA_LAYER_TRIGGER=1", "MAMBA_CUDA_LAYER_SKIP=1",
+                                         "MAMBA_CUDA_LAYER_FUSED=0", "MAMBA_CUDA_LAYER_FUSED=0,MAMBA_CUDA_PREFETCH=0"};
     if (const char* e = std::getenv("MAMBA_PROFILE_VARIANTS")) variants = split(e, ';');
     for (const std::string& v : variants) {
       std::vector<std::string> names;
@@ -204,10 +213,11 @@ int main(int argc, char** argv) {
     print_timeline(b, c.n_layer, std::min(steps, 64));
     // in-graph cost of each kernel class: replay with the class left out (results meaningless, timing not)
     {
+      setenv("MAMBA_CUDA_LAYER_FUSED", "0", 1);  // the skip masks apply to the three-kernel decode
       b.set_pdl(pdl0);
       fresh();
       const double all = b.decode_graph_ms(steps);
-      std::printf("  in-graph cost by leaving a kernel class out (PDL=%d, full graph %.4f ms):\n", int(b.pdl()), all);
+      std::printf("  in-graph cost by leaving a kernel class out, three-kernel decode (PDL=%d, full graph %.4f ms):\n", int(b.pdl()), all);
       const std::pair<const char*, const char*> classes[] = {
           {"1", "in_proj gemv"}, {"2", "ssm step"}, {"4", "out_proj gemv"}, {"8", "lm head gemv"}, {"15", "all but embedding + copies"}};
       for (const auto& [mask, what] : classes) {
@@ -219,6 +229,7 @@ int main(int argc, char** argv) {
                     1e3 * (all - without) / double(std::string(mask) == "8" ? 1 : std::string(mask) == "15" ? 3 * c.n_layer + 1 : c.n_layer));
       }
       unsetenv("MAMBA_CUDA_DECODE_SKIP");
+      unsetenv("MAMBA_CUDA_LAYER_FUSED");
       b.set_pdl(pdl0);
     }
     b.set_pdl(false);
@@ -243,6 +254,16 @@ int main(int argc, char** argv) {
     }
     b.set_profiler(nullptr);
     print_breakdown("decode breakdown per token (ops timed one by one, no graph, no PDL):", dprof, double(n_prof));
+    OpProfiler sprof;  // the bench's path: greedy sampling on the device
+    b.set_profiler(&sprof);
+    SamplerParams greedy;
+    greedy.temperature = 0;
+    for (int i = 0; i < n_prof; ++i) {
+      b.step_sample(1, greedy, 0.5);
+      sprof.collect();
+    }
+    b.set_profiler(nullptr);
+    print_breakdown("decode breakdown per token, greedy step_sample (ops timed one by one):", sprof, double(n_prof));
     std::printf("\npeak device memory %.1f MB\n", double(cuda_peak_memory_bytes()) / 1e6);
     return 0;
   } catch (const std::exception& e) {

@@ -34,6 +34,16 @@ std::shared_ptr<const Model> medium(int64_t groups) {
   return Model::random(c, 9);
 }
 
+// The layer shape of mamba2-130m (d_model 768, 24 heads of 64, d_state 128: six clusters of 16 in the
+// one-kernel decode) with few layers and a small vocabulary.
+std::shared_ptr<const Model> wide(int64_t groups) {
+  Config c;
+  c.d_model = 768; c.n_layer = 2; c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_heads = 24; c.n_groups = groups;
+  c.chunk_size = 64; c.d_conv = 4; c.vocab_size = 515; c.tie_embeddings = true; c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.finalize("wide");
+  return Model::random(c, 21);
+}
+
 }  // namespace
 
 TEST_F(CudaTest, FixturesLogitsMatchFloat64Reference) {
@@ -229,6 +239,72 @@ TEST_F(CudaTest, GraphAndPdlDoNotChangeResults) {
   EXPECT_EQ(runs[0], runs[2]) << "PDL must not change results";
 }
 
+// Decode in one kernel per layer (decode_layer.cuh) against the three-kernel decode and the CPU, with and
+// without graph + PDL, on shapes whose clusters split their norm group (medium g=1: 2 clusters per group;
+// wide: 6 per group, 3 per group at g=2) or own one each (medium g=2), and with 8-block clusters: logits,
+// the SSM state and the conv ring after the steps, and the same logits bit for bit when run again.
+TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
+  struct Case {
+    std::shared_ptr<const Model> m;
+    const char* cs;  // MAMBA_CUDA_LAYER_CS, or "" for the default plan
+  };
+  const std::vector<Case> cases = {{medium(1), ""}, {medium(2), ""}, {medium(1), "8"}, {wide(1), ""}, {wide(2), ""}};
+  for (const Case& cs : cases) {
+    const auto& m = cs.m;
+    const int64_t V = m->config.vocab_size;
+    auto ids = random_ids(30, V, 11);
+    auto steps = [&](Backend& b) {
+      std::vector<float> logits(static_cast<size_t>(V)), all;
+      ForwardOptions fo;
+      b.forward(std::span<const int32_t>(ids.data(), 20), fo, logits.data());
+      for (size_t t = 20; t < ids.size(); ++t) {
+        b.step(ids[t], logits.data());
+        all.insert(all.end(), logits.begin(), logits.end());
+      }
+      return all;
+    };
+    auto cpu = make_cpu_backend(m);
+    const auto ref = steps(*cpu);
+    const int64_t n = int64_t(ids.size()) - 20;
+    for (const char* dt : {"f32", "bf16", "f16"}) {
+      auto b3p = gpu(m, dt);
+      auto& b3 = dynamic_cast<CudaBackend&>(*b3p);
+      b3.set_decode_fused(false);
+      ASSERT_FALSE(b3.decode_fused());
+      const auto three = steps(b3);
+      for (bool graph : {false, true}) {
+        const std::string name = std::string(m->config.d_model == 768 ? "wide" : "medium") + " g=" + std::to_string(m->config.n_groups) + " " + dt + (graph ? " graph+PDL" : " stream") +
+                                 (*cs.cs ? std::string(" cs=") + cs.cs : "");
+        SCOPED_TRACE(name);
+        if (*cs.cs) setenv("MAMBA_CUDA_LAYER_CS", cs.cs, 1);
+        auto bp = gpu(m, dt);
+        unsetenv("MAMBA_CUDA_LAYER_CS");
+        auto& b = dynamic_cast<CudaBackend&>(*bp);
+        ASSERT_TRUE(b.decode_fused()) << "the test shape must take the one-kernel decode: " << b.decode_layer_plan().why;
+        if (*cs.cs) {
+          EXPECT_EQ(b.decode_layer_plan().cs, std::atoi(cs.cs));
+        }
+        b.set_use_graph(graph);
+        b.set_pdl(graph);
+        const auto fused = steps(b);
+        const bool f32 = std::string(dt) == "f32";
+        const double vs3 = worst_row_err(fused, three, n, V), vs_cpu = worst_row_err(fused, ref, n, V);
+        std::printf("  one-kernel decode %-34s (%s): vs three kernels %.2e, vs cpu %.2e\n", name.c_str(), b.decode_layer_plan().why.c_str(), vs3, vs_cpu);
+        EXPECT_LT(vs3, f32 ? 1e-5 : 1e-3);
+        EXPECT_LT(vs_cpu, f32 ? 1e-4 : 4e-2);
+        const State sf = b.get_state(), s3 = b3.get_state();
+        ASSERT_EQ(sf.layers.size(), s3.layers.size());
+        for (size_t l = 0; l < sf.layers.size(); ++l) {
+          EXPECT_LT(rel_err(sf.layers[l].ssm.data(), s3.layers[l].ssm.data(), s3.layers[l].ssm.size()), f32 ? 1e-5 : 1e-3) << "layer " << l;
+          EXPECT_LT(rel_err(sf.layers[l].conv.data(), s3.layers[l].conv.data(), s3.layers[l].conv.size()), f32 ? 1e-5 : 1e-3) << "layer " << l;
+        }
+        b.reset_state();
+        EXPECT_EQ(steps(b), fused) << "the one-kernel decode is deterministic";
+      }
+    }
+  }
+}
+
 TEST_F(CudaTest, DecodeTraceIsOrderedAndChangesNothing) {
   auto m = medium(1);
   const int64_t V = m->config.vocab_size, L = m->config.n_layer;
@@ -246,13 +322,28 @@ TEST_F(CudaTest, DecodeTraceIsOrderedAndChangesNothing) {
       const std::vector<uint64_t> t = b.decode_trace_step();  // decodes token 1 (a fixed probe token)
       const int S = CudaBackend::kTraceSlots;
       ASSERT_EQ(t.size(), size_t(S * (3 * L + 1)));
+      // One kernel per layer (on for this shape) uses each layer's first slot and the last layer's second
+      // (the finish kernel); the others stay empty.
+      ASSERT_TRUE(b.decode_fused());
+      int64_t prev = -1, launched = 0;
       for (int64_t k = 0; k < 3 * L + 1; ++k) {
         const uint64_t* e = t.data() + S * k;
+        const bool used = k % 3 == 0 || k == 3 * (L - 1) + 1;
+        if (!used) {
+          EXPECT_EQ(e[3], 0u) << "kernel slot " << k;
+          continue;
+        }
+        ++launched;
         EXPECT_TRUE(e[0] <= e[1] && e[1] <= e[2] && e[2] <= e[3]) << "kernel " << k;
         // A kernel only gets past its wait once the kernel before it has finished (1 us of slack for the timer).
-        if (k > 0) EXPECT_GE(e[1] + 1000, t[size_t(S * (k - 1) + 3)]) << "kernel " << k;
-        EXPECT_TRUE(e[4] == 0 || (e[2] <= e[4] && e[4] <= e[3])) << "kernel " << k;
+        if (prev >= 0) {
+          EXPECT_GE(e[1] + 1000, t[size_t(S * prev + 3)]) << "kernel " << k;
+        }
+        for (int j : {4, 6, 7}) EXPECT_TRUE(e[j] == 0 || (e[2] <= e[j] && e[j] <= e[3])) << "kernel " << k << " mark " << j;
+        EXPECT_TRUE(e[5] == 0 || (e[0] <= e[5] && e[5] <= e[3])) << "kernel " << k << " mark 5";  // the layer kernel's last start
+        prev = k;
       }
+      EXPECT_EQ(launched, L + 2);
       b.step(ids[11], traced.data());
     } else {
       b.step(ids[10], logits.data());

@@ -308,23 +308,43 @@ std::vector<int32_t> cpu_kept_set(const std::vector<float>& logits, float temp, 
 }
 }  // namespace
 
+// Single-block and multi-block (the decode graph's) sampling: argmax with ties and the maximum in the last
+// block's slice, and draws inside the CPU's kept set.
 TEST_F(CudaTest, SamplingOnDevice) {
   const int64_t V = 1000;
-  const auto logits = randn(static_cast<size_t>(V), 41, 3.f);
+  auto logits = randn(static_cast<size_t>(V), 41, 3.f);
   const int32_t argmax = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   auto d_logits = to_dev(logits);
   auto d_out = poisoned(sizeof(int32_t));
   DeviceBuffer d_cfg(sizeof(SampleConfig));
+  DeviceBuffer d_ws(sizeof(SampleWorkspace));
+  CUDA_CHECK(cudaMemset(d_ws.get(), 0, sizeof(SampleWorkspace)));
+  bool multi = false;
   auto run = [&](SampleConfig c) {
     c.n = V;
     CUDA_CHECK(cudaMemcpy(d_cfg.get(), &c, sizeof(c), cudaMemcpyHostToDevice));
     SampleParams p;
     p.logits = d_logits.as<float>(); p.cfg = d_cfg.as<SampleConfig>(); p.out = d_out.as<int32_t>();
+    p.ws = multi ? d_ws.as<SampleWorkspace>() : nullptr;
     launch_sample(p, nullptr);
     int32_t id = -1;
     CUDA_CHECK(cudaMemcpy(&id, d_out.get(), sizeof(id), cudaMemcpyDeviceToHost));
     return id;
   };
+  for (bool m : {false, true}) {
+    multi = m;
+    SCOPED_TRACE(m ? "multi-block" : "one block");
+    // the maximum in the last slice, then tied at two ids (the lowest wins)
+    auto moved = logits;
+    moved[size_t(V - 3)] = 100.f;
+    d_logits = to_dev(moved);
+    EXPECT_EQ(run(SampleConfig{}), V - 3);
+    moved[size_t(5)] = 100.f;
+    d_logits = to_dev(moved);
+    EXPECT_EQ(run(SampleConfig{}), 5);
+    d_logits = to_dev(logits);
+    EXPECT_EQ(run(SampleConfig{}), argmax);
+  }
   SampleConfig c;
   EXPECT_EQ(run(c), argmax);  // temperature 0
   c.temperature = 1.f;
