@@ -19,7 +19,7 @@ T="$OUT/tests.log"
 stage cuda-tests 240 "$T" ctest --test-dir build -L cuda -j4 --output-on-failure
 grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Skipped" "$T" | tail -30 | tee -a "$S"
 stage cuda-tests-numbers 120 "$T" build/bin/cuda_tests --gtest_filter='*Fixtures*:*Ssd*:*Medium*:*ChunkedEquals*:*Default*:*OneKernel*'
-grep -E "^  (ssd|fixture|medium|default|one-kernel)" "$T" | sort | uniq | tail -60 >>"$S"
+grep -E "^  (ssd|fixture|medium|default|one-kernel)" "$T" | sort | uniq | tail -100 >>"$S"
 
 stage bench-130m 120 "$OUT/bench_130m.json" build/bin/mamba-cli bench --config 130m --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
 stage bench-2.7b 200 "$OUT/bench_2.7b.json" build/bin/mamba-cli bench --config 2.7b --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
