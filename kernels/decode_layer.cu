@@ -329,12 +329,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   ss = block_sum(ss, scratch);  // its barriers also publish xin
   const float scale = rsqrtf(ss / float(D) + p.eps);
   float4 xr[NV][Q];
-#pragma unroll
-  for (int v = 0; v < NV; ++v) {
-    const int64_t i = lane + 32 * v;
-#pragma unroll
-    for (int q = 0; q < Q; ++q) xr[v][q] = i < nvec ? lds_f4(xin + i * EPV + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
+  load_lane_vectors(xr, xin, nvec, lane);
   trace_mark(p.trace, 4);
   if (p.trigger == 1) pdl_launch_dependents();
   mbar_wait(bar_win, 0);

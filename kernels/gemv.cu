@@ -305,12 +305,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   if (threadIdx.x < nr) base = (p.accumulate ? p.out[r0 + threadIdx.x] : 0.f) + (p.bias ? p.bias[r0 + threadIdx.x] : 0.f);
   const float scale = prologue<1, 2>(p, groups, xin, nullptr, scratch);
   float4 xr[NV][Q];
-#pragma unroll
-  for (int v = 0; v < NV; ++v) {
-    const int64_t i = lane + 32 * v;
-#pragma unroll
-    for (int q = 0; q < Q; ++q) xr[v][q] = i < nvec ? lds_f4(xin + i * EPV + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
+  load_lane_vectors(xr, xin, nvec, lane);
   trace_mark(p.trace, 4);
   cp_async_wait_all();
   __syncthreads();

@@ -40,4 +40,16 @@ __device__ __forceinline__ float dot16r(const uint4& v, const float4* x, __half*
   return dot16r_half2<__half2>(v, x, [](__half2 h) { return __half22float2(h); });
 }
 
+// This lane's NV 16-byte input vectors (vector i = lane + 32 v holds floats [i EPV, (i + 1) EPV) of x, in
+// shared memory) as float4s, zero past nvec: what the decode GEMVs keep in registers for their dots.
+template <int NV, int Q>
+__device__ __forceinline__ void load_lane_vectors(float4 (&xr)[NV][Q], const float* x, int64_t nvec, int lane) {
+#pragma unroll
+  for (int v = 0; v < NV; ++v) {
+    const int64_t i = lane + 32 * v;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) xr[v][q] = i < nvec ? lds_f4(x + i * 4 * Q + 4 * q) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+}
+
 }  // namespace mamba
