@@ -77,7 +77,8 @@ struct DecodeLayerPlan {
   std::string why;     // the choice, or why none fits
 };
 
-// The plan for this shape (and device), or cs = 0. `force` = "cs,nc" (measurement) picks one if it fits.
+// The plan for this shape (and device), or cs = 0. `force` = a cluster size (measurement,
+// MAMBA_CUDA_LAYER_CS) takes that one if it fits.
 DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& shape, const std::string& force = "");
 void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan, cudaStream_t s, bool pdl);
 

@@ -1,6 +1,7 @@
 #pragma once
-// 16-byte shared-memory loads and the dot of one 16-byte weight vector with its floats of the input:
-// the inner loop of the decode GEMVs (gemv.cu) and of the fused SSM step + out_proj (ssm_out_fused.cu).
+// 16-byte shared-memory loads, the dot of one 16-byte weight vector with its floats of the input, and a
+// lane's input vectors: the inner loops of the decode GEMVs (gemv.cu) and of the one-kernel decode layer
+// (decode_layer.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

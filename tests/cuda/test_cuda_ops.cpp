@@ -312,7 +312,7 @@ std::vector<int32_t> cpu_kept_set(const std::vector<float>& logits, float temp, 
 // block's slice, and draws inside the CPU's kept set.
 TEST_F(CudaTest, SamplingOnDevice) {
   const int64_t V = 1000;
-  auto logits = randn(static_cast<size_t>(V), 41, 3.f);
+  const auto logits = randn(static_cast<size_t>(V), 41, 3.f);
   const int32_t argmax = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   auto d_logits = to_dev(logits);
   auto d_out = poisoned(sizeof(int32_t));
