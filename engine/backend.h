@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "model.h"
 #include "sampler.h"
@@ -55,6 +56,12 @@ class Backend {
   virtual bool samples_on_device() const { return false; }
   virtual std::optional<int32_t> step_sample(int32_t, const SamplerParams&, double) { return std::nullopt; }
   virtual std::optional<int32_t> sample_last(const SamplerParams&, double) { return std::nullopt; }
+  // Several decode steps per call without the host in between: the same as step_sample(token, sp,
+  // uniforms[0]), then step_sample(that id, sp, uniforms[1]), ..., ending early after a sampled id that is
+  // in `stop` (returned, not fed). Returns the sampled ids; the last one is not fed. decode_chain(): the
+  // most steps one call takes (0: not available; callers then use step_sample).
+  virtual int decode_chain() const { return 0; }
+  virtual std::vector<int32_t> step_sample_chain(int32_t, const SamplerParams&, std::span<const double>, std::span<const int32_t>) { return {}; }
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
 };

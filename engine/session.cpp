@@ -55,14 +55,50 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   const bool on_device = opt.device_sampling && m_backend->samples_on_device() && opt.top_alternatives == 0 &&
                          opt.sampling.repeat_penalty == 1.f;
   r.stop_reason = "length";
-  for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
+  // A backend that decodes chains of steps on its device takes whole chains while enough tokens remain:
+  // ids arrive in bursts of `chain`, each with the draw it would have had one step at a time.
+  const int chain = on_device ? m_backend->decode_chain() : 0;
+  std::vector<int32_t> stop;
+  if (opt.stop_at_eos && eos >= 0) stop.push_back(static_cast<int32_t>(eos));
+  std::vector<double> draws;
+  // Records a sampled id; true when it ends the generation.
+  auto emit = [&](TokenEvent& ev) {
+    m_pending.push_back(ev.id);
+    m_tokens.push_back(ev.id);
+    r.ids.push_back(ev.id);
+    if (on_token) on_token(ev);
+    if (opt.stop_at_eos && eos >= 0 && ev.id == eos) {
+      r.stop_reason = "eos";
+      return true;
+    }
+    return false;
+  };
+  for (int64_t i = 0; i < opt.max_new_tokens;) {
     if (cancel && cancel->load()) { r.stop_reason = "cancelled"; break; }
+    if (chain > 1 && i > 0 && opt.max_new_tokens - i >= chain) {
+      draws.resize(static_cast<size_t>(chain));
+      for (double& u : draws) u = sampler.next_uniform();
+      const std::vector<int32_t> ids = m_backend->step_sample_chain(m_pending.back(), opt.sampling, draws, stop);
+      if (!ids.empty()) {
+        m_have_logits = false;
+        bool done = false;
+        for (size_t k = 0; k < ids.size() && !done; ++k) {
+          TokenEvent ev;
+          ev.index = i++;
+          ev.id = ids[k];
+          m_pending.clear();  // the backend fed the pending token and every id but the last
+          done = emit(ev);
+        }
+        if (done) break;
+        continue;
+      }
+    }
     TokenEvent ev;
-    ev.index = i;
+    ev.index = i++;
     std::optional<int32_t> id;
     if (on_device) {
       const double u = sampler.next_uniform();
-      if (i == 0) {
+      if (ev.index == 0) {
         id = m_backend->sample_last(opt.sampling, u);
       } else if ((id = m_backend->step_sample(m_pending.back(), opt.sampling, u))) {
         m_pending.clear();
@@ -70,15 +106,11 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
       }
     }
     if (!id) {
-      if (i > 0) flush_pending({}, ScanMode::Recurrent, 0);
+      if (ev.index > 0) flush_pending({}, ScanMode::Recurrent, 0);
       id = sampler.sample(m_logits, m_tokens, &ev.info, opt.top_alternatives);
     }
     ev.id = *id;
-    m_pending.push_back(ev.id);
-    m_tokens.push_back(ev.id);
-    r.ids.push_back(ev.id);
-    if (on_token) on_token(ev);
-    if (opt.stop_at_eos && eos >= 0 && ev.id == eos) { r.stop_reason = "eos"; break; }
+    if (emit(ev)) break;
   }
   r.decode_seconds = now_s() - t1;
   return r;

@@ -99,6 +99,12 @@ CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOption
     m_lay_parts = DeviceBuffer(sizeof(float) * 2 * size_t(m_layer_plan.nc * c.d_model), "decode layer partial products");
     m_lay_ss = DeviceBuffer(sizeof(float) * 2 * size_t(m_layer_plan.nc), "decode layer sums of squares");
   }
+  m_chain_dev = DeviceBuffer(sizeof(ChainIO), "decode chain io");
+  m_argmax_ws = DeviceBuffer(sizeof(ArgmaxWorkspace), "decode chain argmax workspace");
+  CUDA_CHECK(cudaMemset(m_argmax_ws.get(), 0, m_argmax_ws.bytes()));
+  m_chain_pinned = PinnedBuffer(sizeof(ChainIO));
+  *m_chain_pinned.as<ChainIO>() = ChainIO{};
+  set_decode_chain(int(env_int("MAMBA_CUDA_CHAIN", kDefaultChain)));
   reset_state();
 }
 
@@ -473,7 +479,8 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
     // No L2 prefetch here: the layers stage their weights with the bulk-copy unit, and prefetching the next
     // layer's in_proj only competed with that (run 10: 0.2285 against 0.2217 ms per token); spreading the
     // LM head's first 32-48 MB over the last 4-12 layers changed nothing.
-    enqueue_fused_layers(s, pdl, io_dev);
+    enqueue_fused_layers(s, pdl, &io_dev->token, false, nullptr, 0, m_trace_on ? m_trace.as<unsigned long long>() : nullptr,
+                         m_trace_on ? m_smid.as<unsigned>() : nullptr);
   } else {
     prof_mark(prof, "decode: embedding", s);
     EmbeddingParams ep;
@@ -514,9 +521,8 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   }
 
   prof_mark(prof, "decode: lm head gemv (+final norm)", s);
-  GemvParams gl;
-  gl.W = lm_head(); gl.wdtype = m_wdt; gl.R = V; gl.K = D; gl.prologue = GemvPrologue::RmsNorm; gl.x = m_r_dec.as<float>();
-  gl.norm_w = m_norm_f.as<float>(); gl.eps = eps; gl.out = m_logits_dec.as<float>(); gl.trace = trace_slot(3 * c.n_layer); gl.trigger_at_start = false; gl.force_streaming = !smem_gemv; gl.pipeline = pipeline(2);
+  GemvParams gl = lm_head_params();
+  gl.trace = trace_slot(3 * c.n_layer); gl.force_streaming = !smem_gemv; gl.pipeline = pipeline(2);
   if (!(skip & 8)) launch_gemv(gl, s, pdl);
 
   if (mode == StepMode::Logits) {
@@ -532,15 +538,67 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   if (prof) prof->finish(s);
 }
 
+// The final norm + LM head GEMV of a decode step: m_r_dec -> m_logits_dec.
+GemvParams CudaBackend::lm_head_params() const {
+  GemvParams gl;
+  gl.W = lm_head(); gl.wdtype = m_wdt; gl.R = m_c.vocab_size; gl.K = m_c.d_model; gl.prologue = GemvPrologue::RmsNorm; gl.x = m_r_dec.as<float>();
+  gl.norm_w = m_norm_f.as<float>(); gl.eps = static_cast<float>(m_c.norm_eps); gl.out = m_logits_dec.as<float>(); gl.trigger_at_start = false;
+  return gl;
+}
+
+// m_chain_len decode steps in one graph, the token of each step sampled by the one before on the device:
+// the step inputs come in by one copy at the start, the ids go out by one at the end (ChainIO).
+void CudaBackend::enqueue_chain(cudaStream_t s, bool pdl, bool greedy) {
+  ChainIO* dev = m_chain_dev.as<ChainIO>();
+  CUDA_CHECK(cudaMemcpyAsync(dev, m_chain_pinned.get(), offsetof(ChainIO, ids), cudaMemcpyHostToDevice, s));
+  // When a step's last kernel (the sampler, or the greedy LM head) lets the next step's first layer launch:
+  // only once it is done by default. Launched earlier, that layer's clusters find the SMs held by the LM
+  // head or the sampler and pack two blocks onto an SM, and every layer after it keeps that placement:
+  // 8.5 against 7.8 us per layer (run 11). Measurement: MAMBA_CUDA_CHAIN_TRIGGER (SampleParams::trigger,
+  // GemvParams::chain_trigger).
+  const int trig = int(std::clamp<int64_t>(env_int("MAMBA_CUDA_CHAIN_TRIGGER", greedy ? 0 : 2), 0, 2));
+  const int64_t per_step = m_c.n_layer + 3;  // trace slots: layers, finish, LM head, sampler
+  unsigned long long* trace = m_chain_trace_on ? m_chain_trace.as<unsigned long long>() : nullptr;
+  auto slot = [&](int k, int64_t i) { return trace ? trace + kTraceSlots * (k * per_step + i) : nullptr; };
+  for (int k = 0; k < m_chain_len; ++k) {
+    enqueue_fused_layers(s, pdl, dev->slot[k], k > 0, &dev->live, k, slot(k, 0), trace ? m_smid.as<unsigned>() + k * m_c.n_layer * kSmidStride : nullptr);
+    SampleParams sp;
+    sp.logits = m_logits_dec.as<float>(); sp.cfg = &dev->sample; sp.out = &dev->ids[k]; sp.ws = m_sample_ws.as<SampleWorkspace>();
+    sp.chain.live = &dev->live; sp.chain.step = k; sp.chain.u = &dev->u[k]; sp.chain.next = k + 1 < m_chain_len ? dev->slot[k + 1] : nullptr;
+    sp.chain.stop = dev->stop; sp.chain.n_stop = &dev->n_stop;
+    GemvParams gl = lm_head_params();
+    gl.trace = slot(k, m_c.n_layer + 1);
+    if (greedy) {
+      gl.argmax = sp;
+      gl.argmax_ws = m_argmax_ws.as<ArgmaxWorkspace>();
+      gl.chain_trigger = trig;
+      launch_gemv(gl, s, pdl);
+      continue;
+    }
+    launch_gemv(gl, s, pdl);
+    sp.trigger = trig;
+    sp.trace = slot(k, m_c.n_layer + 2);
+    launch_sample(sp, s, pdl);
+  }
+  CUDA_CHECK(cudaMemcpyAsync(m_chain_pinned.get(), dev, sizeof(ChainIO), cudaMemcpyDeviceToHost, s));
+}
+
+GraphExec& CudaBackend::graph(StepMode mode) { return m_graphs[static_cast<size_t>(mode)]; }
+
+void CudaBackend::drop_graphs() {
+  for (GraphExec& g : m_graphs) g.reset();
+}
+
 void CudaBackend::capture(StepMode mode) {
-  GraphExec& exec = mode == StepMode::Logits ? m_graph_logits : m_graph_sample;
+  GraphExec& exec = graph(mode);
   cudaStream_t s = m_stream->get();
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool pdl = m_pdl && attempt == 0;
     CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t graph = nullptr;
     try {
-      enqueue_step(s, mode, pdl);
+      if (mode == StepMode::Chain || mode == StepMode::ChainGreedy) enqueue_chain(s, pdl, mode == StepMode::ChainGreedy);
+      else enqueue_step(s, mode, pdl);
     } catch (...) {
       cudaStreamEndCapture(s, &graph);
       if (graph) cudaGraphDestroy(graph);
@@ -571,7 +629,7 @@ void CudaBackend::run_step(int32_t token, StepMode mode, const SampleConfig* sc)
   io->pos = static_cast<int32_t>(m_pos);
   if (sc) io->sample = *sc;
   if (m_use_graph && !m_prof) {
-    GraphExec& exec = mode == StepMode::Logits ? m_graph_logits : m_graph_sample;
+    GraphExec& exec = graph(mode);
     if (!exec.ready()) capture(mode);
     exec.launch(s);
   } else {
@@ -599,8 +657,75 @@ SampleConfig CudaBackend::sample_config(const SamplerParams& sp, double uniform)
   c.top_k = sp.top_k;
   c.top_p = sp.top_p;
   c.min_p = sp.min_p;
-  c.u = static_cast<float>(std::min(std::max(uniform, 0.0), 0x1.fffffep-1));
+  c.u = clamp_uniform(uniform);
   return c;
+}
+
+float CudaBackend::clamp_uniform(double u) { return static_cast<float>(std::min(std::max(u, 0.0), 0x1.fffffep-1)); }
+
+int CudaBackend::decode_chain() const { return m_chain_len > 1 && m_use_graph && !m_prof && !m_trace_on && decode_fused() ? m_chain_len : 0; }
+
+std::vector<uint32_t> CudaBackend::decode_smid() const {
+  std::vector<uint32_t> out(m_smid.bytes() / sizeof(uint32_t));
+  if (!out.empty()) CUDA_CHECK(cudaMemcpy(out.data(), m_smid.get(), m_smid.bytes(), cudaMemcpyDeviceToHost));
+  return out;
+}
+
+void CudaBackend::set_decode_chain(int steps) {
+  m_chain_len = std::clamp(steps, 0, kMaxChain);
+  drop_graphs();
+}
+
+void CudaBackend::set_chain_trace(bool on) {
+  if (on && m_chain_trace.empty())
+    m_chain_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(kMaxChain * (m_c.n_layer + 3)), "decode chain trace");
+  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride))
+    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride), "decode SM ids");
+  m_chain_trace_on = on;
+  drop_graphs();
+}
+
+std::vector<int32_t> CudaBackend::step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> uniforms,
+                                                    std::span<const int32_t> stop) {
+  const int n = decode_chain();
+  if (n == 0 || sp.repeat_penalty != 1.f) return {};
+  if (uniforms.empty() || uniforms.size() > size_t(n)) throw Error("decode chain: " + std::to_string(uniforms.size()) + " steps asked, 1.." + std::to_string(n) + " possible");
+  if (stop.size() > size_t(kMaxStop)) throw Error("decode chain: at most " + std::to_string(kMaxStop) + " stop ids");
+  const SampleConfig sc = sample_config(sp, 0.0);
+  check_ids(std::span<const int32_t>(&token, 1));
+  activate();
+  cudaStream_t s = m_stream->get();
+  m_stream->sync();  // the pinned io block is about to be rewritten
+  ChainIO* io = m_chain_pinned.as<ChainIO>();
+  const int want = int(uniforms.size());
+  io->sample = sc;
+  io->live = want;  // steps >= want do nothing
+  io->n_stop = int32_t(stop.size());
+  std::copy(stop.begin(), stop.end(), io->stop);
+  for (int k = 0; k < n; ++k) {
+    io->u[k] = k < want ? clamp_uniform(uniforms[size_t(k)]) : 0.f;
+    io->slot[k][0] = k == 0 ? token : 0;
+    io->slot[k][1] = static_cast<int32_t>((m_pos + k) % m_c.d_conv);
+  }
+  const StepMode mode = sp.temperature == 0.f ? StepMode::ChainGreedy : StepMode::Chain;
+  if (!graph(mode).ready()) capture(mode);
+  if (m_chain_trace_on) {
+    std::vector<uint64_t> init(m_chain_trace.bytes() / sizeof(uint64_t), 0);  // slots 0 and 1 take minima
+    for (size_t k = 0; k < init.size(); k += kTraceSlots) init[k] = init[k + 1] = ~uint64_t(0);
+    CUDA_CHECK(cudaMemcpy(m_chain_trace.get(), init.data(), m_chain_trace.bytes(), cudaMemcpyHostToDevice));
+  }
+  graph(mode).launch(s);
+  m_stream->sync();
+  if (m_chain_trace_on) {
+    m_chain_trace_host.resize(m_chain_trace.bytes() / sizeof(uint64_t));
+    CUDA_CHECK(cudaMemcpy(m_chain_trace_host.data(), m_chain_trace.get(), m_chain_trace.bytes(), cudaMemcpyDeviceToHost));
+  }
+  const int ran = io->live;
+  if (ran < 1 || ran > want) throw Error("decode chain: the device reports " + std::to_string(ran) + " steps run of " + std::to_string(want));
+  m_pos = (m_pos + ran) % m_c.d_conv;
+  m_n_tokens += ran;
+  m_last_logits_dev = m_logits_dec.as<float>();
+  return std::vector<int32_t>(io->ids, io->ids + ran);
 }
 
 std::optional<int32_t> CudaBackend::step_sample(int32_t token, const SamplerParams& sp, double uniform) {
@@ -608,6 +733,15 @@ std::optional<int32_t> CudaBackend::step_sample(int32_t token, const SamplerPara
   const SampleConfig sc = sample_config(sp, uniform);
   run_step(token, StepMode::Sample, &sc);
   return m_io_pinned.as<StepIO>()->out_id;
+}
+
+std::vector<float> CudaBackend::last_logits() const {
+  if (!m_last_logits_dev) throw Error("last_logits: no logits yet");
+  activate();
+  m_stream->sync();
+  std::vector<float> out(static_cast<size_t>(m_c.vocab_size));
+  CUDA_CHECK(cudaMemcpy(out.data(), m_last_logits_dev, sizeof(float) * out.size(), cudaMemcpyDeviceToHost));
+  return out;
 }
 
 std::optional<int32_t> CudaBackend::sample_last(const SamplerParams& sp, double uniform) {
@@ -633,8 +767,7 @@ void CudaBackend::set_use_graph(bool on) { m_use_graph = on; }
 
 void CudaBackend::set_decode_fused(bool on) {
   m_decode_fused = on;
-  m_graph_logits.reset();
-  m_graph_sample.reset();
+  drop_graphs();
 }
 
 bool CudaBackend::decode_fused() const {
@@ -643,17 +776,22 @@ bool CudaBackend::decode_fused() const {
 
 // One kernel per layer (decode_layer.cuh), then the finish kernel writes the residual the LM head reads
 // into m_r_dec. Layer l reads residual buffer and partial products (l + 1) % 2 and writes l % 2.
-void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, StepIO* io_dev) {
+void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* step_io, bool after_kernel, const int32_t* live, int step,
+                                       unsigned long long* trace, unsigned* smid) {
   const Config& c = m_c;
   const int64_t D = c.d_model, nc = m_layer_plan.nc;
   const float eps = static_cast<float>(c.norm_eps);
   float* r = m_lay_r.as<float>();
   float* parts = m_lay_parts.as<float>();
   float* ss = m_lay_ss.as<float>();
-  unsigned long long* trace = m_trace_on ? m_trace.as<unsigned long long>() : nullptr;
+  // Trace slots: a single step uses the three-kernel layout (layer l at 3l, the finish at 3(L-1)+1), a
+  // chain's step one slot per kernel (layer l at l, the finish at L).
+  auto slot = [&](int64_t k3, int64_t k1) { return trace ? trace + kTraceSlots * (live ? k1 : k3) : nullptr; };
   const int64_t hc = int64_t(kDecodeLayerRows) * m_layer_plan.cs / c.head_dim;
   const int trigger = int(std::clamp<int64_t>(env_int("MAMBA_CUDA_LAYER_TRIGGER", 0), 0, 5));  // DecodeLayerParams::trigger
   const int skip = int(env_int("MAMBA_CUDA_LAYER_SKIP", 0));  // measurement only: DecodeLayerParams::skip
+  // Measurement only: a chain's layers without the halt check (a stop id then leaves the state wrong).
+  const bool nohalt = env_flag("MAMBA_CUDA_CHAIN_NOHALT", false);
   DecodeResidualIn in;
   in.embedding = m_embedding.get();
   in.nc = int(nc);
@@ -666,7 +804,7 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, StepIO* io_dev)
     prof_mark(m_prof, "decode: layer (one kernel)", s);
     DecodeLayerParams p;
     p.D = D; p.E = c.d_inner; p.H = c.n_heads; p.P = c.head_dim; p.G = c.n_groups; p.N = c.d_state; p.K = c.d_conv; p.conv_dim = c.conv_dim;
-    p.wdtype = m_wdt; p.step_io = &io_dev->token; p.eps = eps;
+    p.wdtype = m_wdt; p.step_io = step_io; p.eps = eps;
     in.r = r + prev * D; in.parts = parts + prev * nc * D; in.ss = ss + prev * nc;
     in.bias = l > 0 && !m_layers[size_t(l - 1)].out_bias.empty() ? m_layers[size_t(l - 1)].out_bias.as<float>() : nullptr;
     p.in = in;
@@ -679,38 +817,42 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, StepIO* io_dev)
     p.state = m_ssm.as<float>() + l * c.n_heads * c.head_dim * c.d_state;
     p.gnorm_w = lw.gnorm.as<float>(); p.out_proj = lw.out_proj.get();
     p.parts_out = parts + cur * nc * D; p.ss_out = ss + cur * nc;
-    p.trace = trace ? trace + kTraceSlots * 3 * l : nullptr;
+    p.trace = slot(3 * l, l);
+    p.smid = smid ? smid + l * kSmidStride : nullptr;
     p.trigger = trigger;
     p.skip = skip;
-    launch_decode_layer(p, m_layer_plan, s, pdl && l > 0);  // layer 0 follows the memcpy, not a kernel
+    p.live = nohalt ? nullptr : live;
+    p.step = step;
+    p.live_early = l > 0;
+    launch_decode_layer(p, m_layer_plan, s, pdl && (l > 0 || after_kernel));  // layer 0 of a single step follows a memcpy
     in.embedding = nullptr;
   }
   const int64_t last = (c.n_layer - 1) % 2;
   in.r = r + last * D; in.parts = parts + last * nc * D; in.ss = ss + last * nc;
   in.bias = m_layers.back().out_bias.empty() ? nullptr : m_layers.back().out_bias.as<float>();
   prof_mark(m_prof, "decode: finish residual", s);
-  launch_decode_finish(in, D, m_r_dec.as<float>(), trace ? trace + kTraceSlots * (3 * (c.n_layer - 1) + 1) : nullptr, s, pdl);
+  launch_decode_finish(in, D, m_r_dec.as<float>(), slot(3 * (c.n_layer - 1) + 1, c.n_layer), s, pdl, live, step);
 }
 
 void CudaBackend::set_pdl(bool on) {
   int major = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, m_device));
   m_pdl = on && major >= 9;
-  m_graph_logits.reset();
-  m_graph_sample.reset();
+  drop_graphs();
 }
 
 void CudaBackend::set_decode_trace(bool on) {
   if (on && m_trace.empty()) m_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(3 * m_c.n_layer + 1), "decode trace");
+  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride))
+    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride), "decode SM ids");
   m_trace_on = on;
-  m_graph_logits.reset();
-  m_graph_sample.reset();
+  drop_graphs();
 }
 
 std::vector<uint64_t> CudaBackend::decode_trace_step() {
   if (!m_trace_on) throw Error("decode_trace_step: tracing is off (set_decode_trace)");
   activate();
-  if (!m_graph_logits.ready()) capture(StepMode::Logits);
+  if (!graph(StepMode::Logits).ready()) capture(StepMode::Logits);
   cudaStream_t s = m_stream->get();
   m_stream->sync();
   const size_t n = kTraceSlots * size_t(3 * m_c.n_layer + 1);
@@ -720,7 +862,7 @@ std::vector<uint64_t> CudaBackend::decode_trace_step() {
   StepIO* io = m_io_pinned.as<StepIO>();
   io->token = 1 % static_cast<int32_t>(m_c.vocab_size);
   io->pos = static_cast<int32_t>(m_pos);
-  m_graph_logits.launch(s);
+  graph(StepMode::Logits).launch(s);
   CUDA_CHECK(cudaMemcpyAsync(t.data(), m_trace.get(), sizeof(uint64_t) * n, cudaMemcpyDeviceToHost, s));
   m_stream->sync();
   m_pos = (m_pos + 1) % m_c.d_conv;
@@ -730,16 +872,16 @@ std::vector<uint64_t> CudaBackend::decode_trace_step() {
 
 double CudaBackend::decode_graph_ms(int n) {
   activate();
-  if (!m_graph_logits.ready()) capture(StepMode::Logits);
+  if (!graph(StepMode::Logits).ready()) capture(StepMode::Logits);
   cudaStream_t s = m_stream->get();
   m_stream->sync();
   StepIO* io = m_io_pinned.as<StepIO>();
   io->token = 1 % static_cast<int32_t>(m_c.vocab_size);
   io->pos = static_cast<int32_t>(m_pos);
-  m_graph_logits.launch(s);  // warm-up
+  graph(StepMode::Logits).launch(s);  // warm-up
   Event a, b;
   a.record(s);
-  for (int i = 0; i < n; ++i) m_graph_logits.launch(s);
+  for (int i = 0; i < n; ++i) graph(StepMode::Logits).launch(s);
   b.record(s);
   const double ms = b.ms_since(a) / std::max(1, n);
   // Every replay used the same ring position, so the state is only good for more timing: reset it after.

@@ -11,6 +11,7 @@
 #include "cuda_memory.h"
 #include "decode_layer.cuh"
 #include "dtype.h"
+#include "gemv.cuh"
 #include "profiler.h"
 #include "sampler.h"
 #include "sampling.cuh"
@@ -38,8 +39,27 @@ class CudaBackend final : public Backend {
   // `uniform` is the caller's draw in [0, 1); repeat_penalty must be 1 (it needs the host history).
   bool samples_on_device() const override { return true; }
   std::optional<int32_t> step_sample(int32_t token, const SamplerParams& sp, double uniform) override;
+  // The logits of the last position of the last forward/step/chain, copied to the host (tests).
+  std::vector<float> last_logits() const;
   // Samples from the logits of the last position of the last forward/step, on the GPU.
   std::optional<int32_t> sample_last(const SamplerParams& sp, double uniform) override;
+  // Chains of decode steps in one graph (the one-kernel-per-layer decode only): each step's sampler writes
+  // the next step's token on the device, a stop id halts the steps after it, and the host waits once per
+  // chain. MAMBA_CUDA_CHAIN=n (read at construction; 0 = off) or set_decode_chain sets the length.
+  int decode_chain() const override;
+  std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> uniforms,
+                                         std::span<const int32_t> stop) override;
+  static constexpr int kDefaultChain = 32, kMaxChain = 64, kMaxStop = 8;
+  void set_decode_chain(int steps);  // also drops the captured chain graph
+  // Chain timeline (measurement): with it on, each chain records per step kTraceSlots stamps for each of
+  // its layers, the finish kernel, the LM head and the sampler (n_layer + 3 kernels), as decode_trace_step;
+  // chain_trace() holds the last chain's.
+  void set_chain_trace(bool on);
+  const std::vector<uint64_t>& chain_trace() const { return m_chain_trace_host; }
+  // With either trace on, the one-kernel decode also records each block's SM id: (steps, n_layer,
+  // kSmidStride) for a chain, (n_layer, kSmidStride) for a single step; decode_smid() copies them out.
+  static constexpr int64_t kSmidStride = 128;
+  std::vector<uint32_t> decode_smid() const;
 
   // Tuning and measurement.
   DType weight_dtype() const { return m_wdt; }
@@ -75,7 +95,20 @@ class CudaBackend final : public Backend {
     SampleConfig sample;
     int32_t out_id = 0;
   };
-  enum class StepMode { Logits, Sample };
+  // A decode chain's inputs and outputs, pinned on the host and mirrored on the device: copied in at the
+  // graph's start up to `ids`, copied out whole at its end.
+  struct ChainIO {
+    SampleConfig sample;            // u unused: one draw per step below
+    int32_t live = 0;               // steps k < live run; a step that samples a stop id lowers it to k + 1
+    int32_t n_stop = 0;
+    int32_t stop[kMaxStop] = {};
+    float u[kMaxChain] = {};
+    int32_t slot[kMaxChain][2] = {};  // per step: {token, ring position}; tokens after the first come from the samplers
+    int32_t ids[kMaxChain] = {};      // the sampled ids
+  };
+  // Chain: a chain of steps with the sampler after each LM head; ChainGreedy: the LM head takes the
+  // argmax itself (GemvParams::argmax_ws), with no sampler.
+  enum class StepMode { Logits, Sample, Chain, ChainGreedy };
   enum class LogitRows { None, Last, All };
 
   void upload_weights();
@@ -84,7 +117,15 @@ class CudaBackend final : public Backend {
   void reserve_prefill(int64_t T_pad);
   void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want);
   void enqueue_step(cudaStream_t s, StepMode mode, bool pdl);
-  void enqueue_fused_layers(cudaStream_t s, bool pdl, StepIO* io_dev);
+  // step_io: device {token, ring position}; after_kernel: layer 0 follows a kernel (PDL applies);
+  // live/step: DecodeLayerParams (null for a single step). trace: null, or the first trace slot.
+  void enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* step_io, bool after_kernel, const int32_t* live, int step,
+                            unsigned long long* trace, unsigned* smid);
+  void enqueue_chain(cudaStream_t s, bool pdl, bool greedy);
+  void drop_graphs();
+  GemvParams lm_head_params() const;
+  GraphExec& graph(StepMode mode);
+  static float clamp_uniform(double u);
   void run_step(int32_t token, StepMode mode, const SampleConfig* sc);
   void capture(StepMode mode);
   SampleConfig sample_config(const SamplerParams& sp, double uniform) const;
@@ -129,7 +170,15 @@ class CudaBackend final : public Backend {
   DeviceBuffer m_lay_r, m_lay_parts, m_lay_ss;
   PinnedBuffer m_io_pinned, m_logits_pinned;
   DeviceBuffer m_sample_ws;  // SampleWorkspace
-  GraphExec m_graph_logits, m_graph_sample;
+  GraphExec m_graphs[4];  // by StepMode
+  DeviceBuffer m_argmax_ws;  // ArgmaxWorkspace of the greedy chain's LM head
+  int m_chain_len = 0;
+  DeviceBuffer m_chain_dev;  // ChainIO
+  PinnedBuffer m_chain_pinned;
+  bool m_chain_trace_on = false;
+  DeviceBuffer m_chain_trace;  // (kMaxChain, n_layer + 3, kTraceSlots) u64
+  std::vector<uint64_t> m_chain_trace_host;
+  DeviceBuffer m_smid;  // see decode_smid
   DeviceBuffer m_trace;  // (3 * n_layer + 1, kTraceSlots) u64, see set_decode_trace
 
   bool m_trace_on = false;

@@ -236,7 +236,14 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   // ---- Before the wait: everything this layer reads that the previous kernel does not write. ----
   trace_start(p.trace);
   trace_mark(p.trace, 5);  // the last block's start
+  if (p.smid && tid == 0) {
+    unsigned id;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+    p.smid[blockIdx.x] = id;
+  }
   if (p.trigger == 5) pdl_launch_dependents();
+  const bool chained = p.live != nullptr;
+  const int live_early = chained && p.live_early ? __ldcg(p.live) : 0;  // used just before the wait
   if (tid < nr) s_inb[tid] = p.in_bias ? p.in_bias[in_row(tid)] : 0.f;
   // This thread's state row (row j of the block's 16, in head hb) and columns lr + 16 jj.
   const int j = tid / kTpr, lr = tid % kTpr;
@@ -308,12 +315,30 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   // The ring takes each input once: x channels from their block, B and C from rank 0 of the group's
   // first cluster. No block reads that slot in this step.
   const bool bc_writer = rank == 0 && cid % cpg == 0;
+  // A halted step of a chain does nothing. The staging copies still land in this block's shared memory and
+  // the cluster's barrier arrival is pending, so it waits for both before leaving.
+  auto leave = [&] {
+    mbar_wait(bar_norm, 0);
+    mbar_wait(bar_win, 0);
+    mbar_wait(bar_wout, 0);
+    cluster_wait();
+  };
+  if (chained && p.live_early && p.step >= live_early) {
+    leave();
+    return;
+  }
   pdl_wait();
   if (p.trigger == 0) pdl_launch_dependents();
   trace_waited(p.trace);
 
   // ---- The residual entering this layer, its RMSNorm: xin = x * norm_w, 1/rms on the results. ----
-  const int64_t token = p.in.embedding ? p.step_io[0] : 0;
+  // L2, not L1: in a chain the token was written by the previous step's sampler, and this block's read
+  // of the ring position before the wait may have brought the same line into L1. *live is read with it.
+  const int64_t token = p.in.embedding ? __ldcg(p.step_io) : 0;
+  if (chained && !p.live_early && p.step >= __ldcg(p.live)) {
+    leave();
+    return;
+  }
   mbar_wait(bar_norm, 0);
   float ss = 0.f;
   for (int64_t c = tid; c < D / 4; c += kThreads) {
@@ -436,8 +461,10 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
 }
 
 template <typename Wt>
-__global__ void __launch_bounds__(kThreads) decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, unsigned long long* trace) {
+__global__ void __launch_bounds__(kThreads) decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, unsigned long long* trace,
+                                                                  const int32_t* live, int step) {
   trace_start(trace);
+  if (live && step >= __ldcg(live)) return;  // written at least two kernels back (DecodeLayerParams::live_early)
   pdl_wait();
   pdl_launch_dependents();
   trace_waited(trace);
@@ -574,9 +601,10 @@ void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan
   cuda_check(cudaLaunchKernelEx(&cfg, k, p, plan.cs, int(g.bcpb), int(g.cpg)), "decode_layer_kernel", __FILE__, __LINE__);
 }
 
-void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl) {
+void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl,
+                          const int32_t* live, int step) {
   // The weight dtype only matters for the embedding row, which this kernel never reads.
-  launch_kernel(decode_finish_kernel<float>, dim3(1), dim3(kThreads), 0, s, pdl, "decode_finish_kernel", in, D, out, trace);
+  launch_kernel(decode_finish_kernel<float>, dim3(1), dim3(kThreads), 0, s, pdl, "decode_finish_kernel", in, D, out, trace, live, step);
 }
 
 }  // namespace mamba

@@ -70,6 +70,15 @@ struct DecodeLayerParams {
   // Measurement only (results are then wrong): 1 = the prologue reads no partial products, 2 = no in_proj
   // dot products, 4 = no state update.
   int skip = 0;
+  // A chain of decode steps in one graph (CudaBackend::step_sample_chain): this kernel belongs to step
+  // `step` and does nothing (the state stays as it is) unless step < *live, which a step's sampler lowers
+  // when it samples a stop id. Null: a single step. live_early: *live may be read before the PDL wait (the
+  // kernel that last wrote it is at least two kernels back: every layer but a step's first), which keeps
+  // the read off the critical path.
+  const int32_t* live = nullptr;
+  int step = 0;
+  bool live_early = false;
+  unsigned* smid = nullptr;  // measurement: each block's SM id (nc * cs entries), or null
 };
 
 struct DecodeLayerPlan {
@@ -83,6 +92,8 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& shape, const std::str
 void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan, cudaStream_t s, bool pdl);
 
 // After the last layer: out = the residual entering the final norm (DecodeResidualIn), for the LM head.
-void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl);
+// live/step: as in DecodeLayerParams (null: a single step).
+void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl,
+                          const int32_t* live = nullptr, int step = 0);
 
 }  // namespace mamba

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "dtype.cuh"
+#include "error.h"
 #include "gemv.cuh"
 #include "launch.cuh"
 #include "vec16.cuh"
@@ -131,12 +132,54 @@ __device__ __forceinline__ float prologue(const GemvParams& p, int64_t groups, f
   return 1.f;
 }
 
+// The argmax kernel (GemvParams::argmax_ws), at the end: each block's argmax (lane 0 of each warp holds its
+// warp's) to the workspace; the last block to arrive merges them and emits the id.
+__device__ void argmax_finish(const GemvParams& p, float bv, int64_t bi) {
+  __shared__ float wv[kWarps];
+  __shared__ int64_t wi[kWarps];
+  __shared__ bool last;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  ArgmaxWorkspace* ws = p.argmax_ws;
+  if (lane == 0) {
+    wv[warp] = bv;
+    wi[warp] = bi;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kWarps; ++w) argmax_merge(bv, bi, wv[w], wi[w]);
+    ws->v[blockIdx.x] = bv;
+    ws->i[blockIdx.x] = static_cast<int32_t>(bi);
+    __threadfence();
+    last = atomicAdd(&ws->arrived, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  float v = -INFINITY;
+  int64_t i = INT64_MAX;
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) argmax_merge(v, i, __ldcg(&ws->v[b]), __ldcg(&ws->i[b]));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) argmax_merge(v, i, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, i, o));
+  __syncthreads();  // every block-level read of wv / wi above is done
+  if (lane == 0) {
+    wv[warp] = v;
+    wi[warp] = i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kWarps; ++w) argmax_merge(v, i, wv[w], wi[w]);
+    ws->arrived = 0;
+    sample_emit(p.argmax, i);
+  }
+}
+
 // Each warp owns groups of RPW consecutive rows (grid-stride, so the grid never exceeds one wave). Its
 // work is a sequence of batches (row group, column block): a lane loads RPW rows x U 16-byte vectors per
 // batch. DEPTH batches are in registers or in flight at once: the first DEPTH are loaded before the PDL
 // wait, and each batch's registers are refilled with the batch DEPTH ahead as soon as it is consumed.
-template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
+// ARG: the argmax kernel (GemvParams::argmax_ws).
+template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH, bool ARG>
+__device__ __forceinline__ void gemv_body(GemvParams p) {
   constexpr int U = BATCH / RPW > 0 ? BATCH / RPW : 1;
   constexpr int EPV = 16 / int(sizeof(Wt));
   extern __shared__ __align__(16) float xin[];
@@ -152,6 +195,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
   auto rows_of = [&](int64_t gi) { return gi < n_groups ? int(imin(RPW, R - gi * RPW)) : 0; };
 
   trace_start(p.trace);
+  // ARG: whether the chain has halted this step (*live was written at least two kernels back, by an earlier
+  // step's LM head); loaded here, looked at once the first weights are on their way.
+  const int live = ARG && p.argmax.chain.live ? __ldcg(p.argmax.chain.live) : 0;
   stage_norm_w(p, groups, xin, scratch);
   if constexpr (VEC) {
     // Batch t of this warp: row group grp0 + (t / nb) * stride, columns from (t % nb) * 32 * U.
@@ -178,13 +224,27 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     for (int d = 0; d < DEPTH; ++d)
       if (d < n_batches) load_next(v[d]);
     prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
-    if (p.trigger_at_start) pdl_launch_dependents();
-    pdl_wait();
-    if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
+    // When the next kernel may launch: GemvParams::trigger_*, or chain_trigger for the argmax kernel.
+    if constexpr (ARG) {
+      if (p.argmax.chain.live && p.argmax.chain.step >= live) {
+        cp_async_wait_all();  // stage_norm_w's copies land before the block leaves
+        return;
+      }
+      pdl_wait();
+      if (p.chain_trigger == 1) pdl_launch_dependents();
+    } else {
+      if (p.trigger_at_start) pdl_launch_dependents();
+      pdl_wait();
+      if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
+    }
     trace_waited(p.trace);
     const float scale = prologue<0, 1>(p, groups, xin, xraw, scratch);
     trace_mark(p.trace, 4);
-    if (p.trigger_after_loads && n_batches <= DEPTH) pdl_launch_dependents();
+    if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && n_batches <= DEPTH) pdl_launch_dependents();
+    // ARG: this lane's best (row, value) among the rows it wrote (lane 0 of each warp writes them).
+    const int64_t n_arg = ARG ? p.argmax.cfg->n : 0;
+    float best_v = -INFINITY;
+    int64_t best_i = INT64_MAX;
 
     float acc[RPW];
 #pragma unroll
@@ -207,7 +267,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
           }
           if (t + d + DEPTH < n_batches) {
             load_next(v[d]);
-            if (p.trigger_after_loads && t + d + DEPTH == n_batches - 1) pdl_launch_dependents();
+            if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && t + d + DEPTH == n_batches - 1) pdl_launch_dependents();
           }
           base += 32 * U;
           if (base >= nvec) {  // the row group is complete
@@ -218,7 +278,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
               acc[r] = 0.f;
               if (lane == 0 && r < nrows) {
                 const int64_t row = grp * RPW + r;
-                p.out[row] = (p.accumulate ? p.out[row] : 0.f) + scale * sum + (p.bias ? p.bias[row] : 0.f);
+                const float val = (p.accumulate ? p.out[row] : 0.f) + scale * sum + (p.bias ? p.bias[row] : 0.f);
+                p.out[row] = val;
+                if constexpr (ARG)
+                  if (row < n_arg) argmax_merge(best_v, best_i, val, row);
               }
             }
             base = 0;
@@ -227,7 +290,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
         }
       }
     }
-  } else {
+    if constexpr (ARG) argmax_finish(p, best_v, best_i);
+  } else if constexpr (!ARG) {
     prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
     if (p.trigger_at_start) pdl_launch_dependents();
     pdl_wait();
@@ -257,6 +321,17 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
     }
   }
   trace_end(p.trace);
+}
+
+template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvParams p) {
+  gemv_body<Wt, RPW, PRO, VEC, DEPTH, BATCH, false>(p);
+}
+
+// The LM head of a greedy decode chain: the plain streaming kernel with the argmax after it.
+template <typename Wt, int RPW>
+__global__ void __launch_bounds__(kWarps * 32) gemv_argmax_kernel(GemvParams p) {
+  gemv_body<Wt, RPW, kPlain, true, 2, 4, true>(p);
 }
 
 // Small matrices (a decode step of a small model is latency-bound, not bandwidth-bound): each block
@@ -352,9 +427,12 @@ int sm_count() {
   return n;
 }
 
-template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH>
+// ARG: the argmax kernel (PRO plain, VEC, depth 2 x 4).
+template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH, bool ARG = false>
 void launch_one(const GemvParams& p, cudaStream_t s, bool pdl) {
-  auto kernel = gemv_kernel<Wt, RPW, PRO, VEC, DEPTH, BATCH>;
+  void (*kernel)(GemvParams);
+  if constexpr (ARG) kernel = gemv_argmax_kernel<Wt, RPW>;
+  else kernel = gemv_kernel<Wt, RPW, PRO, VEC, DEPTH, BATCH>;
   const size_t smem = sizeof(float) * size_t(2 * ((p.K + 3) & ~int64_t(3)) + kScratch);  // xin, xraw, scratch
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   // One wave at most: every block resident at once, so a PDL successor is never starved of slots
@@ -362,17 +440,18 @@ void launch_one(const GemvParams& p, cudaStream_t s, bool pdl) {
   int per_sm = 0;
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
   const int64_t needed = ceil_div(p.R, int64_t(kWarps) * RPW);
-  const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(needed, int64_t(std::max(per_sm, 1)) * sm_count()));
+  int64_t grid = std::max<int64_t>(1, std::min<int64_t>(needed, int64_t(std::max(per_sm, 1)) * sm_count()));
+  if (ARG) grid = std::min<int64_t>(grid, kMaxArgmaxBlocks);  // one workspace slot per block
   launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * 32), smem, s, pdl, "gemv_kernel", p);
 }
 
-template <typename Wt, int PRO, bool VEC, int DEPTH, int BATCH>
+template <typename Wt, int PRO, bool VEC, int DEPTH, int BATCH, bool ARG = false>
 void launch_rpw(const GemvParams& p, cudaStream_t s, bool pdl) {
   // Several rows per warp share the prologue's cost, but only while the grid still covers every SM twice.
   const int64_t target = 2 * int64_t(sm_count());
-  if (int64_t(ceil_div(p.R, kWarps * 4)) >= target) launch_one<Wt, 4, PRO, VEC, DEPTH, BATCH>(p, s, pdl);
-  else if (int64_t(ceil_div(p.R, kWarps * 2)) >= target) launch_one<Wt, 2, PRO, VEC, DEPTH, BATCH>(p, s, pdl);
-  else launch_one<Wt, 1, PRO, VEC, DEPTH, BATCH>(p, s, pdl);
+  if (int64_t(ceil_div(p.R, kWarps * 4)) >= target) launch_one<Wt, 4, PRO, VEC, DEPTH, BATCH, ARG>(p, s, pdl);
+  else if (int64_t(ceil_div(p.R, kWarps * 2)) >= target) launch_one<Wt, 2, PRO, VEC, DEPTH, BATCH, ARG>(p, s, pdl);
+  else launch_one<Wt, 1, PRO, VEC, DEPTH, BATCH, ARG>(p, s, pdl);
 }
 
 // The shared-memory kernel when every block's slice fits (rows <= threads: one result per thread).
@@ -400,8 +479,13 @@ bool try_launch_smem(const GemvParams& p, cudaStream_t s, bool pdl) {
 template <typename Wt>
 void launch_typed(const GemvParams& p, cudaStream_t s, bool pdl) {
   constexpr int EPV = 16 / int(sizeof(Wt));
-  if (!p.force_streaming && try_launch_smem<Wt>(p, s, pdl)) return;
   const bool vec = p.K % EPV == 0 && (reinterpret_cast<uintptr_t>(p.W) & 15) == 0;
+  if (p.argmax_ws) {
+    if (!vec || p.prologue != GemvPrologue::RmsNorm || !p.argmax.cfg || !p.argmax.out || p.accumulate)
+      throw Error("gemv: the argmax needs 16-byte rows, the plain prologue and an argmax target");
+    return launch_rpw<Wt, kPlain, true, 2, 4, true>(p, s, pdl);
+  }
+  if (!p.force_streaming && try_launch_smem<Wt>(p, s, pdl)) return;
   auto with_pro = [&](auto pro) {
     constexpr int PRO = decltype(pro)::value;
     if (!vec) return launch_rpw<Wt, PRO, false, 1, 8>(p, s, pdl);

@@ -14,10 +14,19 @@
 #include <cstdint>
 
 #include "dtype.h"
+#include "sampling.cuh"
 
 namespace mamba {
 
 enum class GemvPrologue { RmsNorm, GroupRmsNorm };
+
+// The blocks' argmax results and their arrival counter (zero between calls: the last block resets it).
+constexpr int kMaxArgmaxBlocks = 1024;
+struct ArgmaxWorkspace {
+  float v[kMaxArgmaxBlocks];
+  int32_t i[kMaxArgmaxBlocks];
+  unsigned arrived;
+};
 
 // Streaming kernel: how many batches of weights a warp keeps in registers or in flight (depth), and the
 // 16-byte vectors per lane in one batch. Depth 2 (the default) loads the next batch while it uses the
@@ -50,6 +59,14 @@ struct GemvParams {
   // a block of the shared-memory kernel once its weights are in (the successor's own loads then queue
   // right behind this kernel's, not behind its tail).
   bool trigger_after_loads = false;
+  // The LM head of a greedy decode chain (CudaBackend::step_sample_chain; streaming kernel, plain prologue,
+  // 16-byte rows) when argmax_ws is set: the argmax over rows < argmax.cfg->n of the results goes out
+  // through `argmax` (the id, the next step's token, the stop), so no sampler runs after it; a step the
+  // chain has halted does nothing. chain_trigger replaces the trigger flags above: the next kernel may
+  // launch 0 when this one is done, 1 once past the wait, 2 once every warp has issued its last weight load.
+  ArgmaxWorkspace* argmax_ws = nullptr;
+  SampleParams argmax;  // out, cfg (n), chain
+  int chain_trigger = 0;
 };
 
 void launch_gemv(const GemvParams& p, cudaStream_t s, bool pdl);

@@ -8,12 +8,6 @@ constexpr int kThreads = 1024;
 
 __device__ __forceinline__ float scaled_prob(float l, float m, float temperature) { return expf((l - m) / temperature); }
 
-__device__ __forceinline__ void argmax_merge(float& v, int64_t& i, float ov, int64_t oi) {
-  if (ov > v || (ov == v && oi < i)) {
-    v = ov;
-    i = oi;
-  }
-}
 
 // Exclusive prefix sum over the block (kThreads threads); `scratch` holds 32 floats.
 __device__ float block_exclusive_scan(float v, float* scratch) {
@@ -45,7 +39,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
   __shared__ float best_v[32];
   __shared__ int64_t best_i[32];
   __shared__ int64_t s_chosen;
+  trace_start(p.trace);
+  if (p.trigger == 1) pdl_launch_dependents();
+  // A halted step of a chain: every block sees the same *live, written at least two kernels back (the
+  // LM head lets this kernel launch only once past its own wait), so all leave.
+  if (p.chain.live && p.chain.step >= __ldcg(p.chain.live)) return;
   pdl_wait();
+  if (p.trigger == 0) pdl_launch_dependents();
+  trace_waited(p.trace);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const SampleConfig cfg = *p.cfg;
   const int64_t n = cfg.n;
@@ -77,7 +78,10 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     best_i[0] = bi;
   }
   __syncthreads();
-  if (!s_last) return;
+  if (!s_last) {
+    trace_end(p.trace);
+    return;
+  }
   if (gridDim.x > 1) {
     __threadfence();
     if (warp == 0) {
@@ -97,10 +101,12 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
   __syncthreads();
   const float m = best_v[0];
   if (cfg.temperature == 0.f || !(m > -INFINITY)) {
-    if (threadIdx.x == 0) *p.out = static_cast<int32_t>(best_i[0]);
+    if (threadIdx.x == 0) sample_emit(p, best_i[0]);
+    trace_end(p.trace);
     return;
   }
   const float temp = cfg.temperature;
+  const float u = p.chain.u ? *p.chain.u : cfg.u;
 
   // 2. threshold tau on q (unnormalised probabilities, the largest is exactly 1): the largest value
   //    whose "at least tau" set reaches top_k members or top_p of the mass, by bisection over q's bits
@@ -146,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
   __shared__ float s_total;
   if (threadIdx.x == kThreads - 1) s_total = before + local;
   __syncthreads();
-  const float r = cfg.u * s_total;
+  const float r = u * s_total;
   if (r >= before && r < before + local) {
     float cum = before;
     for (int64_t i = i0; i < i1; ++i) {
@@ -160,7 +166,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     }
   }
   __syncthreads();
-  if (threadIdx.x == 0) *p.out = static_cast<int32_t>(s_chosen);
+  if (threadIdx.x == 0) sample_emit(p, s_chosen);
+  trace_end(p.trace);
 }
 }  // namespace
 

@@ -32,14 +32,57 @@ struct SampleWorkspace {
   unsigned arrived;
 };
 
+// A chain of decode steps in one graph (CudaBackend::step_sample_chain), all pointers on the device: the
+// sampler of step `step` runs only while step < *live, draws with u instead of cfg->u, also writes its id to
+// *next (the next step's token), and when the id is one of stop[0 .. *n_stop) sets *live = step + 1, so the
+// steps after it do nothing.
+struct SampleChain {
+  int32_t* live = nullptr;  // null: a single step
+  int step = 0;
+  const float* u = nullptr;
+  int32_t* next = nullptr;
+  const int32_t* stop = nullptr;
+  const int32_t* n_stop = nullptr;
+};
+
 struct SampleParams {
   const float* logits = nullptr;     // (>= cfg->n) on the device
   const SampleConfig* cfg = nullptr;  // on the device
   int32_t* out = nullptr;            // (1) on the device
   SampleWorkspace* ws = nullptr;     // on the device, zeroed once
+  SampleChain chain;
+  // When the next kernel may launch (PDL): 0 once past the wait, 1 before it (a chain's next step then
+  // stages its first layer's weights during the LM head), 2 only when this kernel is done.
+  int trigger = 0;
+  unsigned long long* trace = nullptr;  // launch.cuh trace slots or null
 };
 
 // pdl: may start while the kernel before it (the LM head) finishes.
 void launch_sample(const SampleParams& p, cudaStream_t s, bool pdl = false);
+
+#ifdef __CUDACC__
+// (v, i) = the larger of (v, i) and (ov, oi); the lower id on ties, as std::max_element.
+__device__ __forceinline__ void argmax_merge(float& v, int64_t& i, float ov, int64_t oi) {
+  if (ov > v || (ov == v && oi < i)) {
+    v = ov;
+    i = oi;
+  }
+}
+
+// One thread: the chosen id to its places (*out; with a chain also the next step's token and the stop).
+__device__ __forceinline__ void sample_emit(const SampleParams& p, int64_t id) {
+  const int32_t v = static_cast<int32_t>(id);
+  *p.out = v;
+  const SampleChain& c = p.chain;
+  if (!c.live) return;
+  if (c.next) *c.next = v;
+  const int ns = *c.n_stop;
+  for (int k = 0; k < ns; ++k)
+    if (c.stop[k] == v) {
+      *c.live = c.step + 1;
+      break;
+    }
+}
+#endif
 
 }  // namespace mamba

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -124,6 +125,95 @@ TEST(Session, CancelStopsGeneration) {
   auto r = s.generate(prompt, go, [&](const TokenEvent&) { if (++seen == 5) cancel = true; }, &cancel);
   EXPECT_EQ(r.ids.size(), 5u);
   EXPECT_EQ(r.stop_reason, "cancelled");
+}
+
+namespace {
+// A backend that "samples on its device" (greedy, on the CPU's logits) and can chain steps: what Session
+// needs from a GPU backend, so its chain bookkeeping (pending token, eos, state) is checked without one.
+class ChainingBackend final : public Backend {
+ public:
+  ChainingBackend(std::shared_ptr<const Model> m, int chain) : m_cpu(make_cpu_backend(std::move(m))), m_chain(chain) {
+    m_logits.resize(static_cast<size_t>(m_cpu->model().config.vocab_size));
+  }
+  std::string name() const override { return "chaining test backend"; }
+  const Model& model() const override { return m_cpu->model(); }
+  void reset_state() override { m_cpu->reset_state(); }
+  void set_state(const State& s) override { m_cpu->set_state(s); }
+  State get_state() const override { return m_cpu->get_state(); }
+  int64_t n_tokens() const override { return m_cpu->n_tokens(); }
+  void forward(std::span<const int32_t> t, const ForwardOptions& o, float* logits) override {
+    m_cpu->forward(t, o, m_logits.data());
+    if (logits) std::copy(m_logits.begin(), m_logits.end(), logits);
+  }
+  void step(int32_t token, float* logits, ProbeSink* p) override {
+    m_cpu->step(token, m_logits.data(), p);
+    if (logits) std::copy(m_logits.begin(), m_logits.end(), logits);
+  }
+  uint64_t weight_bytes() const override { return m_cpu->weight_bytes(); }
+  bool samples_on_device() const override { return true; }
+  std::optional<int32_t> sample_last(const SamplerParams&, double) override { return argmax(); }
+  std::optional<int32_t> step_sample(int32_t token, const SamplerParams&, double) override {
+    step(token, nullptr, nullptr);
+    return argmax();
+  }
+  int decode_chain() const override { return m_chain; }
+  std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> u, std::span<const int32_t> stop) override {
+    if (u.empty() || u.size() > size_t(m_chain)) throw Error("bad chain length");
+    ++chains;
+    std::vector<int32_t> ids;
+    for (size_t k = 0; k < u.size(); ++k) {
+      ids.push_back(*step_sample(k ? ids.back() : token, sp, u[k]));
+      if (std::find(stop.begin(), stop.end(), ids.back()) != stop.end()) break;
+    }
+    return ids;
+  }
+  int chains = 0;
+
+ private:
+  int32_t argmax() const { return static_cast<int32_t>(std::max_element(m_logits.begin(), m_logits.end()) - m_logits.begin()); }
+  std::unique_ptr<Backend> m_cpu;
+  int m_chain;
+  std::vector<float> m_logits;
+};
+}  // namespace
+
+// Session::generate through a backend that chains steps on its device: the same ids, eos stop, state,
+// pending token and continuation as one step per call, whole chains only while enough tokens remain.
+TEST(Session, ChainedDecodeMatchesSingleSteps) {
+  auto m = tiny_model(1);
+  const std::vector<int32_t> prompt = {3, 4, 5};
+  GenerateOptions go;
+  go.sampling.temperature = 0;
+  go.stop_at_eos = false;
+  go.max_new_tokens = 15;
+  auto make = [&](int chain) {
+    auto b = std::make_unique<ChainingBackend>(m, chain);
+    ChainingBackend* raw = b.get();
+    return std::make_pair(std::make_unique<Session>(std::move(b)), raw);
+  };
+  auto [s1, b1] = make(0);
+  auto [s4, b4] = make(4);
+  const auto want = s1->generate(prompt, go), got = s4->generate(prompt, go);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(b4->chains, 3);  // tokens 1..12 in chains of 4, then 13 and 14 one at a time (token 0: sample_last)
+  EXPECT_EQ(s4->pending(), s1->pending());
+  EXPECT_EQ(s4->state().layers[0].ssm, s1->state().layers[0].ssm);
+  // continuing after a chain
+  go.max_new_tokens = 9;
+  EXPECT_EQ(s4->generate({}, go).ids, s1->generate({}, go).ids);
+  EXPECT_EQ(s4->tokens(), s1->tokens());
+  // eos inside a chain: the same stop, and the same state (eos sampled, not fed)
+  auto [e1, c1] = make(0);
+  auto [e4, c4] = make(4);
+  go.max_new_tokens = 15;
+  go.stop_at_eos = true;
+  go.eos_id = want.ids[6];
+  const auto a = e1->generate(prompt, go), b = e4->generate(prompt, go);
+  EXPECT_EQ(b.ids, a.ids);
+  EXPECT_EQ(b.stop_reason, "eos");
+  EXPECT_EQ(e4->pending(), e1->pending());
+  EXPECT_EQ(e4->state().layers[0].ssm, e1->state().layers[0].ssm);
+  EXPECT_EQ(e4->tokens(), e1->tokens());
 }
 
 // ---- the committed float64 references made by tools/make_fixtures.py with transformers ----------

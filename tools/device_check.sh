@@ -18,7 +18,7 @@ QUICK=${MAMBA_DEVICE_QUICK:-0}  # 1: CUDA tests, benches and profiles only (no e
 T="$OUT/tests.log"
 stage cuda-tests 240 "$T" ctest --test-dir build -L cuda -j4 --output-on-failure
 grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Skipped" "$T" | tail -30 | tee -a "$S"
-stage cuda-tests-numbers 120 "$T" build/bin/cuda_tests --gtest_filter='*Fixtures*:*Ssd*:*Medium*:*ChunkedEquals*:*Default*:*OneKernel*'
+stage cuda-tests-numbers 120 "$T" build/bin/cuda_tests --gtest_filter='*Fixtures*:*Ssd*:*Medium*:*ChunkedEquals*:*Default*:*OneKernel*:*DecodeChain*'
 grep -E "^  (ssd|fixture|medium|default|one-kernel)" "$T" | sort | uniq | tail -100 >>"$S"
 
 stage bench-130m 120 "$OUT/bench_130m.json" build/bin/mamba-cli bench --config 130m --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
@@ -31,6 +31,8 @@ grep -E "tests passed|tests failed" "$T" | tail -2 | tee -a "$S"
 if command -v compute-sanitizer >/dev/null; then
   stage memcheck 120 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
     --gtest_filter='CudaTest.Gemv*:CudaTest.SsmStep*:CudaTest.Causal*:CudaTest.PrefillConv*:CudaTest.SsdChunked*:CudaTest.Sampling*:CudaTest.PrefillThenStep*:CudaTest.OneKernel*'
+  tail -3 "$OUT/sanitizer.log" >>"$S"
+  stage memcheck-chain 90 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests --gtest_filter='CudaTest.DecodeChain*'
   tail -3 "$OUT/sanitizer.log" >>"$S"
 fi
 fi

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -110,6 +111,52 @@ double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool 
   return (now_s() - t0) * 1e3 / steps;
 }
 
+// Wall time per token of decoding through chains of `len` steps on the device (step_sample_chain); 0 when
+// the backend has no chains for this model.
+double chain_wall_ms(CudaBackend& b, int len, int steps, bool greedy) {
+  b.set_decode_chain(len);
+  if (b.decode_chain() == 0) return 0.0;
+  SamplerParams sp;
+  sp.temperature = greedy ? 0.f : 0.8f;
+  sp.top_p = greedy ? 1.f : 0.9f;
+  const std::vector<double> u(static_cast<size_t>(len), 0.37);
+  int32_t tok = b.step_sample_chain(1, sp, u, {}).back();  // warm-up (captures the chain graph)
+  const int rounds = std::max(1, steps / len);
+  const double t0 = now_s();
+  for (int r = 0; r < rounds; ++r) tok = b.step_sample_chain(tok, sp, u, {}).back();
+  return (now_s() - t0) * 1e3 / (double(rounds) * len);
+}
+
+// Where the one-kernel decode's blocks ran (CudaBackend::decode_smid): per layer, averaged over layers
+// 1..L-1 of one step starting at `base`: distinct SMs, SMs holding two blocks of the layer, SMs shared with
+// the next layer, and distinct SMs per cluster.
+void print_placement(const std::vector<uint32_t>& smid, int64_t base, int64_t L, int cs, int nc, const char* what) {
+  const int64_t blocks = int64_t(cs) * nc, stride = CudaBackend::kSmidStride;
+  if (smid.size() < size_t(base + L * stride)) return;
+  double distinct = 0, doubled = 0, shared_next = 0, per_cluster = 0;
+  for (int64_t l = 1; l < L; ++l) {
+    std::map<uint32_t, int> n, next;
+    for (int64_t b = 0; b < blocks; ++b) n[smid[size_t(base + l * stride + b)]]++;
+    if (l + 1 < L)
+      for (int64_t b = 0; b < blocks; ++b) next[smid[size_t(base + (l + 1) * stride + b)]]++;
+    distinct += double(n.size());
+    for (const auto& [sm, k] : n) {
+      doubled += k > 1;
+      shared_next += next.count(sm) > 0;
+    }
+    for (int c = 0; c < nc; ++c) {
+      std::map<uint32_t, int> m;
+      for (int b = 0; b < cs; ++b) m[smid[size_t(base + l * stride + c * cs + b)]]++;
+      per_cluster += double(m.size()) / nc;
+    }
+  }
+  const double k = double(L - 1);
+  std::printf("  placement (%s, %lld blocks per layer, mean over layers 1..%lld): %.1f SMs, %.1f with two blocks of the layer, %.1f shared with "
+              "the next layer; %.1f SMs per %d-block cluster\n",
+              what, static_cast<long long>(blocks), static_cast<long long>(L - 1), distinct / k, doubled / k, shared_next / std::max(1.0, k - 1),
+              per_cluster / k, cs);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,6 +231,96 @@ int main(int argc, char** argv) {
     const double wall_g = step_wall_ms(b, steps, logits, true, true);
     std::printf("  step_sample() wall, greedy (as the bench)    %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", wall_g, 1e3 / wall_g,
                 100.0 * floor_ms / wall_g);
+    // Chains of steps on the device (what generation uses where the model takes the one-kernel decode).
+    {
+      const int len0 = b.decode_chain();
+      for (const char* spec : {"8", "16", "32", "64", "32:sampled"}) {
+        const int len = std::atoi(spec);
+        const bool sampled = std::strstr(spec, "sampled") != nullptr;
+        fresh();
+        const double ms = chain_wall_ms(b, len, std::max(steps, 4 * len), !sampled);
+        if (ms == 0.0) {
+          std::printf("  step_sample_chain(): not available for this model\n");
+          break;
+        }
+        std::printf("  step_sample_chain() wall, %-11s, chain %-2d     %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", sampled ? "T=0.8 p=0.9" : "greedy",
+                    len, ms, 1e3 / ms, 100.0 * floor_ms / ms);
+      }
+      // The chain's timeline: per kernel, stamps relative to the end of the kernel before it (a step's
+      // first layer: the previous step's sampler), averaged over the chain's steps after the first.
+      // MAMBA_PROFILE_CHAIN_VARIANTS: variants as MAMBA_PROFILE_VARIANTS; LEN=n sets the chain length.
+      std::vector<std::string> cvars = {"LEN=32"};
+      if (const char* e = std::getenv("MAMBA_PROFILE_CHAIN_VARIANTS")) cvars = split(e, ';');
+      for (const std::string& v : cvars) {
+        std::vector<std::string> names;
+        int len = 32;
+        for (const std::string& kv : split(v, ',')) {
+          const size_t eq = kv.find('=');
+          if (eq == std::string::npos) continue;
+          if (kv.substr(0, eq) == "LEN") {
+            len = std::atoi(kv.c_str() + eq + 1);
+            continue;
+          }
+          names.push_back(kv.substr(0, eq));
+          setenv(names.back().c_str(), kv.substr(eq + 1).c_str(), 1);
+        }
+        b.set_decode_chain(len);
+        if (b.decode_chain() != len || len < 2) continue;
+        constexpr int S = CudaBackend::kTraceSlots;
+        const int64_t per = c.n_layer + 3;
+        SamplerParams gp;
+        gp.temperature = 0.f;
+        const std::vector<double> u(size_t(len), 0.5);
+        fresh();
+        const int rounds = std::max(2, 256 / len);
+        int32_t tok = b.step_sample_chain(1, gp, u, {}).back();  // capture
+        const double t0 = now_s();
+        for (int r = 0; r < rounds; ++r) tok = b.step_sample_chain(tok, gp, u, {}).back();
+        const double ms = (now_s() - t0) * 1e3 / (double(rounds) * len);
+        b.set_chain_trace(true);
+        tok = b.step_sample_chain(tok, gp, u, {}).back();
+        tok = b.step_sample_chain(tok, gp, u, {}).back();
+        const std::vector<uint64_t> t = b.chain_trace();
+        const std::vector<uint32_t> sm = b.decode_smid();
+        b.set_chain_trace(false);
+        print_placement(sm, (len / 2) * c.n_layer * CudaBackend::kSmidStride, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc,
+                        ("chain " + v + ", its middle step").c_str());
+        for (const std::string& n : names) unsetenv(n.c_str());
+        const char* rows[] = {"layer 0", "layers 1..L-1", "finish", "lm head gemv", "sampler"};
+        // A kernel's end stamp, or 0 when the chain has no such kernel (the greedy chain: no finish, no sampler).
+        auto end_of = [&](int64_t kernel) { return t[size_t(S * kernel + 3)]; };
+        auto last_end = [&](int64_t kernel) {  // the end of the last kernel before `kernel` that ran
+          for (int64_t q = kernel - 1; q >= 0; --q)
+            if (end_of(q) != 0) return double(end_of(q));
+          return 0.0;
+        };
+        double acc[5][S] = {}, cnt[5] = {}, step_us = 0;
+        for (int k = 1; k < len; ++k) {
+          for (int64_t i = 0; i < per; ++i) {
+            const int64_t kernel = k * per + i;
+            if (end_of(kernel) == 0) continue;
+            const uint64_t* cur = &t[size_t(S * kernel)];
+            const double prev = last_end(kernel);
+            const int r = i == 0 ? 0 : i < c.n_layer ? 1 : int(i - c.n_layer + 2);
+            for (int j = 0; j < S; ++j)
+              if (cur[j] != 0 && cur[j] != ~uint64_t(0)) acc[r][j] += (double(cur[j]) - prev) * 1e-3;
+            cnt[r] += 1;
+          }
+          step_us += (last_end((k + 1) * per) - last_end(k * per)) * 1e-3;
+        }
+        std::printf("  chain %s: %.4f ms per token untraced (%.0f tok/s); timeline (greedy, us after the previous kernel's end, mean over steps 1..%d):\n",
+                    v.c_str(), ms, 1e3 / ms, len - 1);
+        std::printf("    %-16s %10s %10s %10s %10s %10s %10s %10s %10s\n", "kernel", "1st in", "1st waited", "last waited", "inputs", "[5]", "[6]", "[7]",
+                    "last done");
+        for (int r = 0; r < 5; ++r) {
+          std::printf("    %-16s", rows[r]);
+          for (int j : {0, 1, 2, 4, 5, 6, 7, 3}) std::printf(" %10.2f", acc[r][j] / std::max(1.0, cnt[r]));
+          std::printf("\n");
+        }
+        std::printf("    per step traced (last kernel end to last kernel end): %.1f us\n", step_us / (len - 1));
+      }
+      b.set_decode_chain(len0);
+    }
     // Decode variants (environment switches read when the graph is captured): where the one-kernel decode
     // lets the next layer launch, the same without reading the partial products (measurement only: wrong
     // results), and the three-kernel decode with and without its next-layer L2 prefetch.
@@ -206,6 +343,11 @@ int main(int argc, char** argv) {
       const double g = b.decode_graph_ms(steps);
       std::printf("  graph replay, PDL=%d, %-60s %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()), v.c_str(), g, 1e3 / g,
                   100.0 * floor_ms / g);
+      if (std::getenv("MAMBA_PROFILE_TIMELINES")) {  // each variant's timeline too
+        fresh();
+        print_timeline(b, c.n_layer, std::min(steps, 32));
+        if (b.decode_fused()) print_placement(b.decode_smid(), 0, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc, ("single step, " + v).c_str());
+      }
       for (const std::string& n : names) unsetenv(n.c_str());
     }
     b.set_pdl(pdl0);

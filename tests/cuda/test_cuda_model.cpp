@@ -1,5 +1,6 @@
 // Whole models on the GPU: the committed float64 fixtures, chunked = recurrent, prefill + steps =
 // longer prefill, state round trips, greedy generation equal to the CPU's, device sampling.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -393,6 +394,127 @@ TEST_F(CudaTest, DeviceSamplingGreedyEqualsHostGreedy) {
   Session dev_s(gpu(m, "f32"));
   go.device_sampling = true;
   EXPECT_EQ(dev_s.generate(ids, go).ids, want);
+}
+
+namespace {
+void expect_same_state(const State& a, const State& b) {
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (size_t l = 0; l < a.layers.size(); ++l) {
+    EXPECT_EQ(a.layers[l].ssm, b.layers[l].ssm) << "layer " << l;
+    EXPECT_EQ(a.layers[l].conv, b.layers[l].conv) << "layer " << l;
+  }
+}
+}  // namespace
+
+// Chains of decode steps on the device (step_sample_chain) run the same kernels on the same inputs as one
+// step per call: the same ids and the same state bit for bit, greedy and sampled (one draw per step), with
+// full and partial chains (steps past the requested count do nothing), and a stop id halting the chain
+// where it is sampled (the steps after it leave the state alone). Session::generate takes chains when it
+// can and gives the same tokens and stop as without them.
+TEST_F(CudaTest, DecodeChainEqualsSingleSteps) {
+  const int L = 8;
+  for (const auto& m : {medium(1), wide(2)}) {
+    const int64_t V = m->config.vocab_size;
+    const auto prompt = random_ids(20, V, 5);
+    for (const char* dt : {"f32", "bf16"}) {
+      for (float temp : {0.f, 0.9f}) {
+        SCOPED_TRACE(std::string(m->config.d_model == 768 ? "wide g=2 " : "medium g=1 ") + dt + " temperature " + std::to_string(temp));
+        SamplerParams sp;
+        sp.temperature = temp;
+        sp.top_p = temp > 0 ? 0.9f : 1.f;
+        const int M = 2 * L + 5;
+        std::vector<double> u(static_cast<size_t>(M + L));  // a chain may ask for L draws from any index < M
+        std::mt19937 rng(77);
+        for (double& x : u) x = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+        auto fresh = [&] {
+          auto bp = gpu(m, dt);
+          ForwardOptions fo;
+          bp->forward(prompt, fo, nullptr);
+          return bp;
+        };
+        // one step per call: ids and the state after each number of steps
+        auto rp = fresh();
+        auto& r = dynamic_cast<CudaBackend&>(*rp);
+        ASSERT_GT(r.decode_chain(), 0) << "the test shape must take the one-kernel decode: " << r.decode_layer_plan().why;
+        std::vector<int32_t> want;
+        std::vector<State> states;
+        int32_t tok = prompt.back();
+        for (int i = 0; i < M; ++i) {
+          tok = r.step_sample(tok, sp, u[size_t(i)]).value();
+          want.push_back(tok);
+          states.push_back(r.get_state());
+        }
+        // chains of L, L, then 5 of L
+        auto cp = fresh();
+        auto& c = dynamic_cast<CudaBackend&>(*cp);
+        c.set_decode_chain(L);
+        ASSERT_EQ(c.decode_chain(), L);
+        std::vector<int32_t> got;
+        tok = prompt.back();
+        for (int i = 0; i < M;) {
+          const int n = std::min(L, M - i);
+          const auto ids = c.step_sample_chain(tok, sp, std::span<const double>(u.data() + i, size_t(n)), {});
+          ASSERT_EQ(ids.size(), size_t(n));
+          got.insert(got.end(), ids.begin(), ids.end());
+          tok = ids.back();
+          i += n;
+          expect_same_state(c.get_state(), states[size_t(i - 1)]);
+        }
+        EXPECT_EQ(got, want);
+        EXPECT_EQ(c.n_tokens(), r.n_tokens());
+        // the chain's LM head (greedy: the residual from the partial products, argmax inside) writes the
+        // same logits as the single step's finish kernel + LM head
+        EXPECT_EQ(c.last_logits(), r.last_logits());
+        // a stop id: the first id at index >= 3 not seen before it
+        size_t j = 3;
+        while (j + 1 < want.size() && std::find(want.begin(), want.begin() + long(j), want[j]) != want.begin() + long(j)) ++j;
+        const int32_t stop_id = want[j];
+        auto hp = fresh();
+        auto& h = dynamic_cast<CudaBackend&>(*hp);
+        h.set_decode_chain(L);
+        const std::vector<int32_t> stop = {int32_t(V + 5), stop_id};  // an id never sampled, then the real one
+        std::vector<int32_t> halted;
+        tok = prompt.back();
+        for (size_t i = 0; halted.empty() || halted.back() != stop_id;) {
+          const auto ids = h.step_sample_chain(tok, sp, std::span<const double>(u.data() + i, size_t(L)), stop);
+          ASSERT_FALSE(ids.empty());
+          halted.insert(halted.end(), ids.begin(), ids.end());
+          tok = ids.back();
+          i += ids.size();
+          ASSERT_LE(halted.size(), j + 1);
+        }
+        EXPECT_EQ(halted, std::vector<int32_t>(want.begin(), want.begin() + long(j) + 1));
+        expect_same_state(h.get_state(), states[j]);
+        EXPECT_THROW(h.step_sample_chain(tok, sp, std::span<const double>(u.data(), size_t(L + 1)), {}), Error);
+      }
+    }
+  }
+
+  // Session: chains on and off give the same tokens, the same eos stop and the same state after it.
+  auto m = medium(1);
+  const auto prompt = random_ids(20, m->config.vocab_size, 6);
+  GenerateOptions go;
+  go.sampling.temperature = 0.9f;
+  go.sampling.seed = 5;
+  go.stop_at_eos = false;
+  go.max_new_tokens = 3 * L + 3;
+  auto session = [&](int chain) {
+    auto bp = gpu(m, "bf16");
+    dynamic_cast<CudaBackend&>(*bp).set_decode_chain(chain);
+    return std::make_unique<Session>(std::move(bp));
+  };
+  const auto plain = session(0)->generate(prompt, go);
+  const auto chained = session(L)->generate(prompt, go);
+  EXPECT_EQ(chained.ids, plain.ids);
+  go.stop_at_eos = true;
+  go.eos_id = plain.ids[size_t(L + 4)];
+  auto s0 = session(0), s1 = session(L);
+  const auto a = s0->generate(prompt, go), b = s1->generate(prompt, go);
+  EXPECT_EQ(b.ids, a.ids);
+  EXPECT_EQ(b.stop_reason, "eos");
+  EXPECT_EQ(a.stop_reason, "eos");
+  expect_same_state(s1->state(), s0->state());
+  EXPECT_EQ(s1->pending(), s0->pending());
 }
 
 TEST_F(CudaTest, DefaultModelGreedyEqualsCpu) {
