@@ -196,7 +196,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
 
   trace_start(p.trace);
   // ARG: whether the chain has halted this step (*live was written at least two kernels back, by an earlier
-  // step's LM head); loaded here, looked at once the first weights are on their way.
+  // step's LM head); loaded here, looked at after the prologue, before the first store.
   const int live = ARG && p.argmax.chain.live ? __ldcg(p.argmax.chain.live) : 0;
   stage_norm_w(p, groups, xin, scratch);
   if constexpr (VEC) {
@@ -226,10 +226,6 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
     prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
     // When the next kernel may launch: GemvParams::trigger_*, or chain_trigger for the argmax kernel.
     if constexpr (ARG) {
-      if (p.argmax.chain.live && p.argmax.chain.step >= live) {
-        cp_async_wait_all();  // stage_norm_w's copies land before the block leaves
-        return;
-      }
       pdl_wait();
       if (p.chain_trigger == 1) pdl_launch_dependents();
     } else {
@@ -239,6 +235,8 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
     }
     trace_waited(p.trace);
     const float scale = prologue<0, 1>(p, groups, xin, xraw, scratch);
+    if constexpr (ARG)
+      if (p.argmax.chain.live && p.argmax.chain.step >= live) return;  // the prologue's copies are in
     trace_mark(p.trace, 4);
     if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && n_batches <= DEPTH) pdl_launch_dependents();
     // ARG: this lane's best (row, value) among the rows it wrote (lane 0 of each warp writes them).
@@ -276,12 +274,16 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
             for (int r = 0; r < RPW; ++r) {
               const float sum = warp_sum(acc[r]);
               acc[r] = 0.f;
-              if (lane == 0 && r < nrows) {
+              if constexpr (ARG) {
+                // Lane 1 stores the logit and lane 0 keeps the argmax, so lane 0 of warp 0 has no stores
+                // pending when it fences its block's result in argmax_finish.
                 const int64_t row = grp * RPW + r;
-                const float val = (p.accumulate ? p.out[row] : 0.f) + scale * sum + (p.bias ? p.bias[row] : 0.f);
-                p.out[row] = val;
-                if constexpr (ARG)
-                  if (row < n_arg) argmax_merge(best_v, best_i, val, row);
+                const float val = scale * sum + (p.bias ? p.bias[row] : 0.f);
+                if (lane == 1 && r < nrows) p.out[row] = val;
+                if (lane == 0 && r < nrows && row < n_arg) argmax_merge(best_v, best_i, val, row);
+              } else if (lane == 0 && r < nrows) {
+                const int64_t row = grp * RPW + r;
+                p.out[row] = (p.accumulate ? p.out[row] : 0.f) + scale * sum + (p.bias ? p.bias[row] : 0.f);
               }
             }
             base = 0;
