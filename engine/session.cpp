@@ -78,6 +78,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
     if (chain > 1 && i > 0 && opt.max_new_tokens - i >= chain) {
       draws.resize(static_cast<size_t>(chain));
       for (double& u : draws) u = sampler.next_uniform();
+      // Empty only where the backend cannot chain these settings, which on_device already excludes.
       const std::vector<int32_t> ids = m_backend->step_sample_chain(m_pending.back(), opt.sampling, draws, stop);
       if (!ids.empty()) {
         m_have_logits = false;

@@ -239,7 +239,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
       if (p.argmax.chain.live && p.argmax.chain.step >= live) return;  // the prologue's copies are in
     trace_mark(p.trace, 4);
     if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && n_batches <= DEPTH) pdl_launch_dependents();
-    // ARG: this lane's best (row, value) among the rows it wrote (lane 0 of each warp writes them).
+    // ARG: lane 0's best (row, value) among its warp's rows.
     const int64_t n_arg = ARG ? p.argmax.cfg->n : 0;
     float best_v = -INFINITY;
     int64_t best_i = INT64_MAX;
@@ -444,7 +444,7 @@ void launch_one(const GemvParams& p, cudaStream_t s, bool pdl) {
   const int64_t needed = ceil_div(p.R, int64_t(kWarps) * RPW);
   int64_t grid = std::max<int64_t>(1, std::min<int64_t>(needed, int64_t(std::max(per_sm, 1)) * sm_count()));
   if (ARG) grid = std::min<int64_t>(grid, kMaxArgmaxBlocks);  // one workspace slot per block
-  launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * 32), smem, s, pdl, "gemv_kernel", p);
+  launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * 32), smem, s, pdl, ARG ? "gemv_argmax_kernel" : "gemv_kernel", p);
 }
 
 template <typename Wt, int PRO, bool VEC, int DEPTH, int BATCH, bool ARG = false>
