@@ -8,7 +8,6 @@ constexpr int kThreads = 1024;
 
 __device__ __forceinline__ float scaled_prob(float l, float m, float temperature) { return expf((l - m) / temperature); }
 
-
 // Exclusive prefix sum over the block (kThreads threads); `scratch` holds 32 floats.
 __device__ float block_exclusive_scan(float v, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
