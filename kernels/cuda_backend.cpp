@@ -561,7 +561,7 @@ void CudaBackend::enqueue_chain(cudaStream_t s, bool pdl, bool greedy) {
   unsigned long long* trace = m_chain_trace_on ? m_chain_trace.as<unsigned long long>() : nullptr;
   auto slot = [&](int k, int64_t i) { return trace ? trace + kTraceSlots * (k * per_step + i) : nullptr; };
   for (int k = 0; k < m_chain_len; ++k) {
-    enqueue_fused_layers(s, pdl, dev->slot[k], k > 0, &dev->live, k, slot(k, 0), trace ? m_smid.as<unsigned>() + k * m_c.n_layer * kSmidStride : nullptr);
+    enqueue_fused_layers(s, pdl, dev->slot[k], k > 0, &dev->live, k, slot(k, 0), trace ? m_smid.as<unsigned>() + k * m_c.n_layer * kSmidStride * kDecodeBlockRec : nullptr);
     SampleParams sp;
     sp.logits = m_logits_dec.as<float>(); sp.cfg = &dev->sample; sp.out = &dev->ids[k]; sp.ws = m_sample_ws.as<SampleWorkspace>();
     sp.chain.live = &dev->live; sp.chain.step = k; sp.chain.u = &dev->u[k]; sp.chain.next = k + 1 < m_chain_len ? dev->slot[k + 1] : nullptr;
@@ -679,8 +679,8 @@ void CudaBackend::set_decode_chain(int steps) {
 void CudaBackend::set_chain_trace(bool on) {
   if (on && m_chain_trace.empty())
     m_chain_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(kMaxChain * (m_c.n_layer + 3)), "decode chain trace");
-  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride))
-    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride), "decode SM ids");
+  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride * kDecodeBlockRec))
+    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride * kDecodeBlockRec), "decode SM ids");
   m_chain_trace_on = on;
   drop_graphs();
 }
@@ -818,7 +818,7 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* 
     p.gnorm_w = lw.gnorm.as<float>(); p.out_proj = lw.out_proj.get();
     p.parts_out = parts + cur * nc * D; p.ss_out = ss + cur * nc;
     p.trace = slot(3 * l, l);
-    p.smid = smid ? smid + l * kSmidStride : nullptr;
+    p.smid = smid ? smid + l * kSmidStride * kDecodeBlockRec : nullptr;
     p.trigger = trigger;
     p.skip = skip;
     p.live = nohalt ? nullptr : live;
@@ -843,8 +843,8 @@ void CudaBackend::set_pdl(bool on) {
 
 void CudaBackend::set_decode_trace(bool on) {
   if (on && m_trace.empty()) m_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(3 * m_c.n_layer + 1), "decode trace");
-  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride))
-    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride), "decode SM ids");
+  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride * kDecodeBlockRec))
+    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride * kDecodeBlockRec), "decode SM ids");
   m_trace_on = on;
   drop_graphs();
 }

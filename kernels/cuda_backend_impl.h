@@ -56,8 +56,9 @@ class CudaBackend final : public Backend {
   // chain_trace() holds the last chain's.
   void set_chain_trace(bool on);
   const std::vector<uint64_t>& chain_trace() const { return m_chain_trace_host; }
-  // With either trace on, the one-kernel decode also records each block's SM id: (steps, n_layer,
-  // kSmidStride) for a chain, (n_layer, kSmidStride) for a single step; decode_smid() copies them out.
+  // With either trace on, the one-kernel decode also records per block its SM id and its phase clocks
+  // (kDecodeBlockRec words, decode_layer.cuh): (steps, n_layer, kSmidStride, kDecodeBlockRec) for a chain,
+  // (n_layer, kSmidStride, kDecodeBlockRec) for a single step; decode_smid() copies them out.
   static constexpr int64_t kSmidStride = 128;
   std::vector<uint32_t> decode_smid() const;
 

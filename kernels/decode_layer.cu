@@ -117,25 +117,33 @@ __device__ __forceinline__ float4 residual_chunk(const DecodeResidualIn& in, int
     const float4 b = reinterpret_cast<const float4*>(in.bias)[c];
     x = make_float4(x.x + b.x, x.y + b.y, x.z + b.z, x.w + b.w);
   }
-  // Clusters [g * cpg, (g + 1) * cpg) share norm group g: 1/rms from the sum of their sums of squares.
+  // Clusters [g * cpg, (g + 1) * cpg) share norm group g: 1/rms from the sum of their sums of squares,
+  // computed once per group (a division and an rsqrt per cluster were ~0.5 us of dependent math per layer).
   const int cpg = in.clusters_per_group;
+  float scale = 0.f;
 #pragma unroll
   for (int k = 0; k < kMaxNC; ++k) {
     if (k < in.nc) {
-      const int g0 = k / cpg * cpg;
-      float s = 0.f;
+      if (k % cpg == 0) {
+        float s = 0.f;
 #pragma unroll
-      for (int q = 0; q < kMaxNC; ++q)
-        if (q >= g0 && q < g0 + cpg) s += ss[q];
-      x = fma4(x, part[k], rsqrtf(s / float(in.group_size) + in.eps));
+        for (int q = 0; q < kMaxNC; ++q)
+          if (q >= k && q < k + cpg) s += ss[q];
+        scale = rsqrtf(s / float(in.group_size) + in.eps);
+      }
+      x = fma4(x, part[k], scale);
     }
   }
   return x;
 }
 
-// Dots of up to 8 rows of w (row j at first + j * stride, `row_vecs` 16-byte vectors per row; rows j >= n
-// count 0) with this lane's NV vectors of the input. Each vector index loads all 8 rows at once, and a
-// butterfly reduction (9 shuffles, not 5 per row) leaves row j's sum in lanes 4j .. 4j + 3 (run 10).
+// Dots of up to 8 rows of w (row j at first + j * stride, `row_vecs` 16-byte vectors per row; 1 <= n <= 8
+// rows, the sums of rows j >= n are garbage) with this lane's NV vectors of the input (vectors i >= nvec
+// count 0). Each vector index loads all 8 rows at once, and a butterfly reduction (9 shuffles, not 5 per
+// row) leaves row j's sum in lanes 4j .. 4j + 3 (run 10). No load or sum is conditional: rows past n
+// reload row `first` and vectors past the row its last one, so the 8 loads issue together and the 8 rows'
+// sums interleave; the predicated form compiled to a branch per row and vector, each load waited on
+// before the next (1.7 us for the 130m in_proj slice, run 12).
 template <typename Wt, int NV, int Q>
 __device__ __forceinline__ float dot8_rows(const uint4* w, int64_t row_vecs, int first, int stride, int n, const float4 (&x)[NV][Q], int64_t nvec,
                                            int lane) {
@@ -144,13 +152,15 @@ __device__ __forceinline__ float dot8_rows(const uint4* w, int64_t row_vecs, int
   for (int j = 0; j < 8; ++j) acc[j] = 0.f;
 #pragma unroll
   for (int v = 0; v < NV; ++v) {
-    const int64_t i = lane + 32 * v;
+    const int i = lane + 32 * v, ic = i < row_vecs ? i : int(row_vecs) - 1;
     uint4 wv[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) wv[j] = j < n && i < nvec ? lds_u4(w + int64_t(first + j * stride) * row_vecs + i) : make_uint4(0u, 0u, 0u, 0u);
+    for (int j = 0; j < 8; ++j) wv[j] = lds_u4(w + (first + (j < n ? j : 0) * stride) * row_vecs + ic);
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
-      if (j < n && i < nvec) acc[j] += dot16r(wv[j], x[v], static_cast<Wt*>(nullptr));
+    for (int j = 0; j < 8; ++j) {
+      const float d = dot16r(wv[j], x[v], static_cast<Wt*>(nullptr));
+      acc[j] += i < nvec ? d : 0.f;
+    }
   }
   // Lane bit 4 picks rows 4..7 or 0..3 to keep, bit 3 the pair within, bit 2 the row.
   const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
@@ -192,7 +202,7 @@ __host__ __device__ inline Layout layout(int64_t D, int64_t N, int64_t nr) {
   return l;
 }
 
-template <typename Wt, int NV>
+template <typename Wt, int NV, bool REC>
 __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerParams p, int cs, int bcpb, int cpg) {
   constexpr int EPV = 16 / int(sizeof(Wt)), Q = EPV / 4;
   constexpr int NVO = (kRows * kMaxCS / EPV + 31) / 32;  // out_proj slice vectors per lane
@@ -236,10 +246,20 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   // ---- Before the wait: everything this layer reads that the previous kernel does not write. ----
   trace_start(p.trace);
   trace_mark(p.trace, 5);  // the last block's start
-  if (p.smid && tid == 0) {
-    unsigned id;
-    asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
-    p.smid[blockIdx.x] = id;
+  // Measurement (REC): this block's record (kDecodeBlockRec words), the SM id, then a clock per phase.
+  unsigned* rec = REC ? p.smid + int64_t(blockIdx.x) * kDecodeBlockRec : nullptr;
+  long long clk0 = 0;
+  auto stamp = [&](int w) {
+    if constexpr (REC)
+      if (tid == 0) rec[w] = unsigned(clock64() - clk0);
+  };
+  if constexpr (REC) {
+    if (tid == 0) {
+      unsigned id;
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+      rec[0] = id;
+      clk0 = clock64();
+    }
   }
   if (p.trigger == 5) pdl_launch_dependents();
   const bool chained = p.live != nullptr;
@@ -330,6 +350,9 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   pdl_wait();
   if (p.trigger == 0) pdl_launch_dependents();
   trace_waited(p.trace);
+  stamp(kClkWaited);
+  if constexpr (REC)
+    if (tid == 0) rec[kClkWait] = unsigned(global_ns());
 
   // ---- The residual entering this layer, its RMSNorm: xin = x * norm_w, 1/rms on the results. ----
   // L2, not L1: in a chain the token was written by the previous step's sampler, and this block's read
@@ -340,6 +363,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     return;
   }
   mbar_wait(bar_norm, 0);
+  stamp(kClkNorm);
   float ss = 0.f;
   for (int64_t c = tid; c < D / 4; c += kThreads) {
     DecodeResidualIn in = p.in;
@@ -350,29 +374,38 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     reinterpret_cast<float4*>(xin)[c] = make_float4(x.x * w.x, x.y * w.y, x.z * w.z, x.w * w.w);
     ss += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
   }
+  if constexpr (REC)
+    if (tid == 0) rec[kClkLoads] = unsigned(clock64() - clk0) + (ss == 12345.f);  // after ss: its inputs have returned
   ss = block_sum(ss, scratch);  // its barriers also publish xin
+  stamp(kClkSum);
   const float scale = rsqrtf(ss / float(D) + p.eps);
   float4 xr[NV][Q];
   load_lane_vectors(xr, xin, nvec, lane);
+  stamp(kClkLaneX);
   trace_mark(p.trace, 4);
   if (p.trigger == 1) pdl_launch_dependents();
   mbar_wait(bar_win, 0);
+  stamp(kClkWin);
   cluster_wait();
+  stamp(kClkCluster);
 
   // ---- in_proj: each warp takes rows warp + 8 j, eight at a time. ----
   for (int base = 0; base < nr; base += kWarps * 8) {
     const int first = base + warp, n = first < nr ? (nr - first + kWarps - 1) / kWarps : 0;
+    if (n == 0) continue;
     const float a = dot8_rows<Wt>(w_in, nvec, first, kWarps, n < 8 ? n : 8, xr, (p.skip & 2) ? 0 : nvec, lane);
     const int j = lane >> 2, r = first + j * kWarps;
     if ((lane & 3) == 0 && j < n) mine[r] = scale * a + s_inb[r];
   }
   __syncthreads();
+  stamp(kClkInDots);
   // Every block gets this block's share of B and C, 16 bytes per store.
   for (int t = tid; t < cs * (bcpb / 4); t += kThreads) {
     const int d = t / (bcpb / 4), q = t - d * (bcpb / 4);
     st_cluster4(vals + rank * bcpb + 4 * q, unsigned(d), *reinterpret_cast<const float4*>(mine + 4 * q), bar_vals);
   }
   mbar_wait(bar_vals, 0);
+  stamp(kClkVals);
   trace_mark(p.trace, 6);
   if (p.trigger == 2) pdl_launch_dependents();
 
@@ -395,6 +428,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   }
   const float dt_raw = mine[bcpb + 2 * kRows], z = mine[bcpb + kRows + j];
   __syncthreads();
+  stamp(kClkConv);
   {
     const float x = conv_out[2 * N + j], dt = softplus_clamp(dt_raw + dt_bias, p.dt_lo, p.dt_hi), decay = expf(dt * A), dx = dt * x;
     float acc = 0.f;
@@ -416,6 +450,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     }
   }
   __syncthreads();
+  stamp(kClkState);
   if (tid == 0) {
     float q = 0.f;
 #pragma unroll
@@ -430,7 +465,9 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     st_cluster4(ywv + rank * kYSlot + 4 * q, unsigned(d), *reinterpret_cast<const float4*>(mine + 4 * q), bar_y);
   }
   mbar_wait(bar_wout, 0);
+  stamp(kClkWout);
   mbar_wait(bar_y, 0);
+  stamp(kClkY);
   trace_mark(p.trace, 7);
   if (p.trigger == 3) pdl_launch_dependents();
 
@@ -447,9 +484,14 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   float* out = p.parts_out + int64_t(cid) * D + rank * ropb;
   for (int base = 0; base < ropb; base += kWarps * 8) {
     const int first = base + warp, n = first < ropb ? int((ropb - first + kWarps - 1) / kWarps) : 0;
+    if (n == 0) continue;
     const float a = dot8_rows<Wt>(w_out, ovec, first, kWarps, n < 8 ? n : 8, yr, ovec, lane);
     const int j = lane >> 2;
     if ((lane & 3) == 0 && j < n) out[first + j * kWarps] = a;
+  }
+  if constexpr (REC) {
+    __syncthreads();
+    stamp(kClkEnd);
   }
   if (rank == 0 && tid == 0) {
     float q = 0.f;
@@ -474,19 +516,23 @@ __global__ void __launch_bounds__(kThreads) decode_finish_kernel(DecodeResidualI
 
 using Kernel = void (*)(DecodeLayerParams, int, int, int);
 
-template <typename Wt>
+template <typename Wt, bool REC>
 Kernel pick_typed(int64_t D) {
   constexpr int EPV = 16 / int(sizeof(Wt));
   if (D % EPV != 0) return nullptr;
   const int64_t per_lane = (D / EPV + 31) / 32;
-  return per_lane <= 3 ? decode_layer_kernel<Wt, 3> : per_lane <= 4 ? decode_layer_kernel<Wt, 4> : per_lane <= 8 ? decode_layer_kernel<Wt, 8> : nullptr;
+  return per_lane <= 3   ? decode_layer_kernel<Wt, 3, REC>
+         : per_lane <= 4 ? decode_layer_kernel<Wt, 4, REC>
+         : per_lane <= 8 ? decode_layer_kernel<Wt, 8, REC>
+                         : nullptr;
 }
 
-Kernel pick(DType dt, int64_t D) {
+// rec: the measuring instance (DecodeLayerParams::smid set).
+Kernel pick(DType dt, int64_t D, bool rec = false) {
   switch (dt) {
-    case DType::BF16: return pick_typed<__nv_bfloat16>(D);
-    case DType::F16: return pick_typed<__half>(D);
-    case DType::F32: return pick_typed<float>(D);
+    case DType::BF16: return rec ? pick_typed<__nv_bfloat16, true>(D) : pick_typed<__nv_bfloat16, false>(D);
+    case DType::F16: return rec ? pick_typed<__half, true>(D) : pick_typed<__half, false>(D);
+    case DType::F32: return rec ? pick_typed<float, true>(D) : pick_typed<float, false>(D);
   }
   return nullptr;
 }
@@ -591,7 +637,7 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string&
 }
 
 void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan, cudaStream_t s, bool pdl) {
-  const Kernel k = plan.cs > 0 ? pick(p.wdtype, p.D) : nullptr;
+  const Kernel k = plan.cs > 0 ? pick(p.wdtype, p.D, p.smid != nullptr) : nullptr;
   if (!k) throw Error("decode_layer: no plan for this shape");
   const Geometry g = geometry(p, plan.cs);
   set_attributes(k, plan.cs, g.smem);

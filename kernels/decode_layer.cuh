@@ -24,7 +24,28 @@
 
 namespace mamba {
 
-constexpr int kDecodeLayerRows = 16;  // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
+constexpr int kDecodeLayerRows = 16;
+// A block's measurement record (DecodeLayerParams::smid): word 0 its SM id, word kClkWait the globaltimer (ns,
+// low 32 bits) past the PDL wait, the others SM clock cycles since the block started, each once the block
+// (thread 0, after the barrier that ends the phase) is past that point.
+constexpr int kDecodeBlockRec = 16;
+enum DecodeClock : int {
+  kClkWaited = 1,     // past the PDL wait
+  kClkNorm,           // norm_w staged
+  kClkLoads,          // thread 0's residual inputs returned
+  kClkSum,            // the block's sum of squares (every thread's inputs returned)
+  kClkLaneX,          // the normed x in registers
+  kClkWin,            // the in_proj slice staged
+  kClkCluster,        // the cluster's blocks all started
+  kClkInDots,         // in_proj dots done
+  kClkVals,           // the cluster's B and C arrived
+  kClkConv,           // conv outputs in shared memory
+  kClkState,          // state updated, y computed
+  kClkWout,           // the out_proj slice staged
+  kClkY,              // the cluster's gated y arrived
+  kClkEnd,            // out_proj dots done
+  kClkWait,           // globaltimer past the wait (ns, low 32 bits)
+};  // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
 
 // The residual entering a layer: r_in (+ the previous layer's out_proj bias) + sum over the previous
 // layer's clusters of parts[c] * rsqrt(mean of its group's y^2 + eps); or the token's embedding row.
@@ -78,7 +99,9 @@ struct DecodeLayerParams {
   const int32_t* live = nullptr;
   int step = 0;
   bool live_early = false;
-  unsigned* smid = nullptr;  // measurement: each block's SM id (nc * cs entries), or null
+  // Measurement, or null: per block kDecodeBlockRec words, its SM id then the phase clocks (DecodeClock). A
+  // separate kernel instance records them, so the measured kernel is the production one plus the stores.
+  unsigned* smid = nullptr;
 };
 
 struct DecodeLayerPlan {

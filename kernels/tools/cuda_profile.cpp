@@ -130,15 +130,16 @@ double chain_wall_ms(CudaBackend& b, int len, int steps, bool greedy) {
 // Where the one-kernel decode's blocks ran (CudaBackend::decode_smid): per layer, averaged over layers
 // 1..L-1 of one step starting at `base`: distinct SMs, SMs holding two blocks of the layer, SMs shared with
 // the next layer, and distinct SMs per cluster.
-void print_placement(const std::vector<uint32_t>& smid, int64_t base, int64_t L, int cs, int nc, const char* what) {
+void print_placement(const std::vector<uint32_t>& rec, int64_t base, int64_t L, int cs, int nc, const char* what) {
   const int64_t blocks = int64_t(cs) * nc, stride = CudaBackend::kSmidStride;
-  if (smid.size() < size_t(base + L * stride)) return;
+  if (rec.size() < size_t((base + L * stride) * kDecodeBlockRec)) return;
+  auto smid = [&](size_t i) { return rec[i * kDecodeBlockRec]; };
   double distinct = 0, doubled = 0, shared_next = 0, per_cluster = 0;
   for (int64_t l = 1; l < L; ++l) {
     std::map<uint32_t, int> n, next;
-    for (int64_t b = 0; b < blocks; ++b) n[smid[size_t(base + l * stride + b)]]++;
+    for (int64_t b = 0; b < blocks; ++b) n[smid(size_t(base + l * stride + b))]++;
     if (l + 1 < L)
-      for (int64_t b = 0; b < blocks; ++b) next[smid[size_t(base + (l + 1) * stride + b)]]++;
+      for (int64_t b = 0; b < blocks; ++b) next[smid(size_t(base + (l + 1) * stride + b))]++;
     distinct += double(n.size());
     for (const auto& [sm, k] : n) {
       doubled += k > 1;
@@ -146,7 +147,7 @@ void print_placement(const std::vector<uint32_t>& smid, int64_t base, int64_t L,
     }
     for (int c = 0; c < nc; ++c) {
       std::map<uint32_t, int> m;
-      for (int b = 0; b < cs; ++b) m[smid[size_t(base + l * stride + c * cs + b)]]++;
+      for (int b = 0; b < cs; ++b) m[smid(size_t(base + l * stride + c * cs + b))]++;
       per_cluster += double(m.size()) / nc;
     }
   }
@@ -155,6 +156,63 @@ void print_placement(const std::vector<uint32_t>& smid, int64_t base, int64_t L,
               "the next layer; %.1f SMs per %d-block cluster\n",
               what, static_cast<long long>(blocks), static_cast<long long>(L - 1), distinct / k, doubled / k, shared_next / std::max(1.0, k - 1),
               per_cluster / k, cs);
+}
+
+// The one-kernel decode's phases (DecodeClock records of decode_smid), over layers 1..L-1 of steps
+// [s0, s1): per phase the mean and 90th percentile over blocks of its own time, and the mean over layers of
+// the last block's time since the wait (its critical path); the spread of the blocks' wait times; the
+// time blocks sat resident before the wait.
+void print_phases(const std::vector<uint32_t>& rec, int s0, int s1, int64_t L, int blocks, const char* what) {
+  const int64_t stride = CudaBackend::kSmidStride;
+  if (rec.size() < size_t(s1 * L * stride * kDecodeBlockRec)) return;
+  int khz = 0, dev = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev);
+  const double us_per_clk = 1e3 / double(std::max(khz, 1));
+  const char* names[] = {"",           "wait (from start)", "norm_w staged", "own inputs", "block sum", "x to regs",  "in_proj staged",
+                         "cluster in", "in_proj dots",      "B/C arrived",   "conv",       "state, y",  "out_proj staged", "y arrived",
+                         "out dots"};
+  constexpr int W = kClkEnd + 1;
+  std::vector<std::vector<double>> own(W);
+  std::vector<double> crit(W, 0.0), spread;
+  double n = 0;
+  for (int st = s0; st < s1; ++st)
+    for (int64_t l = 1; l < L; ++l) {
+      const uint32_t* r0 = &rec[size_t((st * L + l) * stride * kDecodeBlockRec)];
+      std::vector<double> mx(W, 0.0);
+      uint32_t wmin = ~0u, wmax = 0;
+      for (int b = 0; b < blocks; ++b) {
+        const uint32_t* r = r0 + b * kDecodeBlockRec;
+        if (r[kClkEnd] == 0) continue;  // a halted step
+        own[kClkWaited].push_back(r[kClkWaited] * us_per_clk);
+        for (int w = kClkWaited + 1; w < W; ++w) {
+          own[w].push_back(double(int32_t(r[w] - r[w - 1])) * us_per_clk);
+          mx[w] = std::max(mx[w], double(int32_t(r[w] - r[kClkWaited])) * us_per_clk);
+        }
+        wmin = std::min(wmin, r[kClkWait]);
+        wmax = std::max(wmax, r[kClkWait]);
+      }
+      if (wmax == 0) continue;
+      for (int w = 0; w < W; ++w) crit[w] += mx[w];
+      spread.push_back(double(int32_t(wmax - wmin)) * 1e-3);
+      n += 1;
+    }
+  if (n == 0) return;
+  auto pct = [](std::vector<double> v, double q) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[size_t(q * double(v.size() - 1))];
+  };
+  auto mean = [](const std::vector<double>& v) {
+    double a = 0;
+    for (double x : v) a += x;
+    return v.empty() ? 0.0 : a / double(v.size());
+  };
+  std::printf("  phases (%s; us at %d MHz; layers 1..%lld): blocks' wait times spread %.2f us (mean), %.2f (p90)\n", what, khz / 1000,
+              static_cast<long long>(L - 1), mean(spread), pct(spread, 0.9));
+  std::printf("    %-18s %8s %8s %8s %12s\n", "phase", "mean", "p50", "p90", "last block");
+  for (int w = kClkWaited; w < W; ++w)
+    std::printf("    %-18s %8.3f %8.3f %8.3f %12.3f\n", names[w], mean(own[w]), pct(own[w], 0.5), pct(own[w], 0.9), w == kClkWaited ? 0.0 : crit[w] / n);
 }
 
 }  // namespace
@@ -285,6 +343,7 @@ int main(int argc, char** argv) {
         b.set_chain_trace(false);
         print_placement(sm, (len / 2) * c.n_layer * CudaBackend::kSmidStride, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc,
                         ("chain " + v + ", its middle step").c_str());
+        print_phases(sm, 1, len, c.n_layer, b.decode_layer_plan().cs * b.decode_layer_plan().nc, ("chain " + v + ", steps 1..").c_str());
         for (const std::string& n : names) unsetenv(n.c_str());
         const char* rows[] = {"layer 0", "layers 1..L-1", "finish", "lm head gemv", "sampler"};
         // A kernel's end stamp, or 0 when the chain has no such kernel (the greedy chain: no finish, no sampler).
@@ -346,7 +405,11 @@ int main(int argc, char** argv) {
       if (std::getenv("MAMBA_PROFILE_TIMELINES")) {  // each variant's timeline too
         fresh();
         print_timeline(b, c.n_layer, std::min(steps, 32));
-        if (b.decode_fused()) print_placement(b.decode_smid(), 0, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc, ("single step, " + v).c_str());
+        if (b.decode_fused()) {
+          const std::vector<uint32_t> sm = b.decode_smid();
+          print_placement(sm, 0, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc, ("single step, " + v).c_str());
+          print_phases(sm, 0, 1, c.n_layer, b.decode_layer_plan().cs * b.decode_layer_plan().nc, ("single step, " + v).c_str());
+        }
       }
       for (const std::string& n : names) unsetenv(n.c_str());
     }
