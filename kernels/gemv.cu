@@ -132,18 +132,6 @@ __device__ __forceinline__ float prologue(const GemvParams& p, int64_t groups, f
   return 1.f;
 }
 
-// Thread 0 ends with the block's argmax of the (v, i) that each warp's lane 0 holds.
-__device__ __forceinline__ void block_argmax(float& v, int64_t& i, float* wv, int64_t* wi) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    wv[warp] = v;
-    wi[warp] = i;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0)
-    for (int w = 1; w < kWarps; ++w) argmax_merge(v, i, wv[w], wi[w]);
-}
-
 // The argmax kernel (GemvParams::argmax_ws), at the end: each block's argmax (lane 0 of each warp holds its
 // warp's) to the workspace; the last block to arrive merges them and emits the id.
 __device__ void argmax_finish(const GemvParams& p, float bv, int64_t bi) {
@@ -152,25 +140,7 @@ __device__ void argmax_finish(const GemvParams& p, float bv, int64_t bi) {
   __shared__ bool last;
   ArgmaxWorkspace* ws = p.argmax_ws;
   block_argmax(bv, bi, wv, wi);
-  if (threadIdx.x == 0) {
-    ws->v[blockIdx.x] = bv;
-    ws->i[blockIdx.x] = static_cast<int32_t>(bi);
-    __threadfence();
-    last = atomicAdd(&ws->arrived, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  float v = -INFINITY;
-  int64_t i = INT64_MAX;
-  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) argmax_merge(v, i, __ldcg(&ws->v[b]), __ldcg(&ws->i[b]));
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) argmax_merge(v, i, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, i, o));
-  block_argmax(v, i, wv, wi);  // its barrier comes after every read of wv / wi above (the last barrier)
-  if (threadIdx.x == 0) {
-    ws->arrived = 0;
-    sample_emit(p.argmax, i);
-  }
+  if (grid_argmax_last(bv, bi, ws->v, ws->i, &ws->arrived, wv, wi, &last) && threadIdx.x == 0) sample_emit(p.argmax, bi);
 }
 
 // Each warp owns groups of RPW consecutive rows (grid-stride, so the grid never exceeds one wave). Its

@@ -58,45 +58,17 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
   for (int64_t i = lo + threadIdx.x; i < hi; i += kThreads) argmax_merge(bv, bi, p.logits[i], i);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) argmax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
-  if (lane == 0) {
-    best_v[warp] = bv;
-    best_i[warp] = bi;
-  }
-  __syncthreads();
+  block_argmax(bv, bi, best_v, best_i);
   __shared__ bool s_last;
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kThreads / 32; ++w) argmax_merge(bv, bi, best_v[w], best_i[w]);
-    s_last = true;
-    if (gridDim.x > 1) {
-      p.ws->v[blockIdx.x] = bv;
-      p.ws->i[blockIdx.x] = bi;
-      __threadfence();
-      s_last = atomicAdd(&p.ws->arrived, 1u) == gridDim.x - 1;
-    }
-    best_v[0] = bv;
-    best_i[0] = bi;
-  }
-  __syncthreads();
-  if (!s_last) {
+  if (gridDim.x > 1 && !grid_argmax_last(bv, bi, p.ws->v, p.ws->i, &p.ws->arrived, best_v, best_i, &s_last)) {
     trace_end(p.trace);
     return;
   }
-  if (gridDim.x > 1) {
-    __threadfence();
-    if (warp == 0) {
-      bv = lane < int(gridDim.x) ? __ldcg(&p.ws->v[lane]) : -INFINITY;
-      bi = lane < int(gridDim.x) ? __ldcg(&p.ws->i[lane]) : n;
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) argmax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o), __shfl_xor_sync(0xffffffffu, bi, o));
-      if (lane == 0) {
-        best_v[0] = bv;
-        best_i[0] = bi;
-        p.ws->arrived = 0;
-      }
-    }
-    __syncthreads();
+  if (threadIdx.x == 0) {  // only thread 0 reads best_v / best_i in the merges
+    best_v[0] = bv;
+    best_i[0] = bi;
+    s_chosen = bi;
   }
-  if (threadIdx.x == 0) s_chosen = best_i[0];
   __syncthreads();
   const float m = best_v[0];
   if (cfg.temperature == 0.f || !(m > -INFINITY)) {

@@ -69,6 +69,49 @@ __device__ __forceinline__ void argmax_merge(float& v, int64_t& i, float ov, int
   }
 }
 
+// Thread 0 ends with the block's argmax of the (v, i) that lane 0 of each warp holds; `wv`, `wi`: shared
+// memory, one entry per warp. Every thread of the block calls it.
+__device__ __forceinline__ void block_argmax(float& v, int64_t& i, float* wv, int64_t* wi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = int(blockDim.x + 31) / 32;
+  if (lane == 0) {
+    wv[warp] = v;
+    wi[warp] = i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int w = 1; w < warps; ++w) argmax_merge(v, i, wv[w], wi[w]);
+}
+
+// The grid's argmax from one (v, i) per block (held by thread 0), merged by the last block to arrive: each
+// block writes its result to slot blockIdx.x of (ws_v, ws_i), fences, and counts itself on *arrived (zero
+// between calls; the last block resets it). Every thread of the block calls it; it returns true only in the
+// last block, whose thread 0 then holds the grid's argmax (the lowest id on ties, whatever the arrival
+// order). `wv`, `wi`: as block_argmax; `last`: one shared bool.
+template <typename I>
+__device__ bool grid_argmax_last(float& v, int64_t& i, float* ws_v, I* ws_i, unsigned* arrived, float* wv, int64_t* wi, bool* last) {
+  if (threadIdx.x == 0) {
+    ws_v[blockIdx.x] = v;
+    ws_i[blockIdx.x] = static_cast<I>(i);
+    __threadfence();
+    *last = atomicAdd(arrived, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!*last) return false;
+  __threadfence();
+  float mv = -INFINITY;
+  int64_t mi = INT64_MAX;
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) argmax_merge(mv, mi, __ldcg(&ws_v[b]), static_cast<int64_t>(__ldcg(&ws_i[b])));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) argmax_merge(mv, mi, __shfl_xor_sync(0xffffffffu, mv, o), __shfl_xor_sync(0xffffffffu, mi, o));
+  block_argmax(mv, mi, wv, wi);  // thread 0 read wv / wi (the caller's block_argmax) before the barrier above
+  if (threadIdx.x == 0) {
+    *arrived = 0;
+    v = mv;
+    i = mi;
+  }
+  return true;
+}
+
 // One thread: the chosen id to its places (*out; with a chain also the next step's token and the stop).
 __device__ __forceinline__ void sample_emit(const SampleParams& p, int64_t id) {
   const int32_t v = static_cast<int32_t>(id);
