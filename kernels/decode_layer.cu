@@ -374,8 +374,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     reinterpret_cast<float4*>(xin)[c] = make_float4(x.x * w.x, x.y * w.y, x.z * w.z, x.w * w.w);
     ss += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
   }
-  if constexpr (REC)
-    if (tid == 0) rec[kClkLoads] = unsigned(clock64() - clk0) + (ss == 12345.f);  // after ss: its inputs have returned
+  stamp(kClkLoads);  // after the loop's shared-memory stores, which wait for its loads
   ss = block_sum(ss, scratch);  // its barriers also publish xin
   stamp(kClkSum);
   const float scale = rsqrtf(ss / float(D) + p.eps);
