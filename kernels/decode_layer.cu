@@ -30,7 +30,6 @@ __device__ __forceinline__ void cluster_wait() {
 // an mbarrier in its own shared memory (st.async completes the bytes on the receiver's barrier), so a
 // receiver waits for exactly its data and nobody issues a cluster-wide barrier, whose release half
 // compiles to a GPU-scope memory fence (run 10).
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");

@@ -59,10 +59,12 @@ __device__ __forceinline__ void prefetch_l2_bulk(const void* ptr, unsigned bytes
 #endif
 }
 
+// The shared-space address of a pointer into this block's shared memory (the operand PTX takes).
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
 #else
   *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
 #endif

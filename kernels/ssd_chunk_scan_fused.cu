@@ -16,10 +16,6 @@ constexpr int kRows = 64;     // chunk rows per block: 4 row warps x 16 rows
 constexpr int kK = 64;        // reduction extent of one pipeline stage (chunk columns j, or state columns n)
 constexpr int kLdA = kK + 8;  // shared row stride in elements: +16 bytes puts ldmatrix's 8 rows in distinct banks
 
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
 // ldmatrix on a shared-space byte address (computed once per thread, advanced by constants).
 __device__ __forceinline__ void ldsm_x4(unsigned (&r)[4], unsigned addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
