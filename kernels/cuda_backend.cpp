@@ -54,6 +54,13 @@ std::string env_str(const char* name, const char* dflt) {
 
 float to_float_limit(double v) { return static_cast<float>(v); }  // +inf stays +inf
 
+// A blank trace of n u64 (launch.cuh's slots): slots 0 and 1 of each kernel take minima, the others maxima.
+std::vector<uint64_t> blank_trace(size_t n) {
+  std::vector<uint64_t> t(n, 0);
+  for (size_t k = 0; k < n; k += CudaBackend::kTraceSlots) t[k] = t[k + 1] = ~uint64_t(0);
+  return t;
+}
+
 }  // namespace
 
 CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOptions& opt) : m_model(std::move(model)), m_c(m_model->config) {
@@ -665,6 +672,12 @@ float CudaBackend::clamp_uniform(double u) { return static_cast<float>(std::min(
 
 int CudaBackend::decode_chain() const { return m_chain_len > 1 && m_use_graph && !m_prof && !m_trace_on && decode_fused() ? m_chain_len : 0; }
 
+// Room in m_smid for the block records of `steps` decode steps (decode_smid), kept if already larger.
+void CudaBackend::reserve_block_records(int64_t steps) {
+  const size_t bytes = sizeof(unsigned) * size_t(steps * m_c.n_layer * kSmidStride * kDecodeBlockRec);
+  if (m_smid.bytes() < bytes) m_smid = DeviceBuffer(bytes, "decode block records");
+}
+
 std::vector<uint32_t> CudaBackend::decode_smid() const {
   std::vector<uint32_t> out(m_smid.bytes() / sizeof(uint32_t));
   if (!out.empty()) CUDA_CHECK(cudaMemcpy(out.data(), m_smid.get(), m_smid.bytes(), cudaMemcpyDeviceToHost));
@@ -679,8 +692,7 @@ void CudaBackend::set_decode_chain(int steps) {
 void CudaBackend::set_chain_trace(bool on) {
   if (on && m_chain_trace.empty())
     m_chain_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(kMaxChain * (m_c.n_layer + 3)), "decode chain trace");
-  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride * kDecodeBlockRec))
-    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(kMaxChain * m_c.n_layer * kSmidStride * kDecodeBlockRec), "decode SM ids");
+  if (on) reserve_block_records(kMaxChain);
   m_chain_trace_on = on;
   drop_graphs();
 }
@@ -710,8 +722,7 @@ std::vector<int32_t> CudaBackend::step_sample_chain(int32_t token, const Sampler
   const StepMode mode = sp.temperature == 0.f ? StepMode::ChainGreedy : StepMode::Chain;
   if (!graph(mode).ready()) capture(mode);
   if (m_chain_trace_on) {
-    std::vector<uint64_t> init(m_chain_trace.bytes() / sizeof(uint64_t), 0);  // slots 0 and 1 take minima
-    for (size_t k = 0; k < init.size(); k += kTraceSlots) init[k] = init[k + 1] = ~uint64_t(0);
+    const std::vector<uint64_t> init = blank_trace(m_chain_trace.bytes() / sizeof(uint64_t));
     CUDA_CHECK(cudaMemcpy(m_chain_trace.get(), init.data(), m_chain_trace.bytes(), cudaMemcpyHostToDevice));
   }
   graph(mode).launch(s);
@@ -843,8 +854,7 @@ void CudaBackend::set_pdl(bool on) {
 
 void CudaBackend::set_decode_trace(bool on) {
   if (on && m_trace.empty()) m_trace = DeviceBuffer(sizeof(unsigned long long) * kTraceSlots * size_t(3 * m_c.n_layer + 1), "decode trace");
-  if (on && m_smid.bytes() < sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride * kDecodeBlockRec))
-    m_smid = DeviceBuffer(sizeof(unsigned) * size_t(m_c.n_layer * kSmidStride * kDecodeBlockRec), "decode SM ids");
+  if (on) reserve_block_records(1);
   m_trace_on = on;
   drop_graphs();
 }
@@ -856,8 +866,7 @@ std::vector<uint64_t> CudaBackend::decode_trace_step() {
   cudaStream_t s = m_stream->get();
   m_stream->sync();
   const size_t n = kTraceSlots * size_t(3 * m_c.n_layer + 1);
-  std::vector<uint64_t> t(n, 0);  // slots 0 and 1 take minima, the others maxima
-  for (size_t k = 0; k < n; k += kTraceSlots) t[k] = t[k + 1] = ~uint64_t(0);
+  std::vector<uint64_t> t = blank_trace(n);
   CUDA_CHECK(cudaMemcpyAsync(m_trace.get(), t.data(), sizeof(uint64_t) * n, cudaMemcpyHostToDevice, s));
   StepIO* io = m_io_pinned.as<StepIO>();
   io->token = 1 % static_cast<int32_t>(m_c.vocab_size);

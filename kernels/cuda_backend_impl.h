@@ -124,6 +124,7 @@ class CudaBackend final : public Backend {
                             unsigned long long* trace, unsigned* smid);
   void enqueue_chain(cudaStream_t s, bool pdl, bool greedy);
   void drop_graphs();
+  void reserve_block_records(int64_t steps);
   GemvParams lm_head_params() const;
   GraphExec& graph(StepMode mode);
   static float clamp_uniform(double u);
