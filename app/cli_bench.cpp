@@ -5,8 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "cli_common.h"
-#include "error.h"
+#include "app/cli_common.h"
+#include "backends/ceilings.h"
+#include "engine/error.h"
 
 namespace mamba::cli {
 

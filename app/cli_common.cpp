@@ -1,11 +1,11 @@
-#include "cli_common.h"
+#include "app/cli_common.h"
 
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 
-#include "error.h"
+#include "engine/error.h"
 
 namespace mamba::cli {
 

@@ -4,9 +4,9 @@
 #include <optional>
 #include <string>
 
-#include "backend_factory.h"
-#include "cli_args.h"
-#include "tokenizer.h"
+#include "backends/backend_factory.h"
+#include "app/cli_args.h"
+#include "engine/tokenizer.h"
 
 namespace mamba::cli {
 

@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli_common.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "session.h"
+#include "app/cli_common.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/session.h"
 
 namespace mamba::cli {
 

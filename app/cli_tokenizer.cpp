@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "cli_args.h"
-#include "cli_common.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "tokenizer.h"
+#include "app/cli_args.h"
+#include "app/cli_common.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/tokenizer.h"
 
 namespace mamba::cli {
 namespace {

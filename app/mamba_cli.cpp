@@ -5,7 +5,7 @@
 #include <exception>
 #include <string>
 
-#include "cli_common.h"
+#include "app/cli_common.h"
 
 namespace {
 

@@ -9,10 +9,10 @@
 #include <unistd.h>
 #endif
 
-#include "MainWindow.h"
-#include "ScreenshotRunner.h"
-#include "StudioOptions.h"
-#include "StudioSettings.h"
+#include "ui/MainWindow.h"
+#include "ui/ScreenshotRunner.h"
+#include "ui/StudioOptions.h"
+#include "ui/StudioSettings.h"
 
 namespace {
 // OpenMP threads that spin between parallel regions fight the GUI thread for cores: on 2 cores the

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "sampler.h"
-#include "state.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/state.h"
 
 namespace mamba {
 

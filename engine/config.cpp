@@ -1,11 +1,11 @@
-#include "config.h"
+#include "engine/config.h"
 
 #include <cmath>
 #include <filesystem>
 #include <sstream>
 
-#include "error.h"
-#include "json_lenient.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
 
 namespace mamba {
 

@@ -5,10 +5,10 @@
 #include <cstring>
 #include <thread>
 
-#include "backend.h"
-#include "cpu_ops.h"
-#include "error.h"
-#include "ssd.h"
+#include "engine/backend.h"
+#include "engine/cpu_ops.h"
+#include "engine/error.h"
+#include "engine/ssd.h"
 
 extern "C" void openblas_set_num_threads(int);
 

@@ -1,4 +1,4 @@
-#include "cpu_ops.h"
+#include "engine/cpu_ops.h"
 
 #include <cblas.h>
 
@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "simd.h"
+#include "engine/simd.h"
 
 namespace mamba::cpu {
 

@@ -1,11 +1,11 @@
-#include "json_lenient.h"
+#include "engine/json_lenient.h"
 
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
-#include "error.h"
+#include "engine/error.h"
 
 namespace mamba {
 

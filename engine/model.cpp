@@ -1,4 +1,4 @@
-#include "model.h"
+#include "engine/model.h"
 
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <random>
 #include <set>
 
-#include "error.h"
-#include "safetensors.h"
+#include "engine/error.h"
+#include "engine/safetensors.h"
 
 namespace mamba {
 

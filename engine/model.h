@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "engine/config.h"
 
 namespace mamba {
 

@@ -1,4 +1,4 @@
-#include "safetensors.h"
+#include "engine/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "error.h"
-#include "json_lenient.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
 
 namespace mamba {
 

@@ -1,4 +1,4 @@
-#include "sampler.h"
+#include "engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "error.h"
+#include "engine/error.h"
 
 namespace mamba {
 

@@ -1,8 +1,8 @@
-#include "session.h"
+#include "engine/session.h"
 
 #include <chrono>
 
-#include "error.h"
+#include "engine/error.h"
 
 namespace mamba {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "sampler.h"
+#include "engine/backend.h"
+#include "engine/sampler.h"
 
 namespace mamba {
 

@@ -1,4 +1,4 @@
-#include "ssd.h"
+#include "engine/ssd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 
 #include <cblas.h>
 
-#include "error.h"
-#include "simd.h"
+#include "engine/error.h"
+#include "engine/simd.h"
 
 namespace mamba {
 

@@ -1,4 +1,4 @@
-#include "state.h"
+#include "engine/state.h"
 
 namespace mamba {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "config.h"
+#include "engine/config.h"
 
 namespace mamba {
 

@@ -1,8 +1,8 @@
 // The public Tokenizer API: encoding (added tokens, normalizers, pre-tokenizer, BPE), decoding and
 // StreamDecoder. Loading is in tokenizer_load.cpp; tokenizer_impl.h lists the other parts.
-#include "tokenizer.h"
+#include "engine/tokenizer.h"
 
-#include "tokenizer_impl.h"
+#include "engine/tokenizer_impl.h"
 
 namespace mamba {
 

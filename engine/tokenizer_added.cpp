@@ -1,6 +1,6 @@
-#include "tokenizer_added.h"
+#include "engine/tokenizer_added.h"
 
-#include "tokenizer_unicode.h"
+#include "engine/tokenizer_unicode.h"
 
 namespace mamba::tokenizer_detail {
 

@@ -1,10 +1,10 @@
-#include "tokenizer_bpe.h"
+#include "engine/tokenizer_bpe.h"
 
 #include <algorithm>
 #include <climits>
 #include <cstdio>
 
-#include "tokenizer_pretokenize.h"
+#include "engine/tokenizer_pretokenize.h"
 
 namespace mamba::tokenizer_detail {
 

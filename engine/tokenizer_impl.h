@@ -16,11 +16,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tokenizer.h"
-#include "tokenizer_added.h"
-#include "tokenizer_bpe.h"
-#include "tokenizer_pretokenize.h"
-#include "tokenizer_unicode.h"
+#include "engine/tokenizer.h"
+#include "engine/tokenizer_added.h"
+#include "engine/tokenizer_bpe.h"
+#include "engine/tokenizer_pretokenize.h"
+#include "engine/tokenizer_unicode.h"
 
 namespace mamba {
 

@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "error.h"
-#include "json_lenient.h"
-#include "tokenizer.h"
-#include "tokenizer_impl.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/tokenizer.h"
+#include "engine/tokenizer_impl.h"
 
 namespace mamba {
 namespace {

@@ -1,4 +1,4 @@
-#include "tokenizer_pretokenize.h"
+#include "engine/tokenizer_pretokenize.h"
 
 namespace mamba::tokenizer_detail {
 

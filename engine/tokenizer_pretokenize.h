@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer_unicode.h"
+#include "engine/tokenizer_unicode.h"
 
 namespace mamba::tokenizer_detail {
 

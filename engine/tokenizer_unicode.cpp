@@ -1,4 +1,4 @@
-#include "tokenizer_unicode.h"
+#include "engine/tokenizer_unicode.h"
 
 #include <utf8proc.h>
 
@@ -6,8 +6,8 @@
 #include <cstring>
 #include <memory>
 
-#include "error.h"
-#include "tokenizer.h"
+#include "engine/error.h"
+#include "engine/tokenizer.h"
 
 namespace mamba {
 namespace tokenizer_detail {

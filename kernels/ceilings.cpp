@@ -2,12 +2,12 @@
 #include <algorithm>
 #include <vector>
 
-#include "cuda_backend.h"
-#include "cuda_check.h"
-#include "cuda_memory.h"
-#include "dtype.h"
-#include "elementwise.cuh"
-#include "gemm.h"
+#include "kernels/cuda_backend.h"
+#include "kernels/cuda_check.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/dtype.h"
+#include "kernels/elementwise.cuh"
+#include "kernels/gemm.h"
 
 namespace mamba {
 
@@ -27,12 +27,12 @@ double median_ms(int reps, cudaStream_t s, F&& run) {
 }
 }  // namespace
 
-DeviceCeilings cuda_measure_ceilings(const BackendOptions& opt) {
+CudaCeilings cuda_measure_ceilings(const BackendOptions& opt) {
   const DType dt = parse_device_dtype(opt.dtype.empty() ? "bf16" : opt.dtype);
   CUDA_CHECK(cudaSetDevice(opt.device_index));
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, opt.device_index));
-  DeviceCeilings d;
+  CudaCeilings d;
   d.device_name = prop.name;
   Stream stream;
   cudaStream_t s = stream.get();

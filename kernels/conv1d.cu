@@ -1,7 +1,7 @@
-#include "conv1d.cuh"
-#include "dtype.cuh"
-#include "error.h"
-#include "launch.cuh"
+#include "kernels/conv1d.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
 // The CUDA backend: weights on the GPU in bf16/f16/f32, the live state on the GPU in fp32, prefill
 // through cuBLAS + the chunked SSD, decode through one captured graph of fused kernels per token.
-#include "cuda_backend.h"
+#include "kernels/cuda_backend.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,19 +9,19 @@
 #include <string>
 #include <tuple>
 
-#include "conv1d.cuh"
-#include "cuda_backend_impl.h"
-#include "cuda_check.h"
-#include "dt_cumsum.cuh"
-#include "elementwise.cuh"
-#include "embedding.cuh"
-#include "error.h"
-#include "gated_rmsnorm.cuh"
-#include "gemm.h"
-#include "gemv.cuh"
-#include "rmsnorm.cuh"
-#include "ssd_recurrent.cuh"
-#include "ssm_step.cuh"
+#include "kernels/conv1d.cuh"
+#include "kernels/cuda_backend_impl.h"
+#include "kernels/cuda_check.h"
+#include "kernels/dt_cumsum.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/embedding.cuh"
+#include "engine/error.h"
+#include "kernels/gated_rmsnorm.cuh"
+#include "kernels/gemm.h"
+#include "kernels/gemv.cuh"
+#include "kernels/rmsnorm.cuh"
+#include "kernels/ssd_recurrent.cuh"
+#include "kernels/ssm_step.cuh"
 
 namespace mamba {
 

@@ -1,11 +1,10 @@
 #pragma once
-// The CUDA backend's entry points, as engine/backend_factory.cpp calls them.
+// The CUDA backend's entry points, as backends/ calls them.
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "backend.h"
-#include "backend_factory.h"
+#include "engine/backend.h"
 
 namespace mamba {
 
@@ -16,9 +15,16 @@ bool cuda_device_available(std::string* why);
 // opt.dtype: "bf16" (the default for cuda) | "f16" | "f32" (weights in that dtype on the GPU).
 std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Model> model, const BackendOptions& opt);
 
+struct CudaCeilings {
+  std::string device_name;
+  double read_bandwidth_gbs = 0;
+  double matmul_gflops = 0;
+  std::string matmul_what;
+};
+
 // Device name; bandwidth from a 1 GiB device-to-device copy, counting bytes read + written; the rate of
 // an 8192^3 cuBLAS GEMM in the weight dtype (tensor cores for bf16/f16, fp32 accumulation) on random data.
-DeviceCeilings cuda_measure_ceilings(const BackendOptions& opt);
+CudaCeilings cuda_measure_ceilings(const BackendOptions& opt);
 
 // Peak bytes this process allocated on the device through the backend (weights, state, workspaces;
 // cuBLAS's own small workspace is not counted).

@@ -7,15 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "cuda_memory.h"
-#include "decode_layer.cuh"
-#include "dtype.h"
-#include "gemv.cuh"
-#include "profiler.h"
-#include "sampler.h"
-#include "sampling.cuh"
-#include "ssd_chunked.h"
+#include "engine/backend.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/decode_layer.cuh"
+#include "kernels/dtype.h"
+#include "kernels/gemv.cuh"
+#include "kernels/profiler.h"
+#include "engine/sampler.h"
+#include "kernels/sampling.cuh"
+#include "kernels/ssd_chunked.h"
 
 namespace mamba {
 

@@ -1,9 +1,9 @@
-#include "cuda_check.h"
+#include "kernels/cuda_check.h"
 
 #include <string>
 
-#include "dtype.h"
-#include "error.h"
+#include "kernels/dtype.h"
+#include "engine/error.h"
 
 namespace mamba {
 

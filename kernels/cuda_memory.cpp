@@ -1,10 +1,10 @@
-#include "cuda_memory.h"
+#include "kernels/cuda_memory.h"
 
 #include <atomic>
 #include <string>
 
-#include "cuda_check.h"
-#include "error.h"
+#include "kernels/cuda_check.h"
+#include "engine/error.h"
 
 namespace mamba {
 

@@ -1,11 +1,11 @@
 #include <cstdlib>
 #include <string>
 
-#include "decode_layer.cuh"
-#include "dtype.cuh"
-#include "error.h"
-#include "launch.cuh"
-#include "vec16.cuh"
+#include "kernels/decode_layer.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
+#include "kernels/vec16.cuh"
 
 namespace mamba {
 

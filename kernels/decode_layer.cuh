@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <string>
 
-#include "dtype.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "dt_cumsum.cuh"
-#include "dtype.cuh"
-#include "launch.cuh"
+#include "kernels/dt_cumsum.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "dtype.cuh"
-#include "elementwise.cuh"
-#include "launch.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "dtype.cuh"
-#include "embedding.cuh"
-#include "launch.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/embedding.cuh"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "dtype.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

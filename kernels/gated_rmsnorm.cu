@@ -1,7 +1,7 @@
-#include "dtype.cuh"
-#include "error.h"
-#include "gated_rmsnorm.cuh"
-#include "launch.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/gated_rmsnorm.cuh"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "dtype.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

@@ -1,9 +1,9 @@
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 #include <climits>
 
-#include "cuda_check.h"
-#include "error.h"
+#include "kernels/cuda_check.h"
+#include "engine/error.h"
 
 namespace mamba {
 

@@ -3,11 +3,11 @@
 
 #include <type_traits>
 
-#include "dtype.cuh"
-#include "error.h"
-#include "gemv.cuh"
-#include "launch.cuh"
-#include "vec16.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/gemv.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/vec16.cuh"
 
 namespace mamba {
 

@@ -13,8 +13,8 @@
 
 #include <cstdint>
 
-#include "dtype.h"
-#include "sampling.cuh"
+#include "kernels/dtype.h"
+#include "kernels/sampling.cuh"
 
 namespace mamba {
 

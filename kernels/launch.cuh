@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "cuda_check.h"
+#include "kernels/cuda_check.h"
 
 namespace mamba {
 

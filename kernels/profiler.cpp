@@ -1,4 +1,4 @@
-#include "profiler.h"
+#include "kernels/profiler.h"
 
 namespace mamba {
 

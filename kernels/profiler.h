@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda_memory.h"
+#include "kernels/cuda_memory.h"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "dtype.cuh"
-#include "launch.cuh"
-#include "rmsnorm.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/rmsnorm.cuh"
 
 namespace mamba {
 

@@ -1,5 +1,5 @@
-#include "launch.cuh"
-#include "sampling.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/sampling.cuh"
 
 namespace mamba {
 

@@ -1,7 +1,7 @@
-#include "dtype.cuh"
-#include "error.h"
-#include "launch.cuh"
-#include "ssd_chunk_scan.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
+#include "kernels/ssd_chunk_scan.cuh"
 
 namespace mamba {
 

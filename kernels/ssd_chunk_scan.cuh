@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "dtype.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

@@ -3,10 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "dtype.cuh"
-#include "error.h"
-#include "launch.cuh"
-#include "ssd_chunk_scan_fused.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
+#include "kernels/ssd_chunk_scan_fused.cuh"
 
 namespace mamba {
 

@@ -17,7 +17,7 @@
 
 #include <cstdint>
 
-#include "dtype.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "dtype.cuh"
-#include "launch.cuh"
-#include "ssd_chunk_state.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/ssd_chunk_state.cuh"
 
 namespace mamba {
 

@@ -1,13 +1,13 @@
-#include "ssd_chunked.h"
+#include "kernels/ssd_chunked.h"
 
-#include "cuda_check.h"
-#include "error.h"
-#include "gemm.h"
-#include "profiler.h"
-#include "ssd_chunk_scan.cuh"
-#include "ssd_chunk_scan_fused.cuh"
-#include "ssd_chunk_state.cuh"
-#include "ssd_state_passing.cuh"
+#include "kernels/cuda_check.h"
+#include "engine/error.h"
+#include "kernels/gemm.h"
+#include "kernels/profiler.h"
+#include "kernels/ssd_chunk_scan.cuh"
+#include "kernels/ssd_chunk_scan_fused.cuh"
+#include "kernels/ssd_chunk_state.cuh"
+#include "kernels/ssd_state_passing.cuh"
 
 namespace mamba {
 

@@ -20,8 +20,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "cuda_memory.h"
-#include "dtype.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 

@@ -1,6 +1,6 @@
-#include "error.h"
-#include "launch.cuh"
-#include "ssd_recurrent.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
+#include "kernels/ssd_recurrent.cuh"
 
 namespace mamba {
 

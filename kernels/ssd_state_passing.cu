@@ -1,6 +1,6 @@
-#include "dtype.cuh"
-#include "launch.cuh"
-#include "ssd_state_passing.cuh"
+#include "kernels/dtype.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/ssd_state_passing.cuh"
 
 namespace mamba {
 

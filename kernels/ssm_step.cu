@@ -1,7 +1,7 @@
-#include "dtype.cuh"
-#include "error.h"
-#include "launch.cuh"
-#include "ssm_step.cuh"
+#include "kernels/dtype.cuh"
+#include "engine/error.h"
+#include "kernels/launch.cuh"
+#include "kernels/ssm_step.cuh"
 
 namespace mamba {
 

@@ -5,7 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "launch.cuh"
+#include "kernels/launch.cuh"
 
 namespace mamba {
 

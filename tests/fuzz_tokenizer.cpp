@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "error.h"
-#include "json_lenient.h"
-#include "tokenizer.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/tokenizer.h"
 
 namespace {
 

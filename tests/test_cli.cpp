@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "json_lenient.h"
-#include "test_util.h"
+#include "engine/json_lenient.h"
+#include "tests/test_util.h"
 
 namespace {
 

@@ -2,10 +2,10 @@
 
 #include <cmath>
 
-#include "config.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "test_util.h"
+#include "engine/config.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
-#include "json_lenient.h"
-#include "session.h"
-#include "test_util.h"
-#include "tokenizer.h"
+#include "engine/backend.h"
+#include "engine/json_lenient.h"
+#include "engine/session.h"
+#include "tests/test_util.h"
+#include "engine/tokenizer.h"
 
 using namespace mamba;
 namespace fs = std::filesystem;

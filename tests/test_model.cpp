@@ -5,11 +5,11 @@
 #include <fstream>
 #include <random>
 
-#include "backend.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "session.h"
-#include "test_util.h"
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/session.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;

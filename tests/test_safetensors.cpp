@@ -2,10 +2,10 @@
 
 #include <cstring>
 
-#include "error.h"
-#include "model.h"
-#include "safetensors.h"
-#include "test_util.h"
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 using mamba::test::TempDir;

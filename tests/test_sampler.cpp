@@ -3,8 +3,8 @@
 #include <cmath>
 #include <map>
 
-#include "error.h"
-#include "sampler.h"
+#include "engine/error.h"
+#include "engine/sampler.h"
 
 using namespace mamba;
 

@@ -2,8 +2,8 @@
 
 #include <random>
 
-#include "ssd.h"
-#include "test_util.h"
+#include "engine/ssd.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 

@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "error.h"
-#include "json_lenient.h"
-#include "test_util.h"
-#include "tokenizer.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "tests/test_util.h"
+#include "engine/tokenizer.h"
 
 namespace {
 

@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "json_lenient.h"
+#include "engine/json_lenient.h"
 #include <random>
 
-#include "backend.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "model.h"
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/model.h"
 
 namespace mamba::test {
 

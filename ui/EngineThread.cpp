@@ -1,7 +1,7 @@
-#include "EngineThread.h"
+#include "ui/EngineThread.h"
 
-#include "EngineTypes.h"
-#include "EngineWorker.h"
+#include "ui/EngineTypes.h"
+#include "ui/EngineWorker.h"
 
 namespace studio {
 

@@ -1,4 +1,4 @@
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace studio {
 

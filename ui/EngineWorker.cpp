@@ -1,4 +1,4 @@
-#include "EngineWorker.h"
+#include "ui/EngineWorker.h"
 
 #include <QDir>
 #include <QElapsedTimer>
@@ -6,11 +6,11 @@
 #include <QRegularExpression>
 #include <new>
 
-#include "backend_factory.h"
-#include "error.h"
-#include "model.h"
-#include "session.h"
-#include "tokenizer.h"
+#include "backends/backend_factory.h"
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/session.h"
+#include "engine/tokenizer.h"
 
 namespace studio {
 

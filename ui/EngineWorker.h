@@ -7,7 +7,7 @@
 #include <atomic>
 #include <memory>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace mamba {
 struct Model;

@@ -1,4 +1,4 @@
-#include "ErrorBanner.h"
+#include "ui/ErrorBanner.h"
 
 #include <QHBoxLayout>
 #include <QLabel>

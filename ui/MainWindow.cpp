@@ -1,4 +1,4 @@
-#include "MainWindow.h"
+#include "ui/MainWindow.h"
 
 #include <QAction>
 #include <QApplication>
@@ -22,15 +22,15 @@
 #include <QStatusBar>
 #include <QToolButton>
 
-#include "EngineThread.h"
-#include "EngineWorker.h"
-#include "ErrorBanner.h"
-#include "ModelInfoPanel.h"
-#include "SamplingPanel.h"
-#include "StudioResources.h"
-#include "StudioSettings.h"
-#include "TokenView.h"
-#include "model.h"
+#include "ui/EngineThread.h"
+#include "ui/EngineWorker.h"
+#include "ui/ErrorBanner.h"
+#include "ui/ModelInfoPanel.h"
+#include "ui/SamplingPanel.h"
+#include "ui/StudioResources.h"
+#include "ui/StudioSettings.h"
+#include "ui/TokenView.h"
+#include "engine/model.h"
 
 namespace studio {
 

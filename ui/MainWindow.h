@@ -8,8 +8,8 @@
 #include <QMap>
 #include <memory>
 
-#include "EngineTypes.h"
-#include "Transcript.h"
+#include "ui/EngineTypes.h"
+#include "ui/Transcript.h"
 
 class QAction;
 class QCheckBox;

@@ -20,15 +20,15 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
-#include "EngineThread.h"
-#include "EngineWorker.h"
-#include "ErrorBanner.h"
-#include "MainWindow.h"
-#include "ModelInfoPanel.h"
-#include "ProbabilityLegend.h"
-#include "SamplingPanel.h"
-#include "StudioSettings.h"
-#include "TokenView.h"
+#include "ui/EngineThread.h"
+#include "ui/EngineWorker.h"
+#include "ui/ErrorBanner.h"
+#include "ui/MainWindow.h"
+#include "ui/ModelInfoPanel.h"
+#include "ui/ProbabilityLegend.h"
+#include "ui/SamplingPanel.h"
+#include "ui/StudioSettings.h"
+#include "ui/TokenView.h"
 
 namespace studio {
 

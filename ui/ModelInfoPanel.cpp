@@ -1,4 +1,4 @@
-#include "ModelInfoPanel.h"
+#include "ui/ModelInfoPanel.h"
 
 #include <QFormLayout>
 #include <QLabel>

@@ -2,7 +2,7 @@
 // The loaded model at a glance: shape, size, dtype, the state it carries per sequence, load time.
 #include <QWidget>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 class QFormLayout;
 class QLabel;

@@ -1,4 +1,4 @@
-#include "ProbabilityColors.h"
+#include "ui/ProbabilityColors.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
-#include "ProbabilityLegend.h"
+#include "ui/ProbabilityLegend.h"
 
 #include <QPainter>
 
-#include "ProbabilityColors.h"
+#include "ui/ProbabilityColors.h"
 
 namespace studio {
 

@@ -1,4 +1,4 @@
-#include "SamplingPanel.h"
+#include "ui/SamplingPanel.h"
 
 #include <QCheckBox>
 #include <QDoubleSpinBox>

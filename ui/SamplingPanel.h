@@ -3,7 +3,7 @@
 // so a value the panel allows never comes back as an error.
 #include <QWidget>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 class QCheckBox;
 class QDoubleSpinBox;

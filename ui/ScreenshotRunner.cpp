@@ -1,4 +1,4 @@
-#include "ScreenshotRunner.h"
+#include "ui/ScreenshotRunner.h"
 
 #include <QApplication>
 #include <QFileInfo>
@@ -8,10 +8,10 @@
 #include <QToolTip>
 #include <cstdio>
 
-#include "MainWindow.h"
-#include "SamplingPanel.h"
-#include "TokenTooltip.h"
-#include "TokenView.h"
+#include "ui/MainWindow.h"
+#include "ui/SamplingPanel.h"
+#include "ui/TokenTooltip.h"
+#include "ui/TokenView.h"
 
 namespace studio {
 

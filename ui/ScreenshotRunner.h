@@ -5,8 +5,8 @@
 #include <QObject>
 #include <QTimer>
 
-#include "EngineTypes.h"
-#include "StudioOptions.h"
+#include "ui/EngineTypes.h"
+#include "ui/StudioOptions.h"
 
 namespace studio {
 

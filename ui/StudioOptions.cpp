@@ -1,4 +1,4 @@
-#include "StudioOptions.h"
+#include "ui/StudioOptions.h"
 
 #include <QCommandLineParser>
 #include <QRegularExpression>

@@ -1,4 +1,4 @@
-#include "StudioResources.h"
+#include "ui/StudioResources.h"
 
 #include <QtGlobal>
 

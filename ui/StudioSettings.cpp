@@ -1,4 +1,4 @@
-#include "StudioSettings.h"
+#include "ui/StudioSettings.h"
 
 namespace studio {
 

@@ -6,7 +6,7 @@
 #include <QStringList>
 #include <memory>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace studio {
 

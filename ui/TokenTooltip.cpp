@@ -1,9 +1,9 @@
-#include "TokenTooltip.h"
+#include "ui/TokenTooltip.h"
 
 #include <QObject>
 #include <algorithm>
 
-#include "ProbabilityColors.h"
+#include "ui/ProbabilityColors.h"
 
 namespace studio {
 

@@ -2,7 +2,7 @@
 // The hover card of one generated token: its text, id, probability and the model's top alternatives.
 #include <QString>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace studio {
 

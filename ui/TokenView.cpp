@@ -1,4 +1,4 @@
-#include "TokenView.h"
+#include "ui/TokenView.h"
 
 #include <QAbstractTextDocumentLayout>
 #include <QHelpEvent>
@@ -8,8 +8,8 @@
 #include <QToolTip>
 #include <algorithm>
 
-#include "ProbabilityColors.h"
-#include "TokenTooltip.h"
+#include "ui/ProbabilityColors.h"
+#include "ui/TokenTooltip.h"
 
 namespace studio {
 

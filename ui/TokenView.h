@@ -5,7 +5,7 @@
 #include <QTextEdit>
 #include <QVector>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace studio {
 

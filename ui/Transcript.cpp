@@ -1,4 +1,4 @@
-#include "Transcript.h"
+#include "ui/Transcript.h"
 
 #include <QCoreApplication>
 #include <QDateTime>

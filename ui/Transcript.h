@@ -5,7 +5,7 @@
 #include <QString>
 #include <QVector>
 
-#include "EngineTypes.h"
+#include "ui/EngineTypes.h"
 
 namespace studio {
 

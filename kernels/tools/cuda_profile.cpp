@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "cuda_backend.h"
-#include "cuda_backend_impl.h"
-#include "error.h"
+#include "kernels/cuda_backend.h"
+#include "kernels/cuda_backend_impl.h"
+#include "engine/error.h"
 
 using namespace mamba;
 
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
     auto model = Model::random(Config::preset(cfg_name), 1);
     CudaBackend b(model, bo);
     const Config& c = model->config;
-    const DeviceCeilings ceil = cuda_measure_ceilings(bo);
+    const CudaCeilings ceil = cuda_measure_ceilings(bo);
     const double floor_ms = double(b.weight_bytes()) / (ceil.read_bandwidth_gbs * 1e9) * 1e3;
     std::printf("== %s, %s, %s ==\n", cfg_name.c_str(), b.name().c_str(), ceil.device_name.c_str());
     std::printf("bandwidth %.0f GB/s (1 GiB D2D copy, read+write); %s: %.0f GFLOP/s\n", ceil.read_bandwidth_gbs, ceil.matmul_what.c_str(),

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
-#include "cuda_check.h"
-#include "cuda_memory.h"
-#include "launch.cuh"
+#include "kernels/cuda_check.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/launch.cuh"
 
 namespace cg = cooperative_groups;
 using namespace mamba;

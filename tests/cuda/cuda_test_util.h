@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "cuda_backend.h"
-#include "cuda_check.h"
-#include "cuda_memory.h"
-#include "dtype.h"
+#include "kernels/cuda_backend.h"
+#include "kernels/cuda_check.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/dtype.h"
 
 namespace mamba::test {
 

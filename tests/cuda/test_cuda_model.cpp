@@ -5,14 +5,14 @@
 #include <filesystem>
 #include <random>
 
-#include "backend.h"
-#include "cuda_backend_impl.h"
-#include "cuda_test_util.h"
-#include "error.h"
-#include "json_lenient.h"
-#include "model.h"
-#include "session.h"
-#include "test_util.h"
+#include "engine/backend.h"
+#include "kernels/cuda_backend_impl.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "engine/error.h"
+#include "engine/json_lenient.h"
+#include "engine/model.h"
+#include "engine/session.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;

@@ -3,17 +3,17 @@
 #include <numeric>
 #include <set>
 
-#include "conv1d.cuh"
-#include "cpu_ops.h"
-#include "cuda_test_util.h"
-#include "dt_cumsum.cuh"
-#include "embedding.cuh"
-#include "gated_rmsnorm.cuh"
-#include "gemv.cuh"
-#include "rmsnorm.cuh"
-#include "sampling.cuh"
-#include "ssm_step.cuh"
-#include "ssd.h"
+#include "kernels/conv1d.cuh"
+#include "engine/cpu_ops.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "kernels/dt_cumsum.cuh"
+#include "kernels/embedding.cuh"
+#include "kernels/gated_rmsnorm.cuh"
+#include "kernels/gemv.cuh"
+#include "kernels/rmsnorm.cuh"
+#include "kernels/sampling.cuh"
+#include "kernels/ssm_step.cuh"
+#include "engine/ssd.h"
 
 using namespace mamba;
 using namespace mamba::test;

@@ -3,12 +3,12 @@
 // paired-channel path with the chunk-state scaling and fp32 output of the x channels only.
 #include <cstdlib>
 
-#include "backend.h"
-#include "conv1d.cuh"
-#include "cpu_ops.h"
-#include "cuda_test_util.h"
-#include "model.h"
-#include "test_util.h"
+#include "engine/backend.h"
+#include "kernels/conv1d.cuh"
+#include "engine/cpu_ops.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "engine/model.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;

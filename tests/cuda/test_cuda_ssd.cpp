@@ -1,11 +1,11 @@
 // The chunked and recurrent SSD on the GPU against engine/ssd.cpp, y and the final state; the fused
 // chunk scan against the CPU and the unfused path, and its gated epilogue + norm finish.
-#include "cuda_test_util.h"
-#include "gated_rmsnorm.cuh"
-#include "gemm.h"
-#include "ssd.h"
-#include "ssd_chunked.h"
-#include "ssd_recurrent.cuh"
+#include "tests/cuda/cuda_test_util.h"
+#include "kernels/gated_rmsnorm.cuh"
+#include "kernels/gemm.h"
+#include "engine/ssd.h"
+#include "kernels/ssd_chunked.h"
+#include "kernels/ssd_recurrent.cuh"
 
 using namespace mamba;
 using namespace mamba::test;

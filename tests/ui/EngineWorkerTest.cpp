@@ -1,4 +1,4 @@
-#include "EngineWorkerTest.h"
+#include "tests/ui/EngineWorkerTest.h"
 
 #include <QDir>
 #include <QElapsedTimer>
@@ -11,11 +11,11 @@
 #include <QTimer>
 #include <atomic>
 
-#include "EngineThread.h"
-#include "EngineWorker.h"
-#include "TestModels.h"
-#include "backend_factory.h"
-#include "session.h"
+#include "ui/EngineThread.h"
+#include "ui/EngineWorker.h"
+#include "tests/ui/TestModels.h"
+#include "backends/backend_factory.h"
+#include "engine/session.h"
 
 namespace studio::test {
 

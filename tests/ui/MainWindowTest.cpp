@@ -1,4 +1,4 @@
-#include "MainWindowTest.h"
+#include "tests/ui/MainWindowTest.h"
 
 #include <QAction>
 #include <QApplication>
@@ -16,15 +16,15 @@
 #include <QTest>
 #include <QUrl>
 
-#include "EngineWorker.h"
-#include "backend_factory.h"
-#include "ErrorBanner.h"
-#include "MainWindow.h"
-#include "SamplingPanel.h"
-#include "StudioSettings.h"
-#include "TestModels.h"
-#include "TokenTooltip.h"
-#include "TokenView.h"
+#include "ui/EngineWorker.h"
+#include "backends/backend_factory.h"
+#include "ui/ErrorBanner.h"
+#include "ui/MainWindow.h"
+#include "ui/SamplingPanel.h"
+#include "ui/StudioSettings.h"
+#include "tests/ui/TestModels.h"
+#include "ui/TokenTooltip.h"
+#include "ui/TokenView.h"
 
 namespace studio::test {
 

@@ -1,4 +1,4 @@
-#include "ScreenshotTest.h"
+#include "tests/ui/ScreenshotTest.h"
 
 #include <QFileInfo>
 #include <QImage>
@@ -6,7 +6,7 @@
 #include <QSet>
 #include <QTest>
 
-#include "TestModels.h"
+#include "tests/ui/TestModels.h"
 
 namespace studio::test {
 

@@ -1,11 +1,11 @@
-#include "SettingsTest.h"
+#include "tests/ui/SettingsTest.h"
 
 #include <QComboBox>
 #include <QTest>
 
-#include "MainWindow.h"
-#include "SamplingPanel.h"
-#include "StudioSettings.h"
+#include "ui/MainWindow.h"
+#include "ui/SamplingPanel.h"
+#include "ui/StudioSettings.h"
 
 namespace studio::test {
 

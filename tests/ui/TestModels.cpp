@@ -1,4 +1,4 @@
-#include "TestModels.h"
+#include "tests/ui/TestModels.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <QFile>
 #include <cmath>
 
-#include "../test_util.h"
+#include "tests/test_util.h"
 
 namespace studio::test {
 

@@ -6,8 +6,8 @@
 #include <QTest>
 #include <memory>
 
-#include "model.h"
-#include "tokenizer.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
 
 namespace studio::test {
 

@@ -3,11 +3,11 @@
 #include <QStandardPaths>
 #include <QTest>
 
-#include "EngineTypes.h"
-#include "EngineWorkerTest.h"
-#include "MainWindowTest.h"
-#include "ScreenshotTest.h"
-#include "SettingsTest.h"
+#include "ui/EngineTypes.h"
+#include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/MainWindowTest.h"
+#include "tests/ui/ScreenshotTest.h"
+#include "tests/ui/SettingsTest.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);

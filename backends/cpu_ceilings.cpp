@@ -1,6 +1,6 @@
-#include "sysbench.h"
+#include "backends/cpu_ceilings.h"
 
-#include "simd.h"
+#include "engine/simd.h"
 
 #include <cblas.h>
 #include <omp.h>
