@@ -138,8 +138,9 @@ int run_bench(int argc, char** argv) {
       {"prefill_bound_tok_s", prefill_bound},
       {"prefill_fraction_of_bound", (double(T) / prefill_s) / prefill_bound},
   };
-  if (!json_only) std::fprintf(stderr, "prefill %.1f tok/s (bound %.1f), decode %.2f tok/s (bound %.2f)\n", double(T) / prefill_s, prefill_bound,
-                               1.0 / decode_s, decode_bound);
+  if (!json_only)
+    std::fprintf(stderr, "prefill %.1f tok/s (bound %.1f), decode %.2f tok/s (bound %.2f)\n", double(T) / prefill_s, prefill_bound,
+                 1.0 / decode_s, decode_bound);
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }

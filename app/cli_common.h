@@ -4,8 +4,8 @@
 #include <optional>
 #include <string>
 
-#include "backends/backend_factory.h"
 #include "app/cli_args.h"
+#include "backends/backend_factory.h"
 #include "engine/tokenizer.h"
 
 namespace mamba::cli {

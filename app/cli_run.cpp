@@ -139,8 +139,11 @@ int run_score(int argc, char** argv) {
   }
   // Bytes predicted: everything after the first token, which nothing predicts.
   const uint64_t bytes = text.size() - l.tokenizer->decode(std::span<const int32_t>(ids.data(), 1)).size();
-  nlohmann::json out = {{"tokens", n},      {"predicted_tokens", n - 1}, {"bytes", bytes},
-                        {"nll", nll},       {"nats_per_byte", nll / double(bytes)},
+  nlohmann::json out = {{"tokens", n},
+                        {"predicted_tokens", n - 1},
+                        {"bytes", bytes},
+                        {"nll", nll},
+                        {"nats_per_byte", nll / double(bytes)},
                         {"perplexity", std::exp(nll / double(n - 1))}};
   std::printf("%s\n", out.dump().c_str());
   return 0;

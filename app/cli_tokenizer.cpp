@@ -17,8 +17,7 @@ namespace {
 
 void write_stdout(const std::string& s) {
   // fwrite, not puts: decoded text may contain NUL bytes.
-  if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size() || std::fflush(stdout) != 0)
-    throw Error("cannot write to standard output");
+  if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size() || std::fflush(stdout) != 0) throw Error("cannot write to standard output");
 }
 
 Tokenizer tokenizer_arg(const Args& args, const char* command) {
@@ -30,8 +29,7 @@ Tokenizer tokenizer_arg(const Args& args, const char* command) {
 
 int run_tokenize(int argc, char** argv) {
   const Args args(argc, argv, {"--tokenizer", "--text", "--text-file"}, {});
-  if (args.has("--text") == args.has("--text-file"))
-    throw UsageError("tokenize needs exactly one of --text S or --text-file F");
+  if (args.has("--text") == args.has("--text-file")) throw UsageError("tokenize needs exactly one of --text S or --text-file F");
   const Tokenizer tok = tokenizer_arg(args, "tokenize");
   const std::string text = args.has("--text") ? args.str("--text") : read_text_file(args.str("--text-file"));
   write_stdout(nlohmann::json(tok.encode(text)).dump() + "\n");

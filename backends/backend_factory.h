@@ -14,4 +14,3 @@ std::unique_ptr<Backend> make_backend(const std::string& device, std::shared_ptr
 bool cuda_available(std::string* why = nullptr);
 
 }  // namespace mamba
-

@@ -22,8 +22,8 @@ struct ProbeSink;  // observer of per-layer internals (dt, decay, state norms); 
 
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;     // 0: the model's chunk_size
-  bool all_logits = false;    // logits for every position (T, V), else only the last (1, V)
+  int64_t chunk_size = 0;   // 0: the model's chunk_size
+  bool all_logits = false;  // logits for every position (T, V), else only the last (1, V)
   ProbeSink* probes = nullptr;
 };
 
@@ -39,8 +39,8 @@ class Backend {
   virtual std::string name() const = 0;  // e.g. "cpu (2 threads)", "cuda:0 NVIDIA H100 (bf16)"
   virtual const Model& model() const = 0;
 
-  virtual void reset_state() = 0;                 // zero state, no tokens
-  virtual void set_state(const State& s) = 0;     // throws if the shapes do not match the model
+  virtual void reset_state() = 0;              // zero state, no tokens
+  virtual void set_state(const State& s) = 0;  // throws if the shapes do not match the model
   virtual State get_state() const = 0;
   virtual int64_t n_tokens() const = 0;
 
@@ -61,7 +61,9 @@ class Backend {
   // in `stop` (returned, not fed). Returns the sampled ids; the last one is not fed. decode_chain(): the
   // most steps one call takes (0: not available; callers then use step_sample).
   virtual int decode_chain() const { return 0; }
-  virtual std::vector<int32_t> step_sample_chain(int32_t, const SamplerParams&, std::span<const double>, std::span<const int32_t>) { return {}; }
+  virtual std::vector<int32_t> step_sample_chain(int32_t, const SamplerParams&, std::span<const double>, std::span<const int32_t>) {
+    return {};
+  }
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
 };

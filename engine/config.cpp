@@ -144,8 +144,8 @@ void Config::finalize(const std::string& origin) {
   positive(d_conv, "conv_kernel");
   positive(vocab_size, "vocab_size");
   if (n_heads * head_dim != expand * d_model)
-    throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") x head_dim (" + std::to_string(head_dim) +
-                ") must equal expand (" + std::to_string(expand) + ") x hidden_size (" + std::to_string(d_model) + ")");
+    throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") x head_dim (" + std::to_string(head_dim) + ") must equal expand (" +
+                std::to_string(expand) + ") x hidden_size (" + std::to_string(d_model) + ")");
   if (n_heads % n_groups != 0)
     throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") must be divisible by n_groups (" + std::to_string(n_groups) + ")");
   if (!(norm_eps > 0) || !std::isfinite(norm_eps)) throw Error(origin + ": field 'layer_norm_epsilon' must be a positive finite number");
@@ -160,38 +160,55 @@ void Config::finalize(const std::string& origin) {
 }
 
 int64_t Config::n_params() const {
-  int64_t per_layer = d_model                                   // norm
-                      + d_in_proj * d_model + (use_bias ? d_in_proj : 0)
-                      + conv_dim * d_conv + (conv_bias ? conv_dim : 0)
-                      + 3 * n_heads                             // dt_bias, A_log, D
-                      + d_inner                                 // gated norm
+  int64_t per_layer = d_model  // norm
+                      + d_in_proj * d_model + (use_bias ? d_in_proj : 0) + conv_dim * d_conv + (conv_bias ? conv_dim : 0) +
+                      3 * n_heads  // dt_bias, A_log, D
+                      + d_inner    // gated norm
                       + d_model * d_inner + (use_bias ? d_model : 0);
   return vocab_size * d_model * (tie_embeddings ? 1 : 2) + n_layer * per_layer + d_model;
 }
 
 std::string Config::summary() const {
   std::ostringstream s;
-  s << "layers " << n_layer << ", d_model " << d_model << ", heads " << n_heads << "x" << head_dim << ", d_state " << d_state
-    << ", groups " << n_groups << ", conv " << d_conv << ", chunk " << chunk_size << ", vocab " << vocab_size
-    << (tie_embeddings ? " (tied)" : "") << ", params " << n_params();
+  s << "layers " << n_layer << ", d_model " << d_model << ", heads " << n_heads << "x" << head_dim << ", d_state " << d_state << ", groups "
+    << n_groups << ", conv " << d_conv << ", chunk " << chunk_size << ", vocab " << vocab_size << (tie_embeddings ? " (tied)" : "")
+    << ", params " << n_params();
   return s.str();
 }
 
 Config Config::preset(const std::string& name) {
   // state-spaces/mamba2-*: d_state 128, headdim 64, expand 2, ngroups 1, conv 4, chunk 256, vocab 50277 padded to 50288.
   Config c;
-  if (name == "130m") { c.d_model = 768; c.n_layer = 24; }
-  else if (name == "370m") { c.d_model = 1024; c.n_layer = 48; }
-  else if (name == "780m") { c.d_model = 1536; c.n_layer = 48; }
-  else if (name == "1.3b") { c.d_model = 2048; c.n_layer = 48; }
-  else if (name == "2.7b") { c.d_model = 2560; c.n_layer = 64; }
-  else throw Error("unknown --config '" + name + "' (known: 130m, 370m, 780m, 1.3b, 2.7b)");
+  if (name == "130m") {
+    c.d_model = 768;
+    c.n_layer = 24;
+  } else if (name == "370m") {
+    c.d_model = 1024;
+    c.n_layer = 48;
+  } else if (name == "780m") {
+    c.d_model = 1536;
+    c.n_layer = 48;
+  } else if (name == "1.3b") {
+    c.d_model = 2048;
+    c.n_layer = 48;
+  } else if (name == "2.7b") {
+    c.d_model = 2560;
+    c.n_layer = 64;
+  } else throw Error("unknown --config '" + name + "' (known: 130m, 370m, 780m, 1.3b, 2.7b)");
   c.vocab_size = 50288;
-  c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_groups = 1; c.chunk_size = 256; c.d_conv = 4;
+  c.d_state = 128;
+  c.head_dim = 64;
+  c.expand = 2;
+  c.n_groups = 1;
+  c.chunk_size = 256;
+  c.d_conv = 4;
   c.n_heads = c.expand * c.d_model / c.head_dim;
   c.tie_embeddings = true;
-  c.dt_min = 0.0; c.dt_max = INFINITY;
-  c.bos_token_id = 0; c.eos_token_id = 0; c.pad_token_id = 0;
+  c.dt_min = 0.0;
+  c.dt_max = INFINITY;
+  c.bos_token_id = 0;
+  c.eos_token_id = 0;
+  c.pad_token_id = 0;
   c.finalize("preset " + name);
   return c;
 }

@@ -85,27 +85,36 @@ class CpuBackend final : public Backend {
     reserve(T);
     const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, P = c.head_dim, G = c.n_groups, N = c.d_state;
 
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(m_resid.data() + t * D, w.embedding.data() + int64_t(tokens[t]) * D, sizeof(float) * D);
+    for (int64_t t = 0; t < T; ++t) std::memcpy(m_resid.data() + t * D, w.embedding.data() + int64_t(tokens[t]) * D, sizeof(float) * D);
 
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
       LayerState& ls = m_state.layers[static_cast<size_t>(l)];
       cpu::rmsnorm(m_resid.data(), lw.norm.data(), m_h.data(), T, D, c.norm_eps);
-      cpu::linear(m_h.data(), T, D, lw.in_proj.data(), c.d_in_proj, lw.in_proj_bias.empty() ? nullptr : lw.in_proj_bias.data(), m_zx.data());
+      cpu::linear(m_h.data(), T, D, lw.in_proj.data(), c.d_in_proj, lw.in_proj_bias.empty() ? nullptr : lw.in_proj_bias.data(),
+                  m_zx.data());
       const float* z = m_zx.data();
       cpu::causal_conv1d_silu(m_zx.data() + E, c.d_in_proj, T, c.conv_dim, c.d_conv, lw.conv_w.data(),
                               lw.conv_b.empty() ? nullptr : lw.conv_b.data(), ls.conv.data(), m_xbc.data());
       cpu::dt_softplus(m_zx.data() + E + c.conv_dim, c.d_in_proj, T, H, lw.dt_bias.data(), c.dt_min, c.dt_max, m_dt.data());
 
       SsdArgs a;
-      a.T = T; a.H = H; a.P = P; a.G = G; a.N = N;
-      a.x = m_xbc.data(); a.ldx = c.conv_dim;
-      a.B = m_xbc.data() + E; a.ldb = c.conv_dim;
-      a.C = m_xbc.data() + E + G * N; a.ldc = c.conv_dim;
-      a.dt = m_dt.data(); a.lddt = H;
+      a.T = T;
+      a.H = H;
+      a.P = P;
+      a.G = G;
+      a.N = N;
+      a.x = m_xbc.data();
+      a.ldx = c.conv_dim;
+      a.B = m_xbc.data() + E;
+      a.ldb = c.conv_dim;
+      a.C = m_xbc.data() + E + G * N;
+      a.ldc = c.conv_dim;
+      a.dt = m_dt.data();
+      a.lddt = H;
       a.A = lw.A.data();
-      a.y = m_y.data(); a.ldy = E;
+      a.y = m_y.data();
+      a.ldy = E;
       a.state = ls.ssm.data();
       if (scan == ScanMode::Chunked && T > 1) ssd_chunked(a, chunk);
       else ssd_recurrent(a);

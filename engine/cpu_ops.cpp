@@ -2,9 +2,9 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <algorithm>
 #include <vector>
 
 #include "engine/simd.h"
@@ -27,8 +27,8 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t T, int64_t D, d
 namespace {
 
 // Rows t0..t1 of the conv; `rows[k]` returns the input row at time offset k - (K-1) relative to t.
-MAMBA_HOT void conv_rows(const float* in, int64_t ld_in, const float* hist, int64_t t0, int64_t t1, int64_t C, int64_t K,
-                         const float* wt, const float* b, float* out) {
+MAMBA_HOT void conv_rows(const float* in, int64_t ld_in, const float* hist, int64_t t0, int64_t t1, int64_t C, int64_t K, const float* wt,
+                         const float* b, float* out) {
   const int64_t W = K - 1;
   for (int64_t t = t0; t < t1; ++t) {
     float* o = out + t * C;
@@ -60,7 +60,10 @@ MAMBA_HOT void gemv_rows(const float* W, const float* x, float* out, int64_t r0,
       a2 += w2[k] * x[k];
       a3 += w3[k] * x[k];
     }
-    out[r] = a0; out[r + 1] = a1; out[r + 2] = a2; out[r + 3] = a3;
+    out[r] = a0;
+    out[r + 1] = a1;
+    out[r + 2] = a2;
+    out[r + 3] = a3;
   }
   for (; r < r1; ++r) {
     const float* w0 = W + r * K;
@@ -73,8 +76,8 @@ MAMBA_HOT void gemv_rows(const float* W, const float* x, float* out, int64_t r0,
 
 }  // namespace
 
-void causal_conv1d_silu(const float* in, int64_t ld_in, int64_t T, int64_t C, int64_t K, const float* w, const float* b,
-                        float* state, float* out) {
+void causal_conv1d_silu(const float* in, int64_t ld_in, int64_t T, int64_t C, int64_t K, const float* w, const float* b, float* state,
+                        float* out) {
   const int64_t W = K - 1;
   // Time-major copies of the weights and the carried window, so the inner loop runs over contiguous channels.
   std::vector<float> wt(static_cast<size_t>(K * C)), hist(static_cast<size_t>(W * C));

@@ -11,8 +11,8 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t T, int64_t D, d
 // Depthwise causal conv over time, left-padded with conv_state, then SiLU.
 // in: (T, C) with row stride ld_in; w: (C, K); b: (C) or null; state: (C, K-1) in/out (oldest first);
 // out: (T, C) dense.
-void causal_conv1d_silu(const float* in, int64_t ld_in, int64_t T, int64_t C, int64_t K, const float* w, const float* b,
-                        float* state, float* out);
+void causal_conv1d_silu(const float* in, int64_t ld_in, int64_t T, int64_t C, int64_t K, const float* w, const float* b, float* state,
+                        float* out);
 
 // dt[t,h] = clamp(softplus(raw[t,h] + bias[h]), lo, hi)   raw: row stride ld_raw; dt: (T, H) dense.
 void dt_softplus(const float* raw, int64_t ld_raw, int64_t T, int64_t H, const float* bias, double lo, double hi, float* dt);

@@ -26,7 +26,11 @@ std::string rewrite_nonfinite(const std::string& s) {
       else if (c == '"') in_string = false;
       continue;
     }
-    if (c == '"') { in_string = true; out.push_back(c); continue; }
+    if (c == '"') {
+      in_string = true;
+      out.push_back(c);
+      continue;
+    }
     auto match = [&](const char* word) {
       size_t n = std::char_traits<char>::length(word);
       if (s.compare(i, n, word) != 0) return false;
@@ -34,9 +38,21 @@ std::string rewrite_nonfinite(const std::string& s) {
       if (i > 0 && is_ident_char(s[i - 1])) return false;
       return true;
     };
-    if (c == '-' && match("-Infinity")) { out += R"({"__float__":"-Infinity"})"; i += 8; continue; }
-    if (match("Infinity")) { out += R"({"__float__":"Infinity"})"; i += 7; continue; }
-    if (match("NaN")) { out += R"({"__float__":"NaN"})"; i += 2; continue; }
+    if (c == '-' && match("-Infinity")) {
+      out += R"({"__float__":"-Infinity"})";
+      i += 8;
+      continue;
+    }
+    if (match("Infinity")) {
+      out += R"({"__float__":"Infinity"})";
+      i += 7;
+      continue;
+    }
+    if (match("NaN")) {
+      out += R"({"__float__":"NaN"})";
+      i += 2;
+      continue;
+    }
     out.push_back(c);
   }
   return out;

@@ -142,7 +142,9 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
     if (c.use_bias) l.in_proj_bias = fill(c.d_in_proj, 0.02f, 0.f);
     l.conv_w = fill(c.conv_dim * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
     if (c.conv_bias) l.conv_b = fill(c.conv_dim, 0.02f, 0.f);
-    l.dt_bias.resize(H); l.A.resize(H); l.D.resize(H);
+    l.dt_bias.resize(H);
+    l.A.resize(H);
+    l.D.resize(H);
     for (int64_t h = 0; h < H; ++h) {
       // dt in [1e-3, 0.1] as mamba_ssm initialises it; A in [1, 16].
       float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));

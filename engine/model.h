@@ -14,17 +14,17 @@ namespace mamba {
 using Tensor = std::vector<float>;  // row-major, shape in the comment beside each field
 
 struct LayerWeights {
-  Tensor norm;          // (D)            pre-mixer RMSNorm
-  Tensor in_proj;       // (d_in_proj, D) rows: z (E) | xBC (conv_dim) | dt (H)
-  Tensor in_proj_bias;  // (d_in_proj) or empty
-  Tensor conv_w;        // (conv_dim, K)  depthwise
-  Tensor conv_b;        // (conv_dim) or empty
-  Tensor dt_bias;       // (H)
-  Tensor A;             // (H)            A = -exp(A_log), precomputed at load
-  Tensor D;             // (H)            skip connection
-  Tensor gnorm;         // (E)            grouped gated RMSNorm weight
-  Tensor out_proj;      // (D, E)
-  Tensor out_proj_bias; // (D) or empty
+  Tensor norm;           // (D)            pre-mixer RMSNorm
+  Tensor in_proj;        // (d_in_proj, D) rows: z (E) | xBC (conv_dim) | dt (H)
+  Tensor in_proj_bias;   // (d_in_proj) or empty
+  Tensor conv_w;         // (conv_dim, K)  depthwise
+  Tensor conv_b;         // (conv_dim) or empty
+  Tensor dt_bias;        // (H)
+  Tensor A;              // (H)            A = -exp(A_log), precomputed at load
+  Tensor D;              // (H)            skip connection
+  Tensor gnorm;          // (E)            grouped gated RMSNorm weight
+  Tensor out_proj;       // (D, E)
+  Tensor out_proj_bias;  // (D) or empty
 };
 
 struct Weights {
@@ -44,8 +44,8 @@ struct LoadOptions {
 struct Model {
   Config config;
   Weights weights;
-  std::string source;            // folder it was loaded from, or "random:<preset>"
-  std::string source_dtype;      // dtype found in the file(s): F32, BF16, F16 or mixed
+  std::string source;        // folder it was loaded from, or "random:<preset>"
+  std::string source_dtype;  // dtype found in the file(s): F32, BF16, F16 or mixed
   uint64_t file_bytes = 0;
 
   // Loads config.json and safetensors weights from `dir`, checking every tensor's presence and shape.

@@ -85,7 +85,10 @@ float half_to_float(uint16_t h) {
     if (mant == 0) bits = sign;
     else {  // subnormal: renormalise
       int e = -1;
-      do { mant <<= 1; ++e; } while (!(mant & 0x400));
+      do {
+        mant <<= 1;
+        ++e;
+      } while (!(mant & 0x400));
       bits = sign | (uint32_t(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
     }
   } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
@@ -138,7 +141,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : m_file(std::make_uni
   const uint64_t data_begin = 8 + hlen;
   const uint64_t data_size = fsize - data_begin;
 
-  struct Span { uint64_t begin, end; std::string name; };
+  struct Span {
+    uint64_t begin, end;
+    std::string name;
+  };
   std::vector<Span> spans;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
@@ -189,7 +195,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : m_file(std::make_uni
     spans.push_back({b, e, name});
     m_tensors.emplace(name, std::move(t));
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
   uint64_t pos = 0;
   for (const auto& s : spans) {
     if (s.begin < pos) throw Error(path + ": tensor '" + s.name + "' overlaps the previous tensor's bytes");

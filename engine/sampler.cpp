@@ -37,8 +37,12 @@ Sampler::Sampler(const SamplerParams& p) : m_p(p) {
 double Sampler::uniform() {
   const uint64_t result = rotl(m_rng[1] * 5, 7) * 9;
   const uint64_t t = m_rng[1] << 17;
-  m_rng[2] ^= m_rng[0]; m_rng[3] ^= m_rng[1]; m_rng[1] ^= m_rng[2]; m_rng[0] ^= m_rng[3];
-  m_rng[2] ^= t; m_rng[3] = rotl(m_rng[3], 45);
+  m_rng[2] ^= m_rng[0];
+  m_rng[3] ^= m_rng[1];
+  m_rng[1] ^= m_rng[2];
+  m_rng[0] ^= m_rng[3];
+  m_rng[2] ^= t;
+  m_rng[3] = rotl(m_rng[3], 45);
   return double(result >> 11) * 0x1.0p-53;
 }
 
@@ -105,7 +109,10 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       double cum = 0.0;
       for (int64_t i = 0; i < keep; ++i) {
         cum += m_work[m_idx[i]];
-        if (cum >= m_p.top_p) { keep = i + 1; break; }
+        if (cum >= m_p.top_p) {
+          keep = i + 1;
+          break;
+        }
       }
     }
     if (m_p.min_p > 0.f) {
@@ -121,7 +128,10 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     chosen = m_idx[keep - 1];
     for (int64_t i = 0; i < keep; ++i) {
       cum += m_work[m_idx[i]];
-      if (r < cum) { chosen = m_idx[i]; break; }
+      if (r < cum) {
+        chosen = m_idx[i];
+        break;
+      }
     }
   }
   if (info) info->prob = float(std::exp(double(logits[chosen]) - info_max) / info_z);

@@ -15,13 +15,13 @@ struct SamplerParams {
   float min_p = 0.f;           // 0 = off; keep tokens with p >= min_p * p_max
   float repeat_penalty = 1.f;  // 1 = off; HF rule: logit > 0 ? logit / r : logit * r, over the whole history
   uint64_t seed = 1;
-  int64_t n_valid = -1;        // ids >= n_valid are never sampled (padded vocab); -1 = all
-  void validate() const;       // throws mamba::Error on out-of-range values
+  int64_t n_valid = -1;   // ids >= n_valid are never sampled (padded vocab); -1 = all
+  void validate() const;  // throws mamba::Error on out-of-range values
 };
 
 struct SampleInfo {
-  float prob = 0.f;                              // model probability of the chosen id (softmax of raw logits)
-  std::vector<std::pair<int32_t, float>> top;    // top alternatives by model probability, best first
+  float prob = 0.f;                            // model probability of the chosen id (softmax of raw logits)
+  std::vector<std::pair<int32_t, float>> top;  // top alternatives by model probability, best first
 };
 
 class Sampler {
@@ -31,7 +31,7 @@ class Sampler {
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history, SampleInfo* info = nullptr, int n_top = 0);
   const SamplerParams& params() const { return m_p; }
   double next_uniform() { return uniform(); }  // one draw in [0, 1), for samplers that run on a device
-  std::string rng_state() const;              // serialisable, for snapshots
+  std::string rng_state() const;               // serialisable, for snapshots
   void set_rng_state(const std::string& s);
 
  private:

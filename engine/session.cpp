@@ -52,8 +52,8 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   const int64_t eos = opt.eos_id >= 0 ? opt.eos_id : model().config.eos_token_id;
 
   Sampler sampler(opt.sampling);
-  const bool on_device = opt.device_sampling && m_backend->samples_on_device() && opt.top_alternatives == 0 &&
-                         opt.sampling.repeat_penalty == 1.f;
+  const bool on_device =
+      opt.device_sampling && m_backend->samples_on_device() && opt.top_alternatives == 0 && opt.sampling.repeat_penalty == 1.f;
   r.stop_reason = "length";
   // A backend that decodes chains of steps on its device takes whole chains while enough tokens remain:
   // ids arrive in bursts of `chain`, each with the draw it would have had one step at a time.
@@ -74,7 +74,10 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
     return false;
   };
   for (int64_t i = 0; i < opt.max_new_tokens;) {
-    if (cancel && cancel->load()) { r.stop_reason = "cancelled"; break; }
+    if (cancel && cancel->load()) {
+      r.stop_reason = "cancelled";
+      break;
+    }
     if (chain > 1 && i > 0 && opt.max_new_tokens - i >= chain) {
       draws.resize(static_cast<size_t>(chain));
       for (double& u : draws) u = sampler.next_uniform();

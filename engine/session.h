@@ -20,7 +20,7 @@ struct GenerateOptions {
   int64_t chunk_size = 0;             // 0: the model's
   int32_t eos_id = -1;                // stop when sampled (-1: the config's eos_token_id, if any)
   bool stop_at_eos = true;
-  int top_alternatives = 0;           // alternatives reported per token
+  int top_alternatives = 0;  // alternatives reported per token
   // Sample on the backend's device when it can, so only ids cross the bus. Needs no alternatives, no
   // probabilities and no repetition penalty (those need the logits on the host); otherwise host sampling.
   bool device_sampling = true;
@@ -29,14 +29,14 @@ struct GenerateOptions {
 struct TokenEvent {
   int64_t index = 0;  // 0-based among the new tokens
   int32_t id = 0;
-  SampleInfo info;      // prob and alternatives; empty when the id was sampled on the device
+  SampleInfo info;  // prob and alternatives; empty when the id was sampled on the device
 };
 
 struct GenerateResult {
-  std::vector<int32_t> ids;   // the new tokens (EOS included when it stopped there)
+  std::vector<int32_t> ids;  // the new tokens (EOS included when it stopped there)
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
-  std::string stop_reason;    // "length" | "eos" | "cancelled"
+  std::string stop_reason;  // "length" | "eos" | "cancelled"
 };
 
 class Session {

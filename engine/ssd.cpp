@@ -21,8 +21,7 @@ inline float dot(const float* a, const float* b, int64_t n) {
 }
 
 void check_args(const SsdArgs& a) {
-  if (a.T < 0 || a.H <= 0 || a.P <= 0 || a.G <= 0 || a.N <= 0 || a.H % a.G != 0)
-    throw Error("ssd: invalid sizes");
+  if (a.T < 0 || a.H <= 0 || a.P <= 0 || a.G <= 0 || a.N <= 0 || a.H % a.G != 0) throw Error("ssd: invalid sizes");
 }
 
 // One head, T steps of the recurrence; S (P, N) in place.

@@ -8,13 +8,18 @@ namespace mamba {
 
 struct SsdArgs {
   int64_t T = 0, H = 0, P = 0, G = 0, N = 0;
-  const float* x = nullptr;  int64_t ldx = 0;   // (T, H, P)   x[t*ldx + h*P + p]
-  const float* B = nullptr;  int64_t ldb = 0;   // (T, G, N)   B[t*ldb + g*N + n]
-  const float* C = nullptr;  int64_t ldc = 0;   // (T, G, N)
-  const float* dt = nullptr; int64_t lddt = 0;  // (T, H)      after softplus and clamp
-  const float* A = nullptr;                     // (H)         negative
-  float* y = nullptr;        int64_t ldy = 0;   // (T, H, P)   written (not accumulated)
-  float* state = nullptr;                       // (H, P, N)   in: initial state, out: final state
+  const float* x = nullptr;
+  int64_t ldx = 0;  // (T, H, P)   x[t*ldx + h*P + p]
+  const float* B = nullptr;
+  int64_t ldb = 0;  // (T, G, N)   B[t*ldb + g*N + n]
+  const float* C = nullptr;
+  int64_t ldc = 0;  // (T, G, N)
+  const float* dt = nullptr;
+  int64_t lddt = 0;          // (T, H)      after softplus and clamp
+  const float* A = nullptr;  // (H)         negative
+  float* y = nullptr;
+  int64_t ldy = 0;         // (T, H, P)   written (not accumulated)
+  float* state = nullptr;  // (H, P, N)   in: initial state, out: final state
 };
 
 // S_t = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T,  y_t = S_t C_t.   Parallel over heads.

@@ -14,14 +14,14 @@ using namespace tokenizer_detail;
 void Tokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>& out, std::vector<int32_t>& scratch) const {
   // A lone byte needs no merging (and is the commonest word: spaces, punctuation).
   if (word.size() == 1 && !bpe.ignore_merges) {
-  const int32_t id = bpe.byte_ids[2][static_cast<unsigned char>(word[0])];
+    const int32_t id = bpe.byte_ids[2][static_cast<unsigned char>(word[0])];
     if (id >= 0) {
-    out.push_back(id);
+      out.push_back(id);
       return;
     }
   }
   if (word.size() > WordCache::kMaxWordBytes) {
-  bpe.encode_word(word, out, scratch);
+    bpe.encode_word(word, out, scratch);
     return;
   }
   const size_t hash = StringHash{}(word);
@@ -34,20 +34,20 @@ void Tokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>& o
 void Tokenizer::Impl::encode_into(std::string_view text, std::vector<int32_t>& out) const {
   std::vector<int32_t> scratch;
   split_added(text, raw_trie, added, [&](std::string_view piece, int32_t id) {
-  if (id >= 0) {
-    out.push_back(id);
+    if (id >= 0) {
+      out.push_back(id);
       return;
     }
     // HF normalizes each piece between non-normalized added tokens on its own.
     std::string storage;
     std::string_view norm = piece;
     if (!normalizers.empty()) {
-    storage = normalize(piece, normalizers);
+      storage = normalize(piece, normalizers);
       norm = storage;
     }
     split_added(norm, normalized_trie, added, [&](std::string_view sub, int32_t sub_id) {
-    if (sub_id >= 0) {
-      out.push_back(sub_id);
+      if (sub_id >= 0) {
+        out.push_back(sub_id);
         return;
       }
       pre_tokenize(pre_steps, sub, 0, [&](std::string_view word) { encode_word(word, out, scratch); });
@@ -63,7 +63,7 @@ Tokenizer::Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::string repaired;
   if (!is_valid_utf8(text)) {
-  repaired = utf8_lossy(text);
+    repaired = utf8_lossy(text);
     text = repaired;
   }
   std::vector<int32_t> out;
@@ -97,8 +97,7 @@ std::optional<int32_t> Tokenizer::eos_id() const { return token_to_id("<|endofte
 std::string Tokenizer::token_text(int32_t id) const { return std::string(impl_->decoded(id)); }
 const std::string& Tokenizer::origin() const { return impl_->origin; }
 
-StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special)
-    : tokenizer_(tokenizer), skip_special_(skip_special) {}
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special) : tokenizer_(tokenizer), skip_special_(skip_special) {}
 
 std::string StreamDecoder::push(int32_t id) {
   if (skip_special_ && tokenizer_.is_special(id)) return {};

@@ -40,10 +40,10 @@ class Tokenizer {
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const;  // added tokens first, then vocab
-  std::optional<std::string> id_to_token(int32_t id) const;         // the string as the file spells it
+  std::optional<std::string> id_to_token(int32_t id) const;          // the string as the file spells it
   bool has_token(int32_t id) const;
   bool is_special(int32_t id) const;
-  int32_t vocab_size() const;  // max id + 1; ids in [0, vocab_size) may still lack a string
+  int32_t vocab_size() const;             // max id + 1; ids in [0, vocab_size) may still lack a string
   std::optional<int32_t> eos_id() const;  // <|endoftext|> if present
   // The bytes one token decodes to; may be part of a multi-byte UTF-8 character. Empty if no token.
   std::string token_text(int32_t id) const;

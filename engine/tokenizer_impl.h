@@ -47,8 +47,7 @@ struct Tokenizer::Impl {
   bool special(int32_t id) const { return has(id) && (flags[size_t(id)] & kSpecial); }
   std::string_view decoded(int32_t id) const {
     if (!has(id)) return {};
-    return std::string_view(decoded_blob).substr(decoded_offset[size_t(id)],
-                                                 decoded_offset[size_t(id) + 1] - decoded_offset[size_t(id)]);
+    return std::string_view(decoded_blob).substr(decoded_offset[size_t(id)], decoded_offset[size_t(id) + 1] - decoded_offset[size_t(id)]);
   }
   std::string_view raw(int32_t id) const {
     if (!has(id)) return {};

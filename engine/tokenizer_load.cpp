@@ -99,8 +99,7 @@ class Loader {
   // The members of a normalizer / pre_tokenizer Sequence at nesting `depth`, listed under `list_key`.
   const json& sequence_items(const json& node, const char* list_key, const std::string& what, int depth) const {
     const auto it = node.find(list_key);
-    if (it == node.end() || !it->is_array())
-      fail(what + " Sequence without a \"" + list_key + "\" list");
+    if (it == node.end() || !it->is_array()) fail(what + " Sequence without a \"" + list_key + "\" list");
     if (depth >= kMaxNesting) fail(what + " Sequences nested too deeply");
     return *it;
   }
@@ -119,17 +118,14 @@ class Loader {
     } else if (type == "NFKD") {
       out.push_back(NormalForm::nfkd);
     } else {
-      fail("unsupported normalizer " + quote(type.empty() ? node.dump() : type) +
-           " (supported: NFC, NFD, NFKC, NFKD, Sequence of these)");
+      fail("unsupported normalizer " + quote(type.empty() ? node.dump() : type) + " (supported: NFC, NFD, NFKC, NFKD, Sequence of these)");
     }
   }
 
   void load_pre_tokenizer(const json& node, std::vector<PreStep>& steps) const {
-    if (node.is_null())
-      fail("unsupported: no pre_tokenizer (only byte-level BPE, with a ByteLevel pre_tokenizer, is supported)");
+    if (node.is_null()) fail("unsupported: no pre_tokenizer (only byte-level BPE, with a ByteLevel pre_tokenizer, is supported)");
     collect_pre_steps(node, steps);
-    const auto byte_levels = std::count_if(steps.begin(), steps.end(),
-                                           [](const PreStep& s) { return s.kind == PreStep::byte_level; });
+    const auto byte_levels = std::count_if(steps.begin(), steps.end(), [](const PreStep& s) { return s.kind == PreStep::byte_level; });
     if (byte_levels != 1 || steps.back().kind != PreStep::byte_level)
       fail("unsupported pre_tokenizer layout: expected ByteLevel, optionally preceded by Split steps");
   }
@@ -137,8 +133,7 @@ class Loader {
   void collect_pre_steps(const json& node, std::vector<PreStep>& steps, int depth = 0) const {
     const std::string type = type_of(node);
     if (type == "Sequence") {
-      for (const json& n : sequence_items(node, "pretokenizers", "pre_tokenizer", depth))
-        collect_pre_steps(n, steps, depth + 1);
+      for (const json& n : sequence_items(node, "pretokenizers", "pre_tokenizer", depth)) collect_pre_steps(n, steps, depth + 1);
     } else if (type == "ByteLevel") {
       PreStep s;
       s.kind = PreStep::byte_level;
@@ -149,12 +144,10 @@ class Loader {
     } else if (type == "Split") {
       const auto pattern = node.find("pattern");
       std::string regex;
-      if (pattern != node.end() && pattern->is_object() && pattern->contains("Regex") &&
-          (*pattern)["Regex"].is_string())
+      if (pattern != node.end() && pattern->is_object() && pattern->contains("Regex") && (*pattern)["Regex"].is_string())
         regex = (*pattern)["Regex"].get<std::string>();
       if (regex != kGpt2SplitRegex)
-        fail("unsupported Split pattern " + quote(pattern != node.end() ? pattern->dump() : "") +
-             " (only the GPT-2 regex is supported)");
+        fail("unsupported Split pattern " + quote(pattern != node.end() ? pattern->dump() : "") + " (only the GPT-2 regex is supported)");
       const auto behavior = get_string(node, "behavior", "pre_tokenizer.Split").value_or("Isolated");
       if (behavior != "Isolated") fail("unsupported Split behavior " + quote(behavior) + " (only Isolated)");
       if (get_bool(node, "invert", false, "pre_tokenizer.Split")) fail("unsupported Split with invert=true");
@@ -166,15 +159,13 @@ class Loader {
   }
 
   void check_decoder(const json& node) const {
-    if (node.is_null())
-      fail("unsupported: no decoder (only byte-level BPE, with a ByteLevel decoder, is supported)");
+    if (node.is_null()) fail("unsupported: no decoder (only byte-level BPE, with a ByteLevel decoder, is supported)");
     std::string type = type_of(node);
     if (type == "Sequence") {
       const auto it = node.find("decoders");
       if (it != node.end() && it->is_array() && it->size() == 1) type = type_of((*it)[0]);
     }
-    if (type != "ByteLevel")
-      fail("unsupported decoder " + quote(type.empty() ? node.dump() : type) + " (only ByteLevel is supported)");
+    if (type != "ByteLevel") fail("unsupported decoder " + quote(type.empty() ? node.dump() : type) + " (only ByteLevel is supported)");
   }
 
   void load_model(const json& model, BpeModel& bpe) const {
@@ -295,8 +286,7 @@ class Loader {
     std::vector<const std::string*> strings(n, nullptr);
     for (const auto& [token, id] : impl.bpe.vocab) {
       const std::string*& slot = strings[size_t(id)];
-      if (slot != nullptr)
-        fail("duplicate id " + std::to_string(id) + " in model.vocab: " + quote(*slot) + " and " + quote(token));
+      if (slot != nullptr) fail("duplicate id " + std::to_string(id) + " in model.vocab: " + quote(*slot) + " and " + quote(token));
       slot = &token;
     }
     std::vector<uint8_t> special(n, 0);

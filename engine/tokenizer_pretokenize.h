@@ -13,8 +13,7 @@
 namespace mamba::tokenizer_detail {
 
 // The only Split pattern supported, as tokenizer.json spells it.
-inline constexpr std::string_view kGpt2SplitRegex =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+inline constexpr std::string_view kGpt2SplitRegex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 // ---------------------------------------------------------------------------------------------------
 // GPT-2's byte-level alphabet: every byte becomes a printable character so that BPE never sees

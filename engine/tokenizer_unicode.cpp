@@ -132,10 +132,8 @@ bool is_letter_category(utf8proc_category_t cat) {
     case UTF8PROC_CATEGORY_LL:
     case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-      return true;
-    default:
-      return false;
+    case UTF8PROC_CATEGORY_LO: return true;
+    default: return false;
   }
 }
 
@@ -147,10 +145,8 @@ CharClass classify_slow(char32_t cp) {
   switch (cat) {
     case UTF8PROC_CATEGORY_ND:
     case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
-      return CharClass::number;
-    default:
-      return is_white_space(cp) ? CharClass::space : CharClass::other;
+    case UTF8PROC_CATEGORY_NO: return CharClass::number;
+    default: return is_white_space(cp) ? CharClass::space : CharClass::other;
   }
 }
 
@@ -170,10 +166,8 @@ bool is_word_char(char32_t cp) {
     case UTF8PROC_CATEGORY_MC:
     case UTF8PROC_CATEGORY_ME:
     case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_PC:
-      return true;
-    default:
-      return false;
+    case UTF8PROC_CATEGORY_PC: return true;
+    default: return false;
   }
 }
 
@@ -195,8 +189,8 @@ utf8proc_option_t utf8proc_options(NormalForm f) {
 
 void utf8proc_normalize_append(std::string_view in, NormalForm form, std::string& out) {
   utf8proc_uint8_t* mapped = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(in.data()),
-                                          utf8proc_ssize_t(in.size()), &mapped, utf8proc_options(form));
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(in.data()), utf8proc_ssize_t(in.size()), &mapped, utf8proc_options(form));
   const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(mapped, &std::free);
   if (n < 0) throw Error(std::string("Unicode normalization failed: ") + utf8proc_errmsg(n));
   out.append(reinterpret_cast<const char*>(mapped), size_t(n));
@@ -252,8 +246,6 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
-std::string normalize_nfc(std::string_view text) {
-  return tokenizer_detail::normalize(text, {tokenizer_detail::NormalForm::nfc});
-}
+std::string normalize_nfc(std::string_view text) { return tokenizer_detail::normalize(text, {tokenizer_detail::NormalForm::nfc}); }
 
 }  // namespace mamba

@@ -1,6 +1,6 @@
+#include "engine/error.h"
 #include "kernels/conv1d.cuh"
 #include "kernels/dtype.cuh"
-#include "engine/error.h"
 #include "kernels/launch.cuh"
 
 namespace mamba {

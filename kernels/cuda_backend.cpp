@@ -9,13 +9,13 @@
 #include <string>
 #include <tuple>
 
+#include "engine/error.h"
 #include "kernels/conv1d.cuh"
 #include "kernels/cuda_backend_impl.h"
 #include "kernels/cuda_check.h"
 #include "kernels/dt_cumsum.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/embedding.cuh"
-#include "engine/error.h"
 #include "kernels/gated_rmsnorm.cuh"
 #include "kernels/gemm.h"
 #include "kernels/gemv.cuh"
@@ -69,7 +69,8 @@ CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOption
   m_device = opt.device_index;
   int n_dev = 0;
   CUDA_CHECK(cudaGetDeviceCount(&n_dev));
-  if (m_device < 0 || m_device >= n_dev) throw Error("CUDA device index " + std::to_string(m_device) + " out of range (" + std::to_string(n_dev) + " devices)");
+  if (m_device < 0 || m_device >= n_dev)
+    throw Error("CUDA device index " + std::to_string(m_device) + " out of range (" + std::to_string(n_dev) + " devices)");
   activate();
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, m_device));
@@ -77,7 +78,8 @@ CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOption
   m_pdl = prop.major >= 9 && env_flag("MAMBA_CUDA_PDL", true);
   m_use_graph = env_flag("MAMBA_CUDA_GRAPH", true);
   if (m_c.d_state > 256) throw Error("CUDA backend: d_state > 256 is not supported");
-  if (m_c.d_conv < 1 || m_c.d_conv > 4) throw Error("CUDA backend: conv kernel sizes 1..4 are supported (model has " + std::to_string(m_c.d_conv) + ")");
+  if (m_c.d_conv < 1 || m_c.d_conv > 4)
+    throw Error("CUDA backend: conv kernel sizes 1..4 are supported (model has " + std::to_string(m_c.d_conv) + ")");
 
   m_stream = std::make_unique<Stream>();
   m_blas = std::make_unique<CublasHandle>();
@@ -98,8 +100,15 @@ CudaBackend::CudaBackend(std::shared_ptr<const Model> model, const BackendOption
   m_sample_ws = DeviceBuffer(sizeof(SampleWorkspace), "sampling workspace");
   CUDA_CHECK(cudaMemset(m_sample_ws.get(), 0, m_sample_ws.bytes()));
   DecodeLayerParams shape;
-  shape.D = c.d_model; shape.E = c.d_inner; shape.H = c.n_heads; shape.P = c.head_dim; shape.G = c.n_groups; shape.N = c.d_state;
-  shape.K = c.d_conv; shape.conv_dim = c.conv_dim; shape.wdtype = m_wdt;
+  shape.D = c.d_model;
+  shape.E = c.d_inner;
+  shape.H = c.n_heads;
+  shape.P = c.head_dim;
+  shape.G = c.n_groups;
+  shape.N = c.d_state;
+  shape.K = c.d_conv;
+  shape.conv_dim = c.conv_dim;
+  shape.wdtype = m_wdt;
   m_layer_plan = plan_decode_layer(shape, env_str("MAMBA_CUDA_LAYER_CS", ""));
   if (m_layer_plan.cs > 0) {
     m_lay_r = DeviceBuffer(sizeof(float) * 2 * size_t(c.d_model), "decode layer residuals");
@@ -303,7 +312,12 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
 
   prof_mark(prof, "prefill: embedding", s);
   EmbeddingParams ep;
-  ep.table = m_embedding.get(); ep.dtype = m_wdt; ep.ids = m_ids.as<int32_t>(); ep.T = T; ep.D = D; ep.out = m_resid.as<float>();
+  ep.table = m_embedding.get();
+  ep.dtype = m_wdt;
+  ep.ids = m_ids.as<int32_t>();
+  ep.T = T;
+  ep.D = D;
+  ep.out = m_resid.as<float>();
   launch_embedding(ep, s);
 
   float* resid = m_resid.as<float>();
@@ -316,7 +330,11 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
   // one tensor-core kernel for the SSD's output side with the D skip and the gate in its epilogue,
   // then a light kernel that finishes the grouped norm. The f32 mode keeps the unfused path as the check.
   SsdChunkedArgs probe;
-  probe.P = P; probe.N = N; probe.dtype = m_sdt; probe.x_act = xbc_act; probe.ld_act = CD;
+  probe.P = P;
+  probe.N = N;
+  probe.dtype = m_sdt;
+  probe.x_act = xbc_act;
+  probe.ld_act = CD;
   probe.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
   const bool fused = chunked && m_sdt != DType::F32 && env_int("MAMBA_CUDA_FUSED_SCAN", 1) != 0 && ssd_chunked_fused_supported(probe);
   // v in bf16 goes straight into the out_proj input buffer (normalised in place); else fp32 on the side.
@@ -333,7 +351,15 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
 
     prof_mark(prof, "prefill: rmsnorm", s);
     RmsNormParams rn;
-    rn.x = resid; rn.ldx = D; rn.w = lw.norm.as<float>(); rn.out = m_h.get(); rn.out_dtype = m_wdt; rn.ldo = D; rn.T = T; rn.D = D; rn.eps = eps;
+    rn.x = resid;
+    rn.ldx = D;
+    rn.w = lw.norm.as<float>();
+    rn.out = m_h.get();
+    rn.out_dtype = m_wdt;
+    rn.ldo = D;
+    rn.T = T;
+    rn.D = D;
+    rn.eps = eps;
     launch_rmsnorm(rn, s);
 
     prof_mark(prof, "prefill: in_proj gemm", s);
@@ -342,24 +368,49 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
 
     prof_mark(prof, "prefill: dt softplus + cumsum", s);
     DtCumsumParams dp;
-    dp.raw = zx + E + CD; dp.ld_raw = Din; dp.bias = lw.dt_bias.as<float>(); dp.A = lw.A.as<float>();
-    dp.lo = to_float_limit(c.dt_min); dp.hi = to_float_limit(c.dt_max);
-    dp.T = T; dp.T_pad = T_pad; dp.H = H; dp.Q = Q; dp.dt = m_dt.as<float>(); dp.cs = chunked ? m_cs.as<float>() : nullptr;
+    dp.raw = zx + E + CD;
+    dp.ld_raw = Din;
+    dp.bias = lw.dt_bias.as<float>();
+    dp.A = lw.A.as<float>();
+    dp.lo = to_float_limit(c.dt_min);
+    dp.hi = to_float_limit(c.dt_max);
+    dp.T = T;
+    dp.T_pad = T_pad;
+    dp.H = H;
+    dp.Q = Q;
+    dp.dt = m_dt.as<float>();
+    dp.cs = chunked ? m_cs.as<float>() : nullptr;
     launch_dt_cumsum(dp, s);
 
     SsdChunkedArgs a;
     if (chunked) {
-      a.T_pad = T_pad; a.Q = Q; a.H = H; a.P = P; a.G = G; a.N = N;
-      a.x = xbc; a.ldx = CD;
+      a.T_pad = T_pad;
+      a.Q = Q;
+      a.H = H;
+      a.P = P;
+      a.G = G;
+      a.N = N;
+      a.x = xbc;
+      a.ldx = CD;
       a.x_act = xbc_act;
       a.B_act = static_cast<const char*>(xbc_act) + E * int64_t(sd);
       a.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
-      a.ld_act = CD; a.dtype = m_sdt;
-      a.dt = m_dt.as<float>(); a.cs = m_cs.as<float>(); a.state = state; a.ldy = E;
-      a.xs = m_xs.get();          // written by the conv below
+      a.ld_act = CD;
+      a.dtype = m_sdt;
+      a.dt = m_dt.as<float>();
+      a.cs = m_cs.as<float>();
+      a.state = state;
+      a.ldy = E;
+      a.xs = m_xs.get();  // written by the conv below
       if (fused) {
-        a.fused = true; a.T_valid = T; a.D = lw.D.as<float>();  // fp32 x, fp32 skip in the epilogue
-        a.gate.z = zx; a.gate.ldz = Din; a.gate.v_dtype = v_dtype; a.gate.ldv = E; a.gate.ss = m_gate_ss.as<float>();
+        a.fused = true;
+        a.T_valid = T;
+        a.D = lw.D.as<float>();  // fp32 x, fp32 skip in the epilogue
+        a.gate.z = zx;
+        a.gate.ldz = Din;
+        a.gate.v_dtype = v_dtype;
+        a.gate.ldv = E;
+        a.gate.ss = m_gate_ss.as<float>();
         a.gate.v = v_dtype == m_wdt ? m_y_act.get() : m_gate_v.get();
       } else {
         a.y = m_y.as<float>();
@@ -372,16 +423,37 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
 
     prof_mark(prof, "prefill: conv1d (+ssd x scaling)", s);
     Conv1dParams cp;
-    cp.in = zx + E; cp.ld_in = Din; cp.w = lw.conv_w.as<float>(); cp.b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
-    cp.ring = ring; cp.pos = m_pos; cp.T = T; cp.T_pad = T_pad; cp.C = CD; cp.K = K; cp.out = xbc;
-    cp.out_act = m_sdt == DType::F32 ? nullptr : m_xbc_act.get(); cp.act_dtype = m_sdt;
+    cp.in = zx + E;
+    cp.ld_in = Din;
+    cp.w = lw.conv_w.as<float>();
+    cp.b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
+    cp.ring = ring;
+    cp.pos = m_pos;
+    cp.T = T;
+    cp.T_pad = T_pad;
+    cp.C = CD;
+    cp.K = K;
+    cp.out = xbc;
+    cp.out_act = m_sdt == DType::F32 ? nullptr : m_xbc_act.get();
+    cp.act_dtype = m_sdt;
     if (chunked) {
-      cp.xs = m_xs.get(); cp.dt = m_dt.as<float>(); cp.cs = m_cs.as<float>(); cp.E = E; cp.P = P; cp.Q = Q;
+      cp.xs = m_xs.get();
+      cp.dt = m_dt.as<float>();
+      cp.cs = m_cs.as<float>();
+      cp.E = E;
+      cp.P = P;
+      cp.Q = Q;
     }
     if (fused) cp.out_cols = E;  // only the D skip reads fp32 (x); B and C are read in bf16
     launch_conv1d_silu(cp, s);
     ConvRingUpdateParams ru;
-    ru.in = zx + E; ru.ld_in = Din; ru.ring = ring; ru.pos = m_pos; ru.T = T; ru.C = CD; ru.K = K;
+    ru.in = zx + E;
+    ru.ld_in = Din;
+    ru.ring = ring;
+    ru.pos = m_pos;
+    ru.T = T;
+    ru.C = CD;
+    ru.K = K;
     launch_conv_ring_update(ru, s);
 
     if (chunked) {
@@ -389,24 +461,64 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
     } else {
       prof_mark(prof, "prefill: ssd recurrent", s);
       SsdRecurrentParams rp;
-      rp.x = xbc; rp.B = xbc + E; rp.C = xbc + E + G * N; rp.ldx = CD; rp.dt = m_dt.as<float>(); rp.dt_stride = T_pad; rp.A = lw.A.as<float>();
-      rp.state = state; rp.y = m_y.as<float>(); rp.ldy = E; rp.T = T; rp.H = H; rp.P = P; rp.G = G; rp.N = N;
+      rp.x = xbc;
+      rp.B = xbc + E;
+      rp.C = xbc + E + G * N;
+      rp.ldx = CD;
+      rp.dt = m_dt.as<float>();
+      rp.dt_stride = T_pad;
+      rp.A = lw.A.as<float>();
+      rp.state = state;
+      rp.y = m_y.as<float>();
+      rp.ldy = E;
+      rp.T = T;
+      rp.H = H;
+      rp.P = P;
+      rp.G = G;
+      rp.N = N;
       launch_ssd_recurrent(rp, s);
     }
 
     if (fused) {
       prof_mark(prof, "prefill: gated norm finish", s);
       GatedNormFinishParams fp;
-      fp.v = a.gate.v; fp.v_dtype = v_dtype; fp.ldv = E; fp.ss = m_gate_ss.as<float>(); fp.w = lw.gnorm.as<float>();
-      fp.T = T; fp.E = E; fp.H = H; fp.G = G; fp.eps = eps; fp.out = m_y_act.get(); fp.out_dtype = m_wdt; fp.ldo = E;
+      fp.v = a.gate.v;
+      fp.v_dtype = v_dtype;
+      fp.ldv = E;
+      fp.ss = m_gate_ss.as<float>();
+      fp.w = lw.gnorm.as<float>();
+      fp.T = T;
+      fp.E = E;
+      fp.H = H;
+      fp.G = G;
+      fp.eps = eps;
+      fp.out = m_y_act.get();
+      fp.out_dtype = m_wdt;
+      fp.ldo = E;
       launch_gated_norm_finish(fp, s);
     } else {
       prof_mark(prof, "prefill: gated rmsnorm", s);
       GatedRmsNormParams gp;
-      gp.y = m_y.as<float>(); gp.ldy = E; gp.x = xbc; gp.ldx = CD; gp.D = lw.D.as<float>(); gp.P = P; gp.z = zx; gp.ldz = Din;
-      gp.w = lw.gnorm.as<float>(); gp.T = T; gp.E = E; gp.G = G; gp.eps = eps; gp.out = m_y_act.get(); gp.out_dtype = m_wdt; gp.ldo = E;
+      gp.y = m_y.as<float>();
+      gp.ldy = E;
+      gp.x = xbc;
+      gp.ldx = CD;
+      gp.D = lw.D.as<float>();
+      gp.P = P;
+      gp.z = zx;
+      gp.ldz = Din;
+      gp.w = lw.gnorm.as<float>();
+      gp.T = T;
+      gp.E = E;
+      gp.G = G;
+      gp.eps = eps;
+      gp.out = m_y_act.get();
+      gp.out_dtype = m_wdt;
+      gp.ldo = E;
       if (chunked) {
-        gp.y_off = m_y_off.as<float>(); gp.cs = m_cs.as<float>(); gp.cs_stride = T_pad;
+        gp.y_off = m_y_off.as<float>();
+        gp.cs = m_cs.as<float>();
+        gp.cs_stride = T_pad;
       }
       launch_gated_rmsnorm(gp, s);
     }
@@ -423,8 +535,15 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
     const int64_t n = std::min(m_lm_rows, rows - r0);
     prof_mark(prof, "prefill: final norm + lm head", s);
     RmsNormParams rn;
-    rn.x = resid + (first + r0) * D; rn.ldx = D; rn.w = m_norm_f.as<float>(); rn.out = m_h.get(); rn.out_dtype = m_wdt; rn.ldo = D;
-    rn.T = n; rn.D = D; rn.eps = eps;
+    rn.x = resid + (first + r0) * D;
+    rn.ldx = D;
+    rn.w = m_norm_f.as<float>();
+    rn.out = m_h.get();
+    rn.out_dtype = m_wdt;
+    rn.ldo = D;
+    rn.T = n;
+    rn.D = D;
+    rn.eps = eps;
     launch_rmsnorm(rn, s);
     gemm(blas, V, n, D, {lm_head(), m_wdt, D, true}, {m_h.get(), m_wdt, D, false}, m_logits_ws.get(), DType::F32, V);
     if (out) {
@@ -473,7 +592,9 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   // Measurement: the streaming GEMV's pipeline per class (in_proj, out_proj, LM head), '4' depth 2 x 4
   // vectors per lane (default), '1' depth 1 x 8 (GemvPipeline).
   const std::string pipe = env_str("MAMBA_CUDA_GEMV_PIPE", "444");
-  auto pipeline = [&](size_t cls) { return cls < pipe.size() && pipe[cls] == '1' ? GemvPipeline::Depth1Batch8 : GemvPipeline::Depth2Batch4; };
+  auto pipeline = [&](size_t cls) {
+    return cls < pipe.size() && pipe[cls] == '1' ? GemvPipeline::Depth1Batch8 : GemvPipeline::Depth2Batch4;
+  };
   unsigned long long* trace = m_trace_on ? m_trace.as<unsigned long long>() : nullptr;
   auto trace_slot = [&](int64_t k) { return trace ? trace + kTraceSlots * k : nullptr; };
   // Measurement only (mamba-cuda-profile): leave kernel classes out of the graph to see what each costs
@@ -491,7 +612,12 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   } else {
     prof_mark(prof, "decode: embedding", s);
     EmbeddingParams ep;
-    ep.table = m_embedding.get(); ep.dtype = m_wdt; ep.ids = &io_dev->token; ep.T = 1; ep.D = D; ep.out = m_r_dec.as<float>();
+    ep.table = m_embedding.get();
+    ep.dtype = m_wdt;
+    ep.ids = &io_dev->token;
+    ep.T = 1;
+    ep.D = D;
+    ep.out = m_r_dec.as<float>();
     launch_embedding(ep, s, false);  // follows a memcpy, not a kernel
 
     for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -500,28 +626,72 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
       const DevLayer& nw = m_layers[size_t(last ? l : l + 1)];  // the next layer (unused on the last)
       prof_mark(prof, "decode: in_proj gemv (+rmsnorm)", s);
       GemvParams gi;
-      gi.W = lw.in_proj.get(); gi.wdtype = m_wdt; gi.R = Din; gi.K = D; gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
-      gi.prologue = GemvPrologue::RmsNorm; gi.x = m_r_dec.as<float>(); gi.norm_w = lw.norm.as<float>(); gi.eps = eps;
-      gi.out = m_zx_dec.as<float>(); gi.accumulate = false; gi.trace = trace_slot(3 * l); gi.trigger_at_start = trig_in; gi.trigger_after_loads = trig_in_late; gi.force_streaming = !smem_gemv; gi.pipeline = pipeline(0);
+      gi.W = lw.in_proj.get();
+      gi.wdtype = m_wdt;
+      gi.R = Din;
+      gi.K = D;
+      gi.bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
+      gi.prologue = GemvPrologue::RmsNorm;
+      gi.x = m_r_dec.as<float>();
+      gi.norm_w = lw.norm.as<float>();
+      gi.eps = eps;
+      gi.out = m_zx_dec.as<float>();
+      gi.accumulate = false;
+      gi.trace = trace_slot(3 * l);
+      gi.trigger_at_start = trig_in;
+      gi.trigger_after_loads = trig_in_late;
+      gi.force_streaming = !smem_gemv;
+      gi.pipeline = pipeline(0);
       std::tie(gi.prefetch_next, gi.prefetch_next_bytes) = next(last, 0, nw.in_proj.get(), Din * D * int64_t(ws));
       if (!(skip & 1)) launch_gemv(gi, s, pdl);
 
       prof_mark(prof, "decode: ssm step (conv+dt+scan+gate)", s);
       SsmStepParams sp;
-      sp.zx = m_zx_dec.as<float>(); sp.step_io = &io_dev->token; sp.E = E; sp.conv_dim = CD; sp.H = H; sp.P = P; sp.G = G; sp.N = N; sp.K = K;
-      sp.conv_w = lw.conv_w.as<float>(); sp.conv_b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
-      sp.ring = m_ring.as<float>() + l * CD * K; sp.dt_bias = lw.dt_bias.as<float>(); sp.A = lw.A.as<float>(); sp.D = lw.D.as<float>();
-      sp.dt_lo = to_float_limit(c.dt_min); sp.dt_hi = to_float_limit(c.dt_max);
-      sp.state = m_ssm.as<float>() + l * H * P * N; sp.y = m_y_dec.as<float>(); sp.gate = true; sp.trace = trace_slot(3 * l + 1); sp.trigger_at_start = trig_ssm;
+      sp.zx = m_zx_dec.as<float>();
+      sp.step_io = &io_dev->token;
+      sp.E = E;
+      sp.conv_dim = CD;
+      sp.H = H;
+      sp.P = P;
+      sp.G = G;
+      sp.N = N;
+      sp.K = K;
+      sp.conv_w = lw.conv_w.as<float>();
+      sp.conv_b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
+      sp.ring = m_ring.as<float>() + l * CD * K;
+      sp.dt_bias = lw.dt_bias.as<float>();
+      sp.A = lw.A.as<float>();
+      sp.D = lw.D.as<float>();
+      sp.dt_lo = to_float_limit(c.dt_min);
+      sp.dt_hi = to_float_limit(c.dt_max);
+      sp.state = m_ssm.as<float>() + l * H * P * N;
+      sp.y = m_y_dec.as<float>();
+      sp.gate = true;
+      sp.trace = trace_slot(3 * l + 1);
+      sp.trigger_at_start = trig_ssm;
       std::tie(sp.prefetch_next, sp.prefetch_next_bytes) = next(last, 1, sp.state + H * P * N, int64_t(sizeof(float)) * H * P * N);
       sp.skip_state_store = skip & 16;
       if (!(skip & 2)) launch_ssm_step(sp, s, pdl);
 
       prof_mark(prof, "decode: out_proj gemv (+group norm, residual)", s);
       GemvParams go;
-      go.W = lw.out_proj.get(); go.wdtype = m_wdt; go.R = D; go.K = E; go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
-      go.prologue = GemvPrologue::GroupRmsNorm; go.x = m_y_dec.as<float>(); go.norm_w = lw.gnorm.as<float>();
-      go.groups = G; go.eps = eps; go.out = m_r_dec.as<float>(); go.accumulate = true; go.trace = trace_slot(3 * l + 2); go.trigger_at_start = trig_out; go.trigger_after_loads = trig_out_late; go.force_streaming = !smem_gemv; go.pipeline = pipeline(1);
+      go.W = lw.out_proj.get();
+      go.wdtype = m_wdt;
+      go.R = D;
+      go.K = E;
+      go.bias = lw.out_bias.empty() ? nullptr : lw.out_bias.as<float>();
+      go.prologue = GemvPrologue::GroupRmsNorm;
+      go.x = m_y_dec.as<float>();
+      go.norm_w = lw.gnorm.as<float>();
+      go.groups = G;
+      go.eps = eps;
+      go.out = m_r_dec.as<float>();
+      go.accumulate = true;
+      go.trace = trace_slot(3 * l + 2);
+      go.trigger_at_start = trig_out;
+      go.trigger_after_loads = trig_out_late;
+      go.force_streaming = !smem_gemv;
+      go.pipeline = pipeline(1);
       std::tie(go.prefetch_next, go.prefetch_next_bytes) = next(last, 2, nw.out_proj.get(), D * E * int64_t(ws));
       if (!(skip & 4)) launch_gemv(go, s, pdl);
     }
@@ -529,7 +699,9 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
 
   prof_mark(prof, "decode: lm head gemv (+final norm)", s);
   GemvParams gl = lm_head_params();
-  gl.trace = trace_slot(3 * c.n_layer); gl.force_streaming = !smem_gemv; gl.pipeline = pipeline(2);
+  gl.trace = trace_slot(3 * c.n_layer);
+  gl.force_streaming = !smem_gemv;
+  gl.pipeline = pipeline(2);
   if (!(skip & 8)) launch_gemv(gl, s, pdl);
 
   if (mode == StepMode::Logits) {
@@ -538,7 +710,10 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
   } else {
     prof_mark(prof, "decode: sample", s);
     SampleParams sp;
-    sp.logits = m_logits_dec.as<float>(); sp.cfg = &io_dev->sample; sp.out = &io_dev->out_id; sp.ws = m_sample_ws.as<SampleWorkspace>();
+    sp.logits = m_logits_dec.as<float>();
+    sp.cfg = &io_dev->sample;
+    sp.out = &io_dev->out_id;
+    sp.ws = m_sample_ws.as<SampleWorkspace>();
     launch_sample(sp, s, pdl);
     CUDA_CHECK(cudaMemcpyAsync(&m_io_pinned.as<StepIO>()->out_id, &io_dev->out_id, sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   }
@@ -548,8 +723,16 @@ void CudaBackend::enqueue_step(cudaStream_t s, StepMode mode, bool pdl) {
 // The final norm + LM head GEMV of a decode step: m_r_dec -> m_logits_dec.
 GemvParams CudaBackend::lm_head_params() const {
   GemvParams gl;
-  gl.W = lm_head(); gl.wdtype = m_wdt; gl.R = m_c.vocab_size; gl.K = m_c.d_model; gl.prologue = GemvPrologue::RmsNorm; gl.x = m_r_dec.as<float>();
-  gl.norm_w = m_norm_f.as<float>(); gl.eps = static_cast<float>(m_c.norm_eps); gl.out = m_logits_dec.as<float>(); gl.trigger_at_start = false;
+  gl.W = lm_head();
+  gl.wdtype = m_wdt;
+  gl.R = m_c.vocab_size;
+  gl.K = m_c.d_model;
+  gl.prologue = GemvPrologue::RmsNorm;
+  gl.x = m_r_dec.as<float>();
+  gl.norm_w = m_norm_f.as<float>();
+  gl.eps = static_cast<float>(m_c.norm_eps);
+  gl.out = m_logits_dec.as<float>();
+  gl.trigger_at_start = false;
   return gl;
 }
 
@@ -568,11 +751,19 @@ void CudaBackend::enqueue_chain(cudaStream_t s, bool pdl, bool greedy) {
   unsigned long long* trace = m_chain_trace_on ? m_chain_trace.as<unsigned long long>() : nullptr;
   auto slot = [&](int k, int64_t i) { return trace ? trace + kTraceSlots * (k * per_step + i) : nullptr; };
   for (int k = 0; k < m_chain_len; ++k) {
-    enqueue_fused_layers(s, pdl, dev->slot[k], k > 0, &dev->live, k, slot(k, 0), trace ? m_smid.as<unsigned>() + k * m_c.n_layer * kSmidStride * kDecodeBlockRec : nullptr);
+    enqueue_fused_layers(s, pdl, dev->slot[k], k > 0, &dev->live, k, slot(k, 0),
+                         trace ? m_smid.as<unsigned>() + k * m_c.n_layer * kSmidStride * kDecodeBlockRec : nullptr);
     SampleParams sp;
-    sp.logits = m_logits_dec.as<float>(); sp.cfg = &dev->sample; sp.out = &dev->ids[k]; sp.ws = m_sample_ws.as<SampleWorkspace>();
-    sp.chain.live = &dev->live; sp.chain.step = k; sp.chain.u = &dev->u[k]; sp.chain.next = k + 1 < m_chain_len ? dev->slot[k + 1] : nullptr;
-    sp.chain.stop = dev->stop; sp.chain.n_stop = &dev->n_stop;
+    sp.logits = m_logits_dec.as<float>();
+    sp.cfg = &dev->sample;
+    sp.out = &dev->ids[k];
+    sp.ws = m_sample_ws.as<SampleWorkspace>();
+    sp.chain.live = &dev->live;
+    sp.chain.step = k;
+    sp.chain.u = &dev->u[k];
+    sp.chain.next = k + 1 < m_chain_len ? dev->slot[k + 1] : nullptr;
+    sp.chain.stop = dev->stop;
+    sp.chain.n_stop = &dev->n_stop;
     GemvParams gl = lm_head_params();
     gl.trace = slot(k, m_c.n_layer + 1);
     if (greedy) {
@@ -670,7 +861,9 @@ SampleConfig CudaBackend::sample_config(const SamplerParams& sp, double uniform)
 
 float CudaBackend::clamp_uniform(double u) { return static_cast<float>(std::min(std::max(u, 0.0), 0x1.fffffep-1)); }
 
-int CudaBackend::decode_chain() const { return m_chain_len > 1 && m_use_graph && !m_prof && !m_trace_on && decode_fused() ? m_chain_len : 0; }
+int CudaBackend::decode_chain() const {
+  return m_chain_len > 1 && m_use_graph && !m_prof && !m_trace_on && decode_fused() ? m_chain_len : 0;
+}
 
 // Room in m_smid for the block records of `steps` decode steps (decode_smid), kept if already larger.
 void CudaBackend::reserve_block_records(int64_t steps) {
@@ -701,7 +894,8 @@ std::vector<int32_t> CudaBackend::step_sample_chain(int32_t token, const Sampler
                                                     std::span<const int32_t> stop) {
   const int n = decode_chain();
   if (n == 0 || sp.repeat_penalty != 1.f) return {};
-  if (uniforms.empty() || uniforms.size() > size_t(n)) throw Error("decode chain: " + std::to_string(uniforms.size()) + " steps asked, 1.." + std::to_string(n) + " possible");
+  if (uniforms.empty() || uniforms.size() > size_t(n))
+    throw Error("decode chain: " + std::to_string(uniforms.size()) + " steps asked, 1.." + std::to_string(n) + " possible");
   if (stop.size() > size_t(kMaxStop)) throw Error("decode chain: at most " + std::to_string(kMaxStop) + " stop ids");
   const SampleConfig sc = sample_config(sp, 0.0);
   check_ids(std::span<const int32_t>(&token, 1));
@@ -732,7 +926,8 @@ std::vector<int32_t> CudaBackend::step_sample_chain(int32_t token, const Sampler
     CUDA_CHECK(cudaMemcpy(m_chain_trace_host.data(), m_chain_trace.get(), m_chain_trace.bytes(), cudaMemcpyDeviceToHost));
   }
   const int ran = io->live;
-  if (ran < 1 || ran > want) throw Error("decode chain: the device reports " + std::to_string(ran) + " steps run of " + std::to_string(want));
+  if (ran < 1 || ran > want)
+    throw Error("decode chain: the device reports " + std::to_string(ran) + " steps run of " + std::to_string(want));
   m_pos = (m_pos + ran) % m_c.d_conv;
   m_n_tokens += ran;
   m_last_logits_dev = m_logits_dec.as<float>();
@@ -767,7 +962,10 @@ std::optional<int32_t> CudaBackend::sample_last(const SamplerParams& sp, double 
   StepIO* io_dev = m_io_dev.as<StepIO>();
   CUDA_CHECK(cudaMemcpyAsync(&io_dev->sample, &io->sample, sizeof(SampleConfig), cudaMemcpyHostToDevice, s));
   SampleParams p;
-  p.logits = m_last_logits_dev; p.cfg = &io_dev->sample; p.out = &io_dev->out_id; p.ws = m_sample_ws.as<SampleWorkspace>();
+  p.logits = m_last_logits_dev;
+  p.cfg = &io_dev->sample;
+  p.out = &io_dev->out_id;
+  p.ws = m_sample_ws.as<SampleWorkspace>();
   launch_sample(p, s);
   CUDA_CHECK(cudaMemcpyAsync(&io->out_id, &io_dev->out_id, sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   m_stream->sync();
@@ -800,7 +998,7 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* 
   auto slot = [&](int64_t k3, int64_t k1) { return trace ? trace + kTraceSlots * (live ? k1 : k3) : nullptr; };
   const int64_t hc = int64_t(kDecodeLayerRows) * m_layer_plan.cs / c.head_dim;
   const int trigger = int(std::clamp<int64_t>(env_int("MAMBA_CUDA_LAYER_TRIGGER", 0), 0, 5));  // DecodeLayerParams::trigger
-  const int skip = int(env_int("MAMBA_CUDA_LAYER_SKIP", 0));  // measurement only: DecodeLayerParams::skip
+  const int skip = int(env_int("MAMBA_CUDA_LAYER_SKIP", 0));                                   // measurement only: DecodeLayerParams::skip
   // Measurement only: a chain's layers without the halt check (a stop id then leaves the state wrong).
   const bool nohalt = env_flag("MAMBA_CUDA_CHAIN_NOHALT", false);
   DecodeResidualIn in;
@@ -814,20 +1012,39 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* 
     const int64_t cur = l % 2, prev = (l + 1) % 2;
     prof_mark(m_prof, "decode: layer (one kernel)", s);
     DecodeLayerParams p;
-    p.D = D; p.E = c.d_inner; p.H = c.n_heads; p.P = c.head_dim; p.G = c.n_groups; p.N = c.d_state; p.K = c.d_conv; p.conv_dim = c.conv_dim;
-    p.wdtype = m_wdt; p.step_io = step_io; p.eps = eps;
-    in.r = r + prev * D; in.parts = parts + prev * nc * D; in.ss = ss + prev * nc;
+    p.D = D;
+    p.E = c.d_inner;
+    p.H = c.n_heads;
+    p.P = c.head_dim;
+    p.G = c.n_groups;
+    p.N = c.d_state;
+    p.K = c.d_conv;
+    p.conv_dim = c.conv_dim;
+    p.wdtype = m_wdt;
+    p.step_io = step_io;
+    p.eps = eps;
+    in.r = r + prev * D;
+    in.parts = parts + prev * nc * D;
+    in.ss = ss + prev * nc;
     in.bias = l > 0 && !m_layers[size_t(l - 1)].out_bias.empty() ? m_layers[size_t(l - 1)].out_bias.as<float>() : nullptr;
     p.in = in;
     p.r_out = r + cur * D;
-    p.norm_w = lw.norm.as<float>(); p.in_proj = lw.in_proj.get(); p.in_bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
-    p.conv_w = lw.conv_w.as<float>(); p.conv_b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
+    p.norm_w = lw.norm.as<float>();
+    p.in_proj = lw.in_proj.get();
+    p.in_bias = lw.in_bias.empty() ? nullptr : lw.in_bias.as<float>();
+    p.conv_w = lw.conv_w.as<float>();
+    p.conv_b = lw.conv_b.empty() ? nullptr : lw.conv_b.as<float>();
     p.ring = m_ring.as<float>() + l * c.conv_dim * c.d_conv;
-    p.dt_bias = lw.dt_bias.as<float>(); p.A = lw.A.as<float>(); p.Dskip = lw.D.as<float>();
-    p.dt_lo = to_float_limit(c.dt_min); p.dt_hi = to_float_limit(c.dt_max);
+    p.dt_bias = lw.dt_bias.as<float>();
+    p.A = lw.A.as<float>();
+    p.Dskip = lw.D.as<float>();
+    p.dt_lo = to_float_limit(c.dt_min);
+    p.dt_hi = to_float_limit(c.dt_max);
     p.state = m_ssm.as<float>() + l * c.n_heads * c.head_dim * c.d_state;
-    p.gnorm_w = lw.gnorm.as<float>(); p.out_proj = lw.out_proj.get();
-    p.parts_out = parts + cur * nc * D; p.ss_out = ss + cur * nc;
+    p.gnorm_w = lw.gnorm.as<float>();
+    p.out_proj = lw.out_proj.get();
+    p.parts_out = parts + cur * nc * D;
+    p.ss_out = ss + cur * nc;
     p.trace = slot(3 * l, l);
     p.smid = smid ? smid + l * kSmidStride * kDecodeBlockRec : nullptr;
     p.trigger = trigger;
@@ -839,7 +1056,9 @@ void CudaBackend::enqueue_fused_layers(cudaStream_t s, bool pdl, const int32_t* 
     in.embedding = nullptr;
   }
   const int64_t last = (c.n_layer - 1) % 2;
-  in.r = r + last * D; in.parts = parts + last * nc * D; in.ss = ss + last * nc;
+  in.r = r + last * D;
+  in.parts = parts + last * nc * D;
+  in.ss = ss + last * nc;
   in.bias = m_layers.back().out_bias.empty() ? nullptr : m_layers.back().out_bias.as<float>();
   prof_mark(m_prof, "decode: finish residual", s);
   launch_decode_finish(in, D, m_r_dec.as<float>(), slot(3 * (c.n_layer - 1) + 1, c.n_layer), s, pdl, live, step);
@@ -920,8 +1139,9 @@ bool cuda_device_available(std::string* why) {
     return false;
   }
   if (prop.major < 8) {
-    if (why) *why = std::string(prop.name) + " has compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor) +
-                    "; the CUDA backend needs 8.0 (Ampere) or newer";
+    if (why)
+      *why = std::string(prop.name) + " has compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+             "; the CUDA backend needs 8.0 (Ampere) or newer";
     return false;
   }
   std::string img_why;

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/sampler.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/decode_layer.cuh"
 #include "kernels/dtype.h"
 #include "kernels/gemv.cuh"
 #include "kernels/profiler.h"
-#include "engine/sampler.h"
 #include "kernels/sampling.cuh"
 #include "kernels/ssd_chunked.h"
 
@@ -99,8 +99,8 @@ class CudaBackend final : public Backend {
   // A decode chain's inputs and outputs, pinned on the host and mirrored on the device: copied in at the
   // graph's start up to `ids`, copied out whole at its end.
   struct ChainIO {
-    SampleConfig sample;            // u unused: one draw per step below
-    int32_t live = 0;               // steps k < live run; a step that samples a stop id lowers it to k + 1
+    SampleConfig sample;  // u unused: one draw per step below
+    int32_t live = 0;     // steps k < live run; a step that samples a stop id lowers it to k + 1
     int32_t n_stop = 0;
     int32_t stop[kMaxStop] = {};
     float u[kMaxChain] = {};
@@ -172,7 +172,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer m_lay_r, m_lay_parts, m_lay_ss;
   PinnedBuffer m_io_pinned, m_logits_pinned;
   DeviceBuffer m_sample_ws;  // SampleWorkspace
-  GraphExec m_graphs[4];  // by StepMode
+  GraphExec m_graphs[4];     // by StepMode
   DeviceBuffer m_argmax_ws;  // ArgmaxWorkspace of the greedy chain's LM head
   int m_chain_len = 0;
   DeviceBuffer m_chain_dev;  // ChainIO
@@ -180,7 +180,7 @@ class CudaBackend final : public Backend {
   bool m_chain_trace_on = false;
   DeviceBuffer m_chain_trace;  // (kMaxChain, n_layer + 3, kTraceSlots) u64
   std::vector<uint64_t> m_chain_trace_host;
-  DeviceBuffer m_smid;  // see decode_smid
+  DeviceBuffer m_smid;   // see decode_smid
   DeviceBuffer m_trace;  // (3 * n_layer + 1, kTraceSlots) u64, see set_decode_trace
 
   bool m_trace_on = false;

@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include "kernels/dtype.h"
 #include "engine/error.h"
+#include "kernels/dtype.h"
 
 namespace mamba {
 
@@ -15,8 +15,8 @@ void throw_cuda_error(cudaError_t e, const char* call, const char* file, int lin
 }
 
 void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line) {
-  std::string msg = std::string("cuBLAS error ") + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ") in " + call + " at " + file +
-                    ":" + std::to_string(line);
+  std::string msg = std::string("cuBLAS error ") + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ") in " + call + " at " +
+                    file + ":" + std::to_string(line);
   if (s == CUBLAS_STATUS_ALLOC_FAILED) msg = "out of GPU memory: " + msg;
   throw Error(msg);
 }

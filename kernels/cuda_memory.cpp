@@ -3,8 +3,8 @@
 #include <atomic>
 #include <string>
 
-#include "kernels/cuda_check.h"
 #include "engine/error.h"
+#include "kernels/cuda_check.h"
 
 namespace mamba {
 
@@ -14,8 +14,7 @@ std::atomic<uint64_t> g_in_use{0}, g_peak{0};
 void count_alloc(size_t n) {
   const uint64_t now = g_in_use.fetch_add(n) + n;
   uint64_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-  }
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
 }
 
 std::string mib(double bytes) { return std::to_string(static_cast<long long>(bytes / (1024.0 * 1024.0))) + " MiB"; }

@@ -31,7 +31,10 @@ class DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 
   void* get() const { return m_ptr; }
-  template <typename T> T* as() const { return static_cast<T*>(m_ptr); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(m_ptr);
+  }
   size_t bytes() const { return m_bytes; }
   bool empty() const { return m_ptr == nullptr; }
   // Grows (contents discarded) when smaller than `bytes`; true if it reallocated.
@@ -57,7 +60,10 @@ class PinnedBuffer {
   PinnedBuffer(const PinnedBuffer&) = delete;
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;
   void* get() const { return m_ptr; }
-  template <typename T> T* as() const { return static_cast<T*>(m_ptr); }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(m_ptr);
+  }
   size_t bytes() const { return m_bytes; }
 
  private:

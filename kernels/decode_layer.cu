@@ -1,9 +1,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "engine/error.h"
 #include "kernels/decode_layer.cuh"
 #include "kernels/dtype.cuh"
-#include "engine/error.h"
 #include "kernels/launch.cuh"
 #include "kernels/vec16.cuh"
 
@@ -144,8 +144,8 @@ __device__ __forceinline__ float4 residual_chunk(const DecodeResidualIn& in, int
 // sums interleave; the predicated form compiled to a branch per row and vector, each load waited on
 // before the next (1.7 us for the 130m in_proj slice, run 12).
 template <typename Wt, int NV, int Q>
-__device__ __forceinline__ float dot8_rows(const uint4* w, int64_t row_vecs, int first, int stride, int n, const float4 (&x)[NV][Q], int64_t nvec,
-                                           int lane) {
+__device__ __forceinline__ float dot8_rows(const uint4* w, int64_t row_vecs, int first, int stride, int n, const float4 (&x)[NV][Q],
+                                           int64_t nvec, int lane) {
   float acc[8];
 #pragma unroll
   for (int j = 0; j < 8; ++j) acc[j] = 0.f;
@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     reinterpret_cast<float4*>(xin)[c] = make_float4(x.x * w.x, x.y * w.y, x.z * w.z, x.w * w.w);
     ss += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
   }
-  stamp(kClkLoads);  // after the loop's shared-memory stores, which wait for its loads
+  stamp(kClkLoads);             // after the loop's shared-memory stores, which wait for its loads
   ss = block_sum(ss, scratch);  // its barriers also publish xin
   stamp(kClkSum);
   const float scale = rsqrtf(ss / float(D) + p.eps);
@@ -501,8 +501,8 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
 }
 
 template <typename Wt>
-__global__ void __launch_bounds__(kThreads) decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, unsigned long long* trace,
-                                                                  const int32_t* live, int step) {
+__global__ void __launch_bounds__(kThreads)
+    decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, unsigned long long* trace, const int32_t* live, int step) {
   trace_start(trace);
   if (live && step >= __ldcg(live)) return;  // written at least two kernels back (DecodeLayerParams::live_early)
   pdl_wait();
@@ -596,7 +596,8 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string&
     if (forced && cs != forced) continue;
     const std::string tag = "cs=" + std::to_string(cs) + ": ";
     // Whole heads per cluster, one head per block, B and C split evenly into 16-byte shares within B or C.
-    if ((int64_t(kRows) * cs) % p.P != 0 || p.P % kRows != 0 || (2 * p.N) % cs != 0 || (2 * p.N / cs) % 4 != 0 || p.N % (2 * p.N / cs) != 0) {
+    if ((int64_t(kRows) * cs) % p.P != 0 || p.P % kRows != 0 || (2 * p.N) % cs != 0 || (2 * p.N / cs) % 4 != 0 ||
+        p.N % (2 * p.N / cs) != 0) {
       none.why += tag + "heads do not split; ";
       continue;
     }
@@ -626,8 +627,8 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string&
     DecodeLayerPlan plan;
     plan.cs = cs;
     plan.nc = int(g.nc);
-    plan.why = tag + std::to_string(g.nc) + " clusters (" + std::to_string(active) + " fit), " + std::to_string(g.nr) + " in_proj rows per block, " +
-               std::to_string(g.smem / 1024) + " KB shared";
+    plan.why = tag + std::to_string(g.nc) + " clusters (" + std::to_string(active) + " fit), " + std::to_string(g.nr) +
+               " in_proj rows per block, " + std::to_string(g.smem / 1024) + " KB shared";
     return plan;
   }
   none.cs = none.nc = 0;

@@ -30,22 +30,22 @@ constexpr int kDecodeLayerRows = 16;
 // (thread 0, after the barrier that ends the phase) is past that point.
 constexpr int kDecodeBlockRec = 16;
 enum DecodeClock : int {
-  kClkWaited = 1,     // past the PDL wait
-  kClkNorm,           // norm_w staged
-  kClkLoads,          // thread 0's residual inputs returned
-  kClkSum,            // the block's sum of squares (every thread's inputs returned)
-  kClkLaneX,          // the normed x in registers
-  kClkWin,            // the in_proj slice staged
-  kClkCluster,        // the cluster's blocks all started
-  kClkInDots,         // in_proj dots done
-  kClkVals,           // the cluster's B and C arrived
-  kClkConv,           // conv outputs in shared memory
-  kClkState,          // state updated, y computed
-  kClkWout,           // the out_proj slice staged
-  kClkY,              // the cluster's gated y arrived
-  kClkEnd,            // out_proj dots done
-  kClkWait,           // globaltimer past the wait (ns, low 32 bits)
-};  // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
+  kClkWaited = 1,  // past the PDL wait
+  kClkNorm,        // norm_w staged
+  kClkLoads,       // thread 0's residual inputs returned
+  kClkSum,         // the block's sum of squares (every thread's inputs returned)
+  kClkLaneX,       // the normed x in registers
+  kClkWin,         // the in_proj slice staged
+  kClkCluster,     // the cluster's blocks all started
+  kClkInDots,      // in_proj dots done
+  kClkVals,        // the cluster's B and C arrived
+  kClkConv,        // conv outputs in shared memory
+  kClkState,       // state updated, y computed
+  kClkWout,        // the out_proj slice staged
+  kClkY,           // the cluster's gated y arrived
+  kClkEnd,         // out_proj dots done
+  kClkWait,        // globaltimer past the wait (ns, low 32 bits)
+};                 // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
 
 // The residual entering a layer: r_in (+ the previous layer's out_proj bias) + sum over the previous
 // layer's clusters of parts[c] * rsqrt(mean of its group's y^2 + eps); or the token's embedding row.
@@ -58,7 +58,7 @@ struct DecodeResidualIn {
   int nc = 0;                       // clusters of the previous layer
   int clusters_per_group = 1;       // consecutive clusters share a norm group of group_size channels
   int64_t group_size = 0;
-  float eps = 1e-5f;                // the grouped norm's
+  float eps = 1e-5f;  // the grouped norm's
 };
 
 struct DecodeLayerParams {
@@ -66,23 +66,23 @@ struct DecodeLayerParams {
   DType wdtype = DType::BF16;
   const int32_t* step_io = nullptr;  // device [token, ring position of this token]
   DecodeResidualIn in;
-  float* r_out = nullptr;            // (D) the residual entering this layer (written by block 0)
+  float* r_out = nullptr;  // (D) the residual entering this layer (written by block 0)
   float eps = 1e-5f;
-  const float* norm_w = nullptr;     // (D)
-  const void* in_proj = nullptr;     // (d_in_proj, D): z (E) | x (E) | B (G, N) | C (G, N) | dt (H)
-  const float* in_bias = nullptr;    // (d_in_proj) or null
-  const float* conv_w = nullptr;     // (conv_dim, K)
-  const float* conv_b = nullptr;     // (conv_dim) or null
-  float* ring = nullptr;             // (conv_dim, K) conv window ring (conv1d.cuh)
-  const float* dt_bias = nullptr;    // (H)
-  const float* A = nullptr;          // (H)
-  const float* Dskip = nullptr;      // (H)
+  const float* norm_w = nullptr;   // (D)
+  const void* in_proj = nullptr;   // (d_in_proj, D): z (E) | x (E) | B (G, N) | C (G, N) | dt (H)
+  const float* in_bias = nullptr;  // (d_in_proj) or null
+  const float* conv_w = nullptr;   // (conv_dim, K)
+  const float* conv_b = nullptr;   // (conv_dim) or null
+  float* ring = nullptr;           // (conv_dim, K) conv window ring (conv1d.cuh)
+  const float* dt_bias = nullptr;  // (H)
+  const float* A = nullptr;        // (H)
+  const float* Dskip = nullptr;    // (H)
   float dt_lo = 0.f, dt_hi = 0.f;
-  float* state = nullptr;            // (H, P, N)
-  const float* gnorm_w = nullptr;    // (E)
-  const void* out_proj = nullptr;    // (D, E)
-  float* parts_out = nullptr;        // (nc, D) this layer's partial products
-  float* ss_out = nullptr;           // (nc)
+  float* state = nullptr;               // (H, P, N)
+  const float* gnorm_w = nullptr;       // (E)
+  const void* out_proj = nullptr;       // (D, E)
+  float* parts_out = nullptr;           // (nc, D) this layer's partial products
+  float* ss_out = nullptr;              // (nc)
   unsigned long long* trace = nullptr;  // launch.cuh trace slots or null; [4] inputs read, [5] the last
                                         // block's start, [6] B and C exchanged, [7] gated y exchanged
   // When the next layer's kernel may launch (and start staging its weights): 0 once past the wait, 1 with

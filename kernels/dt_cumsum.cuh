@@ -9,14 +9,14 @@
 namespace mamba {
 
 struct DtCumsumParams {
-  const float* raw = nullptr;   // (T, H) with row stride ld_raw (the dt columns of in_proj's output)
+  const float* raw = nullptr;  // (T, H) with row stride ld_raw (the dt columns of in_proj's output)
   int64_t ld_raw = 0;
   const float* bias = nullptr;  // (H)
   const float* A = nullptr;     // (H) negative
   float lo = 0.f, hi = 0.f;     // time_step_limit; hi may be +inf
   int64_t T = 0, T_pad = 0, H = 0, Q = 0;
-  float* dt = nullptr;          // (H, T_pad)
-  float* cs = nullptr;          // (H, T_pad) or null (recurrent scans need no cumulative sums)
+  float* dt = nullptr;  // (H, T_pad)
+  float* cs = nullptr;  // (H, T_pad) or null (recurrent scans need no cumulative sums)
 };
 
 void launch_dt_cumsum(const DtCumsumParams& p, cudaStream_t s);

@@ -14,7 +14,8 @@ __global__ void add_bias_kernel(float* out, int64_t ld, const float* bias, int64
 
 template <typename T>
 __global__ void convert_kernel(const float* src, T* dst, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) dst[i] = from_f32<T>(src[i]);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_f32<T>(src[i]);
 }
 
 template <typename T>
@@ -41,14 +42,16 @@ void launch_add_bias(float* out, int64_t ld, const float* bias, int64_t T, int64
 
 void launch_convert_f32(const float* src, void* dst, DType dtype, int64_t n, cudaStream_t s) {
   if (n <= 0) return;
-  MAMBA_DTYPE_SWITCH(dtype, T, launch_kernel(convert_kernel<T>, dim3(grid_for(n)), dim3(256), 0, s, false, "convert_kernel", src, static_cast<T*>(dst), n));
+  MAMBA_DTYPE_SWITCH(
+      dtype, T,
+      launch_kernel(convert_kernel<T>, dim3(grid_for(n)), dim3(256), 0, s, false, "convert_kernel", src, static_cast<T*>(dst), n));
 }
 
 void launch_fill_random(void* dst, DType dtype, int64_t n, uint64_t seed, float scale, cudaStream_t s) {
   if (n <= 0) return;
   MAMBA_DTYPE_SWITCH(dtype, T,
-                     launch_kernel(fill_random_kernel<T>, dim3(grid_for(n)), dim3(256), 0, s, false, "fill_random_kernel", static_cast<T*>(dst), n,
-                                   seed, scale));
+                     launch_kernel(fill_random_kernel<T>, dim3(grid_for(n)), dim3(256), 0, s, false, "fill_random_kernel",
+                                   static_cast<T*>(dst), n, seed, scale));
 }
 
 bool cuda_kernel_image_ok(std::string* why) {
@@ -56,7 +59,9 @@ bool cuda_kernel_image_ok(std::string* why) {
   const cudaError_t e = cudaFuncGetAttributes(&attr, convert_kernel<float>);
   if (e == cudaSuccess) return true;
   (void)cudaGetLastError();
-  if (why) *why = std::string("this build has no kernels for this GPU (") + cudaGetErrorString(e) + "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=native";
+  if (why)
+    *why = std::string("this build has no kernels for this GPU (") + cudaGetErrorString(e) +
+           "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=native";
   return false;
 }
 

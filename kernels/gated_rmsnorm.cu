@@ -1,5 +1,5 @@
-#include "kernels/dtype.cuh"
 #include "engine/error.h"
+#include "kernels/dtype.cuh"
 #include "kernels/gated_rmsnorm.cuh"
 #include "kernels/launch.cuh"
 
@@ -13,8 +13,14 @@ struct Gated {
   unsigned P;
   int64_t cs_stride;
   __device__ Gated(const GatedRmsNormParams& p, int64_t t)
-      : y(p.y + t * p.ldy), yo(p.y_off ? p.y_off + t * p.ldy : nullptr), x(p.x + t * p.ldx), z(p.z + t * p.ldz),
-        cs(p.cs ? p.cs + t : nullptr), D(p.D), P(unsigned(p.P)), cs_stride(p.cs_stride) {}
+      : y(p.y + t * p.ldy),
+        yo(p.y_off ? p.y_off + t * p.ldy : nullptr),
+        x(p.x + t * p.ldx),
+        z(p.z + t * p.ldz),
+        cs(p.cs ? p.cs + t : nullptr),
+        D(p.D),
+        P(unsigned(p.P)),
+        cs_stride(p.cs_stride) {}
   __device__ float operator()(int64_t i) const {
     const unsigned h = unsigned(i) / P;
     float v = y[i];
@@ -63,7 +69,14 @@ __global__ void __launch_bounds__(kThreads) gated_rmsnorm_kernel(GatedRmsNormPar
 // 8 consecutive elements between memory and fp32 registers, 16-byte accesses (32 for fp32).
 __device__ __forceinline__ void load8(const float* src, float (&f)[8]) {
   const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
-  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+  f[0] = a.x;
+  f[1] = a.y;
+  f[2] = a.z;
+  f[3] = a.w;
+  f[4] = b.x;
+  f[5] = b.y;
+  f[6] = b.z;
+  f[7] = b.w;
 }
 template <typename T2, typename T>
 __device__ __forceinline__ void load8_half2(const T* src, float (&f)[8]) {
@@ -132,7 +145,8 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15)
 
 template <typename TV>
 void launch_finish(const GatedNormFinishParams& p, cudaStream_t s) {
-  const bool vec8 = p.E % 8 == 0 && (p.E / p.G) % 8 == 0 && p.ldv % 8 == 0 && p.ldo % 8 == 0 && aligned16(p.v) && aligned16(p.out) && aligned16(p.w);
+  const bool vec8 =
+      p.E % 8 == 0 && (p.E / p.G) % 8 == 0 && p.ldv % 8 == 0 && p.ldo % 8 == 0 && aligned16(p.v) && aligned16(p.out) && aligned16(p.w);
   const size_t smem = sizeof(float) * size_t(p.G);
   const char* what = "gated_norm_finish_kernel";
   const dim3 grid(static_cast<unsigned>(p.T)), block(kFinishThreads);

@@ -40,8 +40,8 @@ struct GatedNormFinishParams {
   const void* v = nullptr;  // (T, E) in v_dtype, row stride ldv
   DType v_dtype = DType::BF16;
   int64_t ldv = 0;
-  const float* ss = nullptr;  // (T, H) row stride H
-  const float* w = nullptr;   // (E)
+  const float* ss = nullptr;           // (T, H) row stride H
+  const float* w = nullptr;            // (E)
   int64_t T = 0, E = 0, H = 0, G = 1;  // H divisible by G: a group is H/G whole heads
   float eps = 1e-5f;
   void* out = nullptr;  // (T, E) in out_dtype, row stride ldo

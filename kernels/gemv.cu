@@ -3,8 +3,8 @@
 
 #include <type_traits>
 
-#include "kernels/dtype.cuh"
 #include "engine/error.h"
+#include "kernels/dtype.cuh"
 #include "kernels/gemv.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/vec16.cuh"
@@ -176,7 +176,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
     uint4 v[DEPTH][RPW][U];
     const uint64_t pol = l2_policy_normal();
     int64_t ld_grp = grp0, ld_base = 0;  // the next batch to load
-    auto load_next = [&](uint4 (&buf)[RPW][U]) {
+    auto load_next = [&](uint4(&buf)[RPW][U]) {
       const int nrows = rows_of(ld_grp);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
@@ -327,7 +327,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   const int64_t K = p.K, nvec = K / EPV, row_bytes = K * int64_t(sizeof(Wt));
   const int64_t r0 = int64_t(blockIdx.x) * rows_per_block;
   const int nr = int(imin(rows_per_block, p.R - r0));
-  uint4* w = reinterpret_cast<uint4*>(smem);                                           // (rows_per_block, K) weights
+  uint4* w = reinterpret_cast<uint4*>(smem);                                          // (rows_per_block, K) weights
   float* xin = reinterpret_cast<float*>(smem + int64_t(rows_per_block) * row_bytes);  // (K) normalised input
   float* scratch = xin + ((K + 3) & ~int64_t(3));                                     // kScratch floats
   float* res = scratch + kScratch;                                                    // (rows_per_block) results
@@ -442,7 +442,9 @@ bool try_launch_smem(const GemvParams& p, cudaStream_t s, bool pdl) {
     constexpr int NV = decltype(nv)::value;
     return pro == kGrouped ? gemv_smem_kernel<Wt, kGrouped, NV> : gemv_smem_kernel<Wt, kPlain, NV>;
   };
-  auto kernel = per_lane <= 2 ? pick(std::integral_constant<int, 2>{}) : per_lane <= 4 ? pick(std::integral_constant<int, 4>{}) : pick(std::integral_constant<int, 8>{});
+  auto kernel = per_lane <= 2   ? pick(std::integral_constant<int, 2>{})
+                : per_lane <= 4 ? pick(std::integral_constant<int, 4>{})
+                                : pick(std::integral_constant<int, 8>{});
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   launch_kernel(kernel, dim3(ceil_div(p.R, rows)), dim3(kSmemThreads), smem, s, pdl, "gemv_smem_kernel", p, static_cast<int>(rows));
   return true;

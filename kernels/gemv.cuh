@@ -49,7 +49,7 @@ struct GemvParams {
   const void* prefetch_next = nullptr;  // pulled into L2 by the whole grid at its start (or null)
   int64_t prefetch_next_bytes = 0;
   unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null
-  bool force_streaming = false;  // tests: skip the shared-memory kernel for small matrices
+  bool force_streaming = false;         // tests: skip the shared-memory kernel for small matrices
   GemvPipeline pipeline = GemvPipeline::Depth2Batch4;
   // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit
   // resident in their own wait, and a chain of them can pile up several kernels deep) or once past

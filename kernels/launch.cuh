@@ -5,8 +5,8 @@
 // the flag only changes timing, never results. Without PDL both helpers are no-ops.
 #include <cuda_runtime.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "kernels/cuda_check.h"

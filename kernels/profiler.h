@@ -17,7 +17,10 @@ class OpProfiler {
   void mark(const char* label, cudaStream_t s);  // closes the previous op and opens `label`
   void finish(cudaStream_t s);                   // closes the last op
   void collect();                                // synchronises and adds this round's times into totals
-  void clear() { m_totals.clear(); m_counts.clear(); }
+  void clear() {
+    m_totals.clear();
+    m_counts.clear();
+  }
   const std::map<std::string, double>& totals_ms() const { return m_totals; }
   const std::map<std::string, int64_t>& counts() const { return m_counts; }
 

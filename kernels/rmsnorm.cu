@@ -62,8 +62,8 @@ bool aligned_to(const void* ptr, uintptr_t n) { return (reinterpret_cast<uintptr
 template <typename T>
 void launch_typed(const RmsNormParams& p, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(p.T)), block(256);
-  const bool vec = p.D % 4 == 0 && p.ldx % 4 == 0 && p.ldo % 4 == 0 && aligned_to(p.x, 16) && aligned_to(p.w, 16) &&
-                   aligned_to(p.out, 4 * sizeof(T));
+  const bool vec =
+      p.D % 4 == 0 && p.ldx % 4 == 0 && p.ldo % 4 == 0 && aligned_to(p.x, 16) && aligned_to(p.w, 16) && aligned_to(p.out, 4 * sizeof(T));
   const int64_t per = (p.D / 4 + 255) / 256;
   const char* what = "rmsnorm_vec4_kernel";
   if (vec && per <= 1) launch_kernel(rmsnorm_vec4_kernel<T, 1>, grid, block, 0, s, false, what, p);

@@ -14,7 +14,7 @@ namespace mamba {
 
 // Read from device memory so a captured decode graph can take new settings each step.
 struct SampleConfig {
-  int64_t n = 0;      // candidates: ids < n
+  int64_t n = 0;  // candidates: ids < n
   float temperature = 0.f;
   int32_t top_k = 0;  // 0 = off
   float top_p = 1.f;  // 1 = off
@@ -46,10 +46,10 @@ struct SampleChain {
 };
 
 struct SampleParams {
-  const float* logits = nullptr;     // (>= cfg->n) on the device
+  const float* logits = nullptr;      // (>= cfg->n) on the device
   const SampleConfig* cfg = nullptr;  // on the device
-  int32_t* out = nullptr;            // (1) on the device
-  SampleWorkspace* ws = nullptr;     // on the device, zeroed once
+  int32_t* out = nullptr;             // (1) on the device
+  SampleWorkspace* ws = nullptr;      // on the device, zeroed once
   SampleChain chain;
   // When the next kernel may launch (PDL): 0 once past the wait, 1 before it (a chain's next step then
   // stages its first layer's weights during the LM head), 2 only when this kernel is done.
@@ -100,7 +100,8 @@ __device__ bool grid_argmax_last(float& v, int64_t& i, float* ws_v, I* ws_i, uns
   __threadfence();
   float mv = -INFINITY;
   int64_t mi = INT64_MAX;
-  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) argmax_merge(mv, mi, __ldcg(&ws_v[b]), static_cast<int64_t>(__ldcg(&ws_i[b])));
+  for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x)
+    argmax_merge(mv, mi, __ldcg(&ws_v[b]), static_cast<int64_t>(__ldcg(&ws_i[b])));
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) argmax_merge(mv, mi, __shfl_xor_sync(0xffffffffu, mv, o), __shfl_xor_sync(0xffffffffu, mi, o));
   block_argmax(mv, mi, wv, wi);  // thread 0 read wv / wi (the caller's block_argmax) before the barrier above

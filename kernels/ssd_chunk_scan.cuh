@@ -19,7 +19,7 @@ struct SsdDecayMaskParams {
   const float* cs = nullptr;  // (H, T_pad)
   int64_t T_pad = 0, Q = 0, n_chunks = 0, H = 0, G = 0;
   const float* D = nullptr;  // (H) or null: D[h] is added on the diagonal (the skip connection)
-  void* M = nullptr;  // (n_chunks, H, Q, Q) in dtype; only the lower triangle is written
+  void* M = nullptr;         // (n_chunks, H, Q, Q) in dtype; only the lower triangle is written
   DType dtype = DType::BF16;
 };
 

@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/dtype.cuh"
 #include "engine/error.h"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ssd_chunk_scan_fused.cuh"
 
@@ -79,16 +79,16 @@ __device__ __forceinline__ void prefetch_row_l2(const void* ptr, unsigned bytes)
 template <int P, int WN, int HB>
 struct Cfg {
   static constexpr int warps = 4 * WN * HB, threads = 32 * warps;
-  static constexpr int PW = P / WN;           // columns per warp
-  static constexpr int NT = PW / 8;           // m16n8 accumulator tiles per warp (even: ldmatrix.x4 feeds two)
-  static constexpr int RPT = 1024 / threads;  // CB-tile rows per thread (64 rows x 16 four-column groups)
-  static constexpr int RSTEP = threads / 16;  // row distance between a thread's CB rows
-  static constexpr int ld_x = P + 8;          // the X stage is (kK, P): its rows are P long
+  static constexpr int PW = P / WN;             // columns per warp
+  static constexpr int NT = PW / 8;             // m16n8 accumulator tiles per warp (even: ldmatrix.x4 feeds two)
+  static constexpr int RPT = 1024 / threads;    // CB-tile rows per thread (64 rows x 16 four-column groups)
+  static constexpr int RSTEP = threads / 16;    // row distance between a thread's CB rows
+  static constexpr int ld_x = P + 8;            // the X stage is (kK, P): its rows are P long
   static constexpr int a_elems = kRows * kLdA;  // per head: M tile (diagonal stages); slot 0 holds C (off-diagonal)
-  static constexpr int b_elems = P * kLdA > kK * ld_x ? P * kLdA : kK * ld_x;  // per head: S_in or x stage
+  static constexpr int b_elems = P * kLdA > kK* ld_x ? P* kLdA : kK* ld_x;  // per head: S_in or x stage
   static constexpr unsigned a_bytes = a_elems * 2, b_bytes = b_elems * 2;
   static constexpr size_t smem_bytes = 2 * size_t(HB) * (a_bytes + b_bytes);  // two stages
-  static constexpr int u_c = kRows * 8 / threads;  // 16-byte copies of the C tile per thread
+  static constexpr int u_c = kRows * 8 / threads;                             // 16-byte copies of the C tile per thread
   static constexpr int u_b = HB * 8 * P / threads;  // 16-byte copies of the S_in or x tiles per thread (8P per head)
   static_assert(NT % 2 == 0 && RPT >= 1 && u_c >= 1 && u_b >= 1, "bad fused chunk-scan block shape");
 };
@@ -107,9 +107,9 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
   constexpr int NT = K::NT, RPT = K::RPT, RSTEP = K::RSTEP, kT = K::threads;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ float ss_part[WN > 1 ? HB * WN * kRows : 1];
-  __shared__ float cs_rows[HB * kRows];  // cs * log2(e) of the tile's rows per head; -inf past the chunk
-  const unsigned sA = smem_u32(smem_raw);             // [2][HB] M / C tiles
-  const unsigned sB = sA + 2 * HB * K::a_bytes;       // [2][HB] S_in / x tiles
+  __shared__ float cs_rows[HB * kRows];          // cs * log2(e) of the tile's rows per head; -inf past the chunk
+  const unsigned sA = smem_u32(smem_raw);        // [2][HB] M / C tiles
+  const unsigned sB = sA + 2 * HB * K::a_bytes;  // [2][HB] S_in / x tiles
 
   const int tile = int(gridDim.x) - 1 - int(blockIdx.x);  // the heaviest tiles (most diagonal stages) start first
   const int h0 = blockIdx.y * HB, c = blockIdx.z;
@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
       const int n0 = s * kK;
       const bool col_ok = n0 + c_col < N;
 #pragma unroll
-      for (int u = 0; u < K::u_c; ++u) {  // C rows of the tile, shared by the HB heads
+      for (int u = 0; u < K::u_c; ++u) {            // C rows of the tile, shared by the HB heads
         const bool ok = col_ok && (c_ok >> u & 1);  // a skipped copy zero-fills and gets a valid address anyway
         cp_async16_s(c_dst + a_buf + u * (kT / 8) * kLdA * 2, ok ? c_src + u * (kT / 8) * ld + n0 : c_src, ok);
       }
@@ -203,14 +203,24 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
           a = __ldg(reinterpret_cast<const float4*>(cs0 + k * T_pad + jc));
           d = __ldg(reinterpret_cast<const float4*>(dt0 + k * T_pad + jc));
         }
-        csc[k][0] = a.x * kLog2e; csc[k][1] = a.y * kLog2e; csc[k][2] = a.z * kLog2e; csc[k][3] = a.w * kLog2e;
-        dtc[k][0] = d.x; dtc[k][1] = d.y; dtc[k][2] = d.z; dtc[k][3] = d.w;
+        csc[k][0] = a.x * kLog2e;
+        csc[k][1] = a.y * kLog2e;
+        csc[k][2] = a.z * kLog2e;
+        csc[k][3] = a.w * kLog2e;
+        dtc[k][0] = d.x;
+        dtc[k][1] = d.y;
+        dtc[k][2] = d.z;
+        dtc[k][3] = d.w;
       }
 #pragma unroll
       for (int q = 0; q < RPT; ++q) {  // in the diagonal stage, four-column groups wholly right of the row are skipped
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if ((row_ok >> q & 1) && (!diag || 4 * cg <= rr + q * RSTEP)) v = __ldg(reinterpret_cast<const float4*>(cb_thr + q * RSTEP * Q + j0));
-        cbv[q][0] = v.x; cbv[q][1] = v.y; cbv[q][2] = v.z; cbv[q][3] = v.w;
+        if ((row_ok >> q & 1) && (!diag || 4 * cg <= rr + q * RSTEP))
+          v = __ldg(reinterpret_cast<const float4*>(cb_thr + q * RSTEP * Q + j0));
+        cbv[q][0] = v.x;
+        cbv[q][1] = v.y;
+        cbv[q][2] = v.z;
+        cbv[q][3] = v.w;
       }
     } else {  // any chunk size: element by element
 #pragma unroll
@@ -301,8 +311,10 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
         const float ea = ex2_fast(cs_rows[hs * kRows + rw * 16 + gid]), eb = ex2_fast(cs_rows[hs * kRows + rw * 16 + gid + 8]);
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-          acc[nt][0] *= ea; acc[nt][1] *= ea;
-          acc[nt][2] *= eb; acc[nt][3] *= eb;
+          acc[nt][0] *= ea;
+          acc[nt][1] *= ea;
+          acc[nt][2] *= eb;
+          acc[nt][3] *= eb;
         }
       }
     } else {
@@ -316,7 +328,8 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
 
   // Epilogue: rows rw*16 + gid (+8), columns cw*PW + 8nt + 2tig (+1) of head h.
   const float d_h = p.D ? p.D[h] : 0.f;
-  const bool pairs = ((reinterpret_cast<uintptr_t>(p.x) | uintptr_t(p.ldx) * 4u | reinterpret_cast<uintptr_t>(p.z) | uintptr_t(p.ldz) * 4u) & 7u) == 0;
+  const bool pairs =
+      ((reinterpret_cast<uintptr_t>(p.x) | uintptr_t(p.ldx) * 4u | reinterpret_cast<uintptr_t>(p.z) | uintptr_t(p.ldz) * 4u) & 7u) == 0;
   float ss_half[2] = {0.f, 0.f};
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -362,8 +375,9 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
       }
     }
   }
-  if (!gated) return;  // uniform over the block
-  // Sums of squares per (row, head): over the quad's lanes, then over the WN column warps.
+  // Ungated: done (uniform over the block). Gated: sums of squares per (row, head), over the quad's lanes,
+  // then over the WN column warps.
+  if (!gated) return;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     ss_half[half] += __shfl_xor_sync(0xffffffffu, ss_half[half], 1);

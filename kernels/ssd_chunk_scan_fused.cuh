@@ -23,25 +23,25 @@ namespace mamba {
 
 struct SsdChunkScanFusedParams {
   int64_t T_pad = 0, Q = 0, H = 0, P = 0, G = 0, N = 0;  // T_pad: a multiple of Q
-  int64_t T_valid = 0;  // rows t >= T_valid are not written (0: T_pad)
-  DType dtype = DType::BF16;  // operands: BF16 (the backend's SSD operand type in bf16 and f16 modes)
-  const void* x_act = nullptr;  // (T_pad, >= H*P) x in dtype, row stride ld_act
-  const void* C_act = nullptr;  // (T_pad, >= G*N) C in dtype, row stride ld_act
+  int64_t T_valid = 0;                                   // rows t >= T_valid are not written (0: T_pad)
+  DType dtype = DType::BF16;                             // operands: BF16 (the backend's SSD operand type in bf16 and f16 modes)
+  const void* x_act = nullptr;                           // (T_pad, >= H*P) x in dtype, row stride ld_act
+  const void* C_act = nullptr;                           // (T_pad, >= G*N) C in dtype, row stride ld_act
   int64_t ld_act = 0;
-  const float* cb = nullptr;    // (n_chunks, G, Q, Q) row-major C_i . B_j
-  const void* s_in = nullptr;   // (n_chunks, H, P, N) chunk input states in dtype
-  const float* dt = nullptr;    // (H, T_pad)
-  const float* cs = nullptr;    // (H, T_pad) within-chunk cumulative dt*A
-  const float* x = nullptr;     // (T_pad, >= H*P) fp32 x, row stride ldx; needed with D
+  const float* cb = nullptr;   // (n_chunks, G, Q, Q) row-major C_i . B_j
+  const void* s_in = nullptr;  // (n_chunks, H, P, N) chunk input states in dtype
+  const float* dt = nullptr;   // (H, T_pad)
+  const float* cs = nullptr;   // (H, T_pad) within-chunk cumulative dt*A
+  const float* x = nullptr;    // (T_pad, >= H*P) fp32 x, row stride ldx; needed with D
   int64_t ldx = 0;
-  const float* D = nullptr;     // (H) or null: no skip
+  const float* D = nullptr;  // (H) or null: no skip
   // y epilogue (when v is null)
-  float* y = nullptr;           // (T_pad, H*P) fp32, row stride ldy
+  float* y = nullptr;  // (T_pad, H*P) fp32, row stride ldy
   int64_t ldy = 0;
   // gated epilogue
-  const float* z = nullptr;     // (T_pad, >= H*P) fp32 gate, row stride ldz
+  const float* z = nullptr;  // (T_pad, >= H*P) fp32 gate, row stride ldz
   int64_t ldz = 0;
-  void* v = nullptr;            // (T_pad, H*P) in v_dtype, row stride ldv
+  void* v = nullptr;  // (T_pad, H*P) in v_dtype, row stride ldv
   int64_t ldv = 0;
   DType v_dtype = DType::BF16;  // BF16 or F32
   float* ss = nullptr;          // (T_pad, H) per (token, head) sums of squares of v

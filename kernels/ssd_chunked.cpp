@@ -1,7 +1,7 @@
 #include "kernels/ssd_chunked.h"
 
-#include "kernels/cuda_check.h"
 #include "engine/error.h"
+#include "kernels/cuda_check.h"
 #include "kernels/gemm.h"
 #include "kernels/profiler.h"
 #include "kernels/ssd_chunk_scan.cuh"
@@ -35,7 +35,8 @@ void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
 
   const void* xs_ptr = a.xs ? a.xs : xs.get();
   const void* yoff_ptr = a.y_off ? a.y_off : a.y;
-  std::vector<const void*> key = {a.x_act, a.B_act, a.C_act, a.y, yoff_ptr, xs_ptr, cb.get(), M.get(), states.get(), s_in.get(), ptrs.get()};
+  std::vector<const void*> key = {a.x_act,  a.B_act, a.C_act,      a.y,        yoff_ptr,  xs_ptr,
+                                  cb.get(), M.get(), states.get(), s_in.get(), ptrs.get()};
   std::vector<int64_t> dims = {a.T_pad, Q, H, P, G, N, a.ld_act, a.ldy, static_cast<int64_t>(a.dtype), a.fused ? 1 : 0};
   if (key == m_key && dims == m_dims) return;
 
@@ -84,14 +85,24 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
 
   prof_mark(prof, "ssd: C*B^T gemm", s);
   for (int64_t g = 0; g < G; ++g)
-    gemm_strided_batched(blas, Q, Q, N, {offset(a.B_act, g * N, dt), dt, a.ld_act, true}, Q * a.ld_act, {offset(a.C_act, g * N, dt), dt, a.ld_act, false},
-                         Q * a.ld_act, ws.cb.as<float>() + g * Q * Q, DType::F32, Q, G * Q * Q, nc);
+    gemm_strided_batched(blas, Q, Q, N, {offset(a.B_act, g * N, dt), dt, a.ld_act, true}, Q * a.ld_act,
+                         {offset(a.C_act, g * N, dt), dt, a.ld_act, false}, Q * a.ld_act, ws.cb.as<float>() + g * Q * Q, DType::F32, Q,
+                         G * Q * Q, nc);
 
   if (!a.xs) {
     prof_mark(prof, "ssd: scale x", s);
     SsdScaleXParams sx;
-    sx.x = a.x; sx.ldx = a.ldx; sx.dt = a.dt; sx.cs = a.cs; sx.T_pad = a.T_pad; sx.Q = Q; sx.H = H; sx.P = P;
-    sx.xs = ws.xs.get(); sx.ldxs = E; sx.dtype = dt;
+    sx.x = a.x;
+    sx.ldx = a.ldx;
+    sx.dt = a.dt;
+    sx.cs = a.cs;
+    sx.T_pad = a.T_pad;
+    sx.Q = Q;
+    sx.H = H;
+    sx.P = P;
+    sx.xs = ws.xs.get();
+    sx.ldxs = E;
+    sx.dtype = dt;
     launch_ssd_scale_x(sx, s);
   }
 
@@ -100,45 +111,88 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
 
   prof_mark(prof, "ssd: state passing", s);
   SsdStatePassingParams sp;
-  sp.chunk_states = ws.states.as<float>(); sp.cs = a.cs; sp.state = a.state; sp.s_in = ws.s_in.get(); sp.dtype = dt;
-  sp.T_pad = a.T_pad; sp.Q = Q; sp.n_chunks = nc; sp.H = H; sp.PN = P * N;
+  sp.chunk_states = ws.states.as<float>();
+  sp.cs = a.cs;
+  sp.state = a.state;
+  sp.s_in = ws.s_in.get();
+  sp.dtype = dt;
+  sp.T_pad = a.T_pad;
+  sp.Q = Q;
+  sp.n_chunks = nc;
+  sp.H = H;
+  sp.PN = P * N;
   launch_ssd_state_passing(sp, s);
 
   if (a.fused) {
     prof_mark(prof, a.gate.v ? "ssd: fused chunk scan + gate" : "ssd: fused chunk scan", s);
     SsdChunkScanFusedParams fp;
-    fp.T_pad = a.T_pad; fp.Q = Q; fp.H = H; fp.P = P; fp.G = G; fp.N = N; fp.T_valid = a.T_valid; fp.dtype = dt;
-    fp.x_act = a.x_act; fp.C_act = a.C_act; fp.ld_act = a.ld_act; fp.cb = ws.cb.as<float>(); fp.s_in = ws.s_in.get();
-    fp.dt = a.dt; fp.cs = a.cs; fp.x = a.x; fp.ldx = a.ldx; fp.D = a.D;
+    fp.T_pad = a.T_pad;
+    fp.Q = Q;
+    fp.H = H;
+    fp.P = P;
+    fp.G = G;
+    fp.N = N;
+    fp.T_valid = a.T_valid;
+    fp.dtype = dt;
+    fp.x_act = a.x_act;
+    fp.C_act = a.C_act;
+    fp.ld_act = a.ld_act;
+    fp.cb = ws.cb.as<float>();
+    fp.s_in = ws.s_in.get();
+    fp.dt = a.dt;
+    fp.cs = a.cs;
+    fp.x = a.x;
+    fp.ldx = a.ldx;
+    fp.D = a.D;
     if (a.gate.v) {
-      fp.z = a.gate.z; fp.ldz = a.gate.ldz; fp.v = a.gate.v; fp.ldv = a.gate.ldv; fp.v_dtype = a.gate.v_dtype; fp.ss = a.gate.ss;
+      fp.z = a.gate.z;
+      fp.ldz = a.gate.ldz;
+      fp.v = a.gate.v;
+      fp.ldv = a.gate.ldv;
+      fp.v_dtype = a.gate.v_dtype;
+      fp.ss = a.gate.ss;
     } else {
-      fp.y = a.y; fp.ldy = a.ldy;
+      fp.y = a.y;
+      fp.ldy = a.ldy;
     }
     launch_ssd_chunk_scan_fused(fp, s);
     return;
   }
 
   prof_mark(prof, "ssd: off-diagonal gemm", s);
-  gemm_batched(blas, P, Q, N, {nullptr, dt, N, true}, arr + 3 * batch, {nullptr, dt, a.ld_act, false}, arr + 4 * batch, arr_out(5), DType::F32,
-               a.ldy, batch);
+  gemm_batched(blas, P, Q, N, {nullptr, dt, N, true}, arr + 3 * batch, {nullptr, dt, a.ld_act, false}, arr + 4 * batch, arr_out(5),
+               DType::F32, a.ldy, batch);
 
   if (!a.y_off) {
     prof_mark(prof, "ssd: scale rows", s);
     SsdScaleRowsParams sr;
-    sr.y = a.y; sr.ldy = a.ldy; sr.cs = a.cs; sr.T_pad = a.T_pad; sr.H = H; sr.P = P;
+    sr.y = a.y;
+    sr.ldy = a.ldy;
+    sr.cs = a.cs;
+    sr.T_pad = a.T_pad;
+    sr.H = H;
+    sr.P = P;
     launch_ssd_scale_rows(sr, s);
   }
 
   prof_mark(prof, "ssd: decay mask", s);
   SsdDecayMaskParams dm;
-  dm.cb = ws.cb.as<float>(); dm.dt = a.dt; dm.cs = a.cs; dm.T_pad = a.T_pad; dm.Q = Q; dm.n_chunks = nc; dm.H = H; dm.G = G;
-  dm.M = ws.M.get(); dm.dtype = dt; dm.D = a.D;
+  dm.cb = ws.cb.as<float>();
+  dm.dt = a.dt;
+  dm.cs = a.cs;
+  dm.T_pad = a.T_pad;
+  dm.Q = Q;
+  dm.n_chunks = nc;
+  dm.H = H;
+  dm.G = G;
+  dm.M = ws.M.get();
+  dm.dtype = dt;
+  dm.D = a.D;
   launch_ssd_decay_mask(dm, s);
 
   prof_mark(prof, "ssd: diagonal gemm", s);
-  gemm_batched(blas, P, Q, Q, {nullptr, dt, a.ld_act, false}, arr + 6 * batch, {nullptr, dt, Q, false}, arr + 7 * batch, arr_out(8), DType::F32,
-               a.ldy, batch, 1.f, a.y_off ? 0.f : 1.f);
+  gemm_batched(blas, P, Q, Q, {nullptr, dt, a.ld_act, false}, arr + 6 * batch, {nullptr, dt, Q, false}, arr + 7 * batch, arr_out(8),
+               DType::F32, a.ldy, batch, 1.f, a.y_off ? 0.f : 1.f);
 }
 
 }  // namespace mamba

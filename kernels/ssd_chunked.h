@@ -29,7 +29,7 @@ class OpProfiler;
 
 struct SsdChunkedArgs {
   int64_t T_pad = 0, Q = 0, H = 0, P = 0, G = 0, N = 0;  // T_pad: tokens rounded up to a multiple of Q
-  const float* x = nullptr;  // (T_pad, H*P) fp32, row stride ldx (rows past the real tokens are zero)
+  const float* x = nullptr;                              // (T_pad, H*P) fp32, row stride ldx (rows past the real tokens are zero)
   int64_t ldx = 0;
   const void* x_act = nullptr;  // the same x, B (T_pad, G*N), C (T_pad, G*N) in dtype, common row stride ld_act
   const void* B_act = nullptr;

@@ -1,5 +1,5 @@
-#include "kernels/dtype.cuh"
 #include "engine/error.h"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/ssm_step.cuh"
 

@@ -14,19 +14,19 @@
 namespace mamba {
 
 struct SsmStepParams {
-  const float* zx = nullptr;        // (d_in_proj) in_proj output: z (E) | xBC (conv_dim) | dt_raw (H)
+  const float* zx = nullptr;         // (d_in_proj) in_proj output: z (E) | xBC (conv_dim) | dt_raw (H)
   const int32_t* step_io = nullptr;  // device [token, ring position of this token]
   int64_t E = 0, conv_dim = 0, H = 0, P = 0, G = 0, N = 0, K = 0;
-  const float* conv_w = nullptr;    // (conv_dim, K)
-  const float* conv_b = nullptr;    // (conv_dim) or null
-  float* ring = nullptr;            // (conv_dim, K)
-  const float* dt_bias = nullptr;   // (H)
-  const float* A = nullptr;         // (H)
-  const float* D = nullptr;         // (H)
+  const float* conv_w = nullptr;   // (conv_dim, K)
+  const float* conv_b = nullptr;   // (conv_dim) or null
+  float* ring = nullptr;           // (conv_dim, K)
+  const float* dt_bias = nullptr;  // (H)
+  const float* A = nullptr;        // (H)
+  const float* D = nullptr;        // (H)
   float dt_lo = 0.f, dt_hi = 0.f;
-  float* state = nullptr;           // (H, P, N)
-  float* y = nullptr;               // (E) with the D skip
-  bool gate = false;                // y *= silu(z), z = zx[0, E)
+  float* state = nullptr;               // (H, P, N)
+  float* y = nullptr;                   // (E) with the D skip
+  bool gate = false;                    // y *= silu(z), z = zx[0, E)
   const void* prefetch_next = nullptr;  // pulled into L2 by the grid at its start (the next layer's state), or null
   int64_t prefetch_next_bytes = 0;
   unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null

@@ -13,8 +13,8 @@
 #include "engine/backend.h"
 #include "engine/json_lenient.h"
 #include "engine/session.h"
-#include "tests/test_util.h"
 #include "engine/tokenizer.h"
+#include "tests/test_util.h"
 
 using namespace mamba;
 namespace fs = std::filesystem;
@@ -113,9 +113,8 @@ TEST(DefaultModel, LogitsMatchFloat64Reference) {
     for (ScanMode scan : {ScanMode::Chunked, ScanMode::Recurrent}) {
       auto b = make_cpu_backend(m);
       const auto got = test::all_logits(*b, ids, scan);
-      EXPECT_LE(worst_rel_err(got, V, p), kTol)
-          << scan_name(scan) << ": the weights or the engine changed; if the model was retrained, "
-          << "commit the reference.json that tools/train_default_model.py wrote with it";
+      EXPECT_LE(worst_rel_err(got, V, p), kTol) << scan_name(scan) << ": the weights or the engine changed; if the model was retrained, "
+                                                << "commit the reference.json that tools/train_default_model.py wrote with it";
       // the argmax agrees wherever the reference's top two logits are not a near tie
       for (size_t t = 0; t < ids.size(); ++t) {
         const auto& tl = p["top_logits"][t];

@@ -122,7 +122,12 @@ TEST(Session, CancelStopsGeneration) {
   go.stop_at_eos = false;
   std::vector<int32_t> prompt = {1};
   int seen = 0;
-  auto r = s.generate(prompt, go, [&](const TokenEvent&) { if (++seen == 5) cancel = true; }, &cancel);
+  auto r = s.generate(
+      prompt, go,
+      [&](const TokenEvent&) {
+        if (++seen == 5) cancel = true;
+      },
+      &cancel);
   EXPECT_EQ(r.ids.size(), 5u);
   EXPECT_EQ(r.stop_reason, "cancelled");
 }
@@ -157,7 +162,8 @@ class ChainingBackend final : public Backend {
     return argmax();
   }
   int decode_chain() const override { return m_chain; }
-  std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> u, std::span<const int32_t> stop) override {
+  std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> u,
+                                         std::span<const int32_t> stop) override {
     if (u.empty() || u.size() > size_t(m_chain)) throw Error("bad chain length");
     ++chains;
     std::vector<int32_t> ids;

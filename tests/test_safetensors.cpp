@@ -95,8 +95,7 @@ TEST(Safetensors, NegativeShape) {
 TEST(Safetensors, OffsetsInsideFile) {
   EXPECT_HAS(open_error(test::raw_safetensors(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})", four_floats())),
              "outside the data section");
-  EXPECT_HAS(open_error(test::raw_safetensors(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", four_floats())),
-             "end < begin");
+  EXPECT_HAS(open_error(test::raw_safetensors(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", four_floats())), "end < begin");
 }
 
 TEST(Safetensors, Overlap) {

@@ -16,7 +16,10 @@ struct SsdCase {
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd;
     std::uniform_real_distribution<float> u(0.f, 1.f);
-    auto fill = [&](std::vector<float>& v, size_t n) { v.resize(n); for (auto& e : v) e = nd(rng); };
+    auto fill = [&](std::vector<float>& v, size_t n) {
+      v.resize(n);
+      for (auto& e : v) e = nd(rng);
+    };
     fill(x, T * H * P);
     fill(B, T * G * N);
     fill(C, T * G * N);
@@ -29,13 +32,22 @@ struct SsdCase {
   }
   SsdArgs args(float* y_out, float* st) const {
     SsdArgs a;
-    a.T = T; a.H = H; a.P = P; a.G = G; a.N = N;
-    a.x = x.data(); a.ldx = H * P;
-    a.B = B.data(); a.ldb = G * N;
-    a.C = C.data(); a.ldc = G * N;
-    a.dt = dt.data(); a.lddt = H;
+    a.T = T;
+    a.H = H;
+    a.P = P;
+    a.G = G;
+    a.N = N;
+    a.x = x.data();
+    a.ldx = H * P;
+    a.B = B.data();
+    a.ldb = G * N;
+    a.C = C.data();
+    a.ldc = G * N;
+    a.dt = dt.data();
+    a.lddt = H;
     a.A = A.data();
-    a.y = y_out; a.ldy = H * P;
+    a.y = y_out;
+    a.ldy = H * P;
     a.state = st;
     return a;
   }
@@ -70,7 +82,10 @@ TEST(Ssd, SplitSequenceCarriesState) {
   SsdCase b = c;
   b.T = 27;
   SsdArgs args = b.args(y.data() + 13 * c.H * c.P, s.data());
-  args.x += 13 * c.H * c.P; args.B += 13 * c.N; args.C += 13 * c.N; args.dt += 13 * c.H;
+  args.x += 13 * c.H * c.P;
+  args.B += 13 * c.N;
+  args.C += 13 * c.N;
+  args.dt += 13 * c.H;
   ssd_chunked(args, 5);
   EXPECT_LT(test::rel_err(y.data(), y_ref.data(), y.size()), 2e-5);
   EXPECT_LT(test::rel_err(s.data(), s_ref.data(), s.size()), 2e-5);

@@ -12,14 +12,14 @@
 
 #include "engine/error.h"
 #include "engine/json_lenient.h"
-#include "tests/test_util.h"
 #include "engine/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace {
 
+using mamba::read_text_file;
 using mamba::StreamDecoder;
 using mamba::Tokenizer;
-using mamba::read_text_file;
 using nlohmann::json;
 
 const std::string kSource = MAMBA_SOURCE_DIR;
@@ -48,8 +48,8 @@ std::shared_ptr<const Tokenizer> load(const std::string& name) {
   return tok;
 }
 
-#define LOAD_OR_SKIP(var, name)                                                       \
-  const auto var = load(name);                                                        \
+#define LOAD_OR_SKIP(var, name) \
+  const auto var = load(name);  \
   if (!var) GTEST_SKIP() << name << " tokenizer not available (optional ../shared data)"
 
 class TokenizerFixture : public ::testing::TestWithParam<std::string> {};
@@ -64,8 +64,7 @@ TEST_P(TokenizerFixture, EncodeMatchesHuggingFace) {
     const auto ids = tok->encode(strings[i].get<std::string>());
     const auto want = expected[i].get<std::vector<int32_t>>();
     if (ids != want && ++failures <= 10)
-      ADD_FAILURE() << "case " << i << " " << show(strings[i]) << "\n  got  " << json(ids).dump()
-                    << "\n  want " << json(want).dump();
+      ADD_FAILURE() << "case " << i << " " << show(strings[i]) << "\n  got  " << json(ids).dump() << "\n  want " << json(want).dump();
   }
   EXPECT_EQ(failures, 0) << "of " << strings.size() << " strings";
 }
@@ -112,8 +111,7 @@ TEST_P(TokenizerFixture, StreamingEqualsWholeDecode) {
     expect_stream_matches(*tok, c["ids"].get<std::vector<int32_t>>(), false);
     expect_stream_matches(*tok, c["ids"].get<std::vector<int32_t>>(), true);
   }
-  for (const json& ids : cases()["tokenizers"][GetParam()]["encode"])
-    expect_stream_matches(*tok, ids.get<std::vector<int32_t>>(), false);
+  for (const json& ids : cases()["tokenizers"][GetParam()]["encode"]) expect_stream_matches(*tok, ids.get<std::vector<int32_t>>(), false);
 }
 
 TEST_P(TokenizerFixture, PaddedVocabIdsDecodeToNothing) {
@@ -144,8 +142,7 @@ TEST_P(TokenizerFixture, EncodeIsThreadSafe) {
   for (size_t t = 0; t < got.size(); ++t)
     threads.emplace_back([&, t] { got[t] = Tokenizer(*tok).encode(text.substr(0, text.size() - t * 1000)); });
   for (auto& th : threads) th.join();
-  for (size_t t = 0; t < got.size(); ++t)
-    EXPECT_EQ(got[t], tok->encode(text.substr(0, text.size() - t * 1000))) << t;
+  for (size_t t = 0; t < got.size(); ++t) EXPECT_EQ(got[t], tok->encode(text.substr(0, text.size() - t * 1000))) << t;
   EXPECT_EQ(got[0], want);
 }
 
@@ -188,8 +185,7 @@ TEST(TokenizerNeox, RunsOfSpacesUseWhitespaceTokens) {
     text += 'b';
     const auto ids = tok->encode(text);
     ASSERT_GE(ids.size(), 3u);
-    for (size_t i = 1; i + 1 < ids.size(); ++i)
-      EXPECT_TRUE(ids[i] >= 50254 && ids[i] <= 50276) << n << " spaces: id " << ids[i];
+    for (size_t i = 1; i + 1 < ids.size(); ++i) EXPECT_TRUE(ids[i] >= 50254 && ids[i] <= 50276) << n << " spaces: id " << ids[i];
   }
 }
 
@@ -234,8 +230,8 @@ TEST(TokenizerStream, MultibyteCharactersSplitAcrossTokens) {
   for (int32_t id : ids) pieces.push_back(dec.push(id));
   EXPECT_EQ(dec.flush(), "");
   // Output appears exactly when a character completes.
-  const std::vector<std::string> want = {"h", "", "\xC3\xA9", "l", "l", "o", " ", "", "", "\xE4\xB8\x96", "", "",
-                                         "\xE7\x95\x8C", " ", "", "", "", "\xF0\x9F\x8E\x89", "!"};
+  const std::vector<std::string> want = {
+      "h", "", "\xC3\xA9", "l", "l", "o", " ", "", "", "\xE4\xB8\x96", "", "", "\xE7\x95\x8C", " ", "", "", "", "\xF0\x9F\x8E\x89", "!"};
   EXPECT_EQ(pieces, want);
 }
 
@@ -243,15 +239,23 @@ TEST(TokenizerStream, InvalidBytesBecomeReplacementCharacters) {
   const auto tok = load("small");
   ASSERT_TRUE(tok);
   StreamDecoder dec(*tok);
-  const auto ids = byte_ids(*tok, "\xF0\x9F\x98" "a" "\xC3");
+  const auto ids = byte_ids(*tok,
+                            "\xF0\x9F\x98"
+                            "a"
+                            "\xC3");
   ASSERT_EQ(ids.size(), 5u);
   EXPECT_EQ(dec.push(ids[0]), "");
   EXPECT_EQ(dec.push(ids[1]), "");
   EXPECT_EQ(dec.push(ids[2]), "");
-  EXPECT_EQ(dec.push(ids[3]), "\xEF\xBF\xBD" "a");  // known invalid once "a" arrives
+  EXPECT_EQ(dec.push(ids[3]),
+            "\xEF\xBF\xBD"
+            "a");  // known invalid once "a" arrives
   EXPECT_EQ(dec.push(ids[4]), "");
   EXPECT_EQ(dec.flush(), "\xEF\xBF\xBD");  // unfinished at the end
-  EXPECT_EQ(tok->decode(ids), "\xEF\xBF\xBD" "a" "\xEF\xBF\xBD");
+  EXPECT_EQ(tok->decode(ids),
+            "\xEF\xBF\xBD"
+            "a"
+            "\xEF\xBF\xBD");
 }
 
 TEST(TokenizerStream, SkipsSpecialTokensWhenAsked) {
@@ -273,7 +277,9 @@ TEST(TokenizerUtf8, LossyMatchesFromUtf8Lossy) {
   EXPECT_EQ(mamba::utf8_lossy("\xED\xA0\x80"), r + r + r);
   EXPECT_EQ(mamba::utf8_lossy("\xF4\x90\x80\x80"), r + r + r + r);
   EXPECT_EQ(mamba::utf8_lossy("\xE0\x80\x80"), r + r + r);
-  EXPECT_EQ(mamba::utf8_lossy("\xF0\x9F\x98" "a"), r + "a");
+  EXPECT_EQ(mamba::utf8_lossy("\xF0\x9F\x98"
+                              "a"),
+            r + "a");
   EXPECT_EQ(mamba::utf8_lossy("\xE2\x28\xA1"), r + "(" + r);
   EXPECT_EQ(mamba::utf8_lossy(std::string("a\0b", 3)), std::string("a\0b", 3));
 }
@@ -289,8 +295,7 @@ TEST(TokenizerUtf8, InvalidInputIsRepairedBeforeEncoding) {
 TEST(TokenizerLoad, FromDirectoryContainingTokenizerJson) {
   const auto dir = std::filesystem::temp_directory_path() / ("mamba_tok_dir_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  std::filesystem::copy_file(kFixtures + "small_tokenizer.json", dir / "tokenizer.json",
-                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(kFixtures + "small_tokenizer.json", dir / "tokenizer.json", std::filesystem::copy_options::overwrite_existing);
   const Tokenizer tok = Tokenizer::from_file(dir.string());
   EXPECT_EQ(tok.encode("ROMEO:"), load("small")->encode("ROMEO:"));
   std::filesystem::remove_all(dir);
@@ -413,10 +418,10 @@ TEST(TokenizerLoad, RejectsUnsupportedPipelines) {
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}};
   expect_load_error(j, {"unsupported pre_tokenizer \"Metaspace\""});
   j = small_json();
-  j["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers", json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\d+"}}},
-                                                        {"behavior", "Isolated"}, {"invert", false}},
-                                                       {{"type", "ByteLevel"}, {"use_regex", false}}})}};
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers", json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\d+"}}}, {"behavior", "Isolated"}, {"invert", false}},
+                                     {{"type", "ByteLevel"}, {"use_regex", false}}})}};
   expect_load_error(j, {"unsupported Split pattern", "GPT-2 regex"});
   j = small_json();
   j["pre_tokenizer"] = nullptr;

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/json_lenient.h"
 #include <random>
+#include "engine/json_lenient.h"
 
 #include "engine/backend.h"
 #include "engine/error.h"
@@ -45,7 +45,10 @@ struct TempDir {
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
-  ~TempDir() { std::error_code ec; std::filesystem::remove_all(path, ec); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
@@ -82,9 +85,7 @@ struct StTensor {
   std::string bytes;  // raw data
 };
 
-inline std::string f32_bytes(const std::vector<float>& v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
-}
+inline std::string f32_bytes(const std::vector<float>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); }
 
 // Serialises tensors in name order, contiguous, as a valid safetensors file (header padded to 8 bytes).
 inline std::string safetensors_bytes(const std::map<std::string, StTensor>& tensors, nlohmann::json* header_out = nullptr) {
@@ -133,29 +134,53 @@ inline std::map<std::string, StTensor> model_tensors(const Model& m) {
 }
 
 inline nlohmann::json config_json(const Config& c) {
-  return {{"model_type", "mamba2"},      {"hidden_size", c.d_model},     {"num_hidden_layers", c.n_layer},
-          {"state_size", c.d_state},     {"num_heads", c.n_heads},       {"head_dim", c.head_dim},
-          {"expand", c.expand},          {"n_groups", c.n_groups},       {"chunk_size", c.chunk_size},
-          {"conv_kernel", c.d_conv},     {"use_conv_bias", c.conv_bias}, {"use_bias", false},
-          {"layer_norm_epsilon", 1e-5},  {"residual_in_fp32", true},     {"tie_word_embeddings", c.tie_embeddings},
-          {"vocab_size", c.vocab_size},  {"eos_token_id", 0},            {"bos_token_id", 0}, {"pad_token_id", 0}};
+  return {{"model_type", "mamba2"},
+          {"hidden_size", c.d_model},
+          {"num_hidden_layers", c.n_layer},
+          {"state_size", c.d_state},
+          {"num_heads", c.n_heads},
+          {"head_dim", c.head_dim},
+          {"expand", c.expand},
+          {"n_groups", c.n_groups},
+          {"chunk_size", c.chunk_size},
+          {"conv_kernel", c.d_conv},
+          {"use_conv_bias", c.conv_bias},
+          {"use_bias", false},
+          {"layer_norm_epsilon", 1e-5},
+          {"residual_in_fp32", true},
+          {"tie_word_embeddings", c.tie_embeddings},
+          {"vocab_size", c.vocab_size},
+          {"eos_token_id", 0},
+          {"bos_token_id", 0},
+          {"pad_token_id", 0}};
 }
 
 inline Config tiny_config(int64_t n_groups = 1, bool tied = true) {
   Config c;
-  c.d_model = 32; c.n_layer = 2; c.d_state = 16; c.head_dim = 16; c.expand = 2; c.n_heads = 4;
-  c.n_groups = n_groups; c.chunk_size = 8; c.d_conv = 4; c.vocab_size = 50; c.tie_embeddings = tied;
-  c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.d_model = 32;
+  c.n_layer = 2;
+  c.d_state = 16;
+  c.head_dim = 16;
+  c.expand = 2;
+  c.n_heads = 4;
+  c.n_groups = n_groups;
+  c.chunk_size = 8;
+  c.d_conv = 4;
+  c.vocab_size = 50;
+  c.tie_embeddings = tied;
+  c.dt_min = 0;
+  c.dt_max = INFINITY;
+  c.eos_token_id = 0;
   c.finalize("tiny");
   return c;
 }
 
 // A fixture's reference.json (tools/make_fixtures.py), rows flattened.
 struct ModelReference {
-  std::vector<int32_t> input_ids;     // (T)
-  std::vector<float> logits;          // (T, V)
-  std::vector<int32_t> greedy_ids;    // (n)
-  std::vector<float> decode_logits;   // (n, V): row k is the logits whose argmax is greedy_ids[k]; empty if absent
+  std::vector<int32_t> input_ids;    // (T)
+  std::vector<float> logits;         // (T, V)
+  std::vector<int32_t> greedy_ids;   // (n)
+  std::vector<float> decode_logits;  // (n, V): row k is the logits whose argmax is greedy_ids[k]; empty if absent
 };
 
 inline std::vector<float> flatten_rows(const nlohmann::json& rows) {
@@ -203,7 +228,11 @@ inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 
   c.finalize("tiny");
   auto m = std::const_pointer_cast<Model>(Model::random(c, 5));
   for (auto& l : m->weights.layers)
-    for (size_t h = 0; h < l.A.size(); ++h) { l.A[h] = -0.3f - 0.5f * float(h); l.dt_bias[h] = -0.5f + 0.4f * float(h); l.D[h] = 0.5f; }
+    for (size_t h = 0; h < l.A.size(); ++h) {
+      l.A[h] = -0.3f - 0.5f * float(h);
+      l.dt_bias[h] = -0.5f + 0.4f * float(h);
+      l.D[h] = 0.5f;
+    }
   return m;
 }
 
@@ -219,13 +248,11 @@ inline std::string bad_ids_problem(Backend& b) {
   try {
     b.forward(bad, fo, logits.data());
     return "forward accepted id " + std::to_string(V) + ", one past the vocabulary";
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   try {
     b.step(-1, logits.data());
     return "step accepted id -1";
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   const State after = b.get_state();
   if (after.n_tokens != before.n_tokens) return "the token count moved";
   if (after.layers[0].ssm != before.layers[0].ssm) return "the SSM state changed";

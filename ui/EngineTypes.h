@@ -22,8 +22,8 @@ struct SamplingSettings {
 struct GenerationRequest {
   enum class Kind { Fresh, Continue };
   Kind kind = Kind::Fresh;
-  QString prompt;                 // Fresh only: text, or "1, 2, 3" ids when the model has no tokenizer
-  SamplingSettings sampling;      // seed already resolved (randomSeed is informational here)
+  QString prompt;             // Fresh only: text, or "1, 2, 3" ids when the model has no tokenizer
+  SamplingSettings sampling;  // seed already resolved (randomSeed is informational here)
   QString scan = QStringLiteral("chunked");
 };
 
@@ -34,12 +34,12 @@ struct TokenAlternative {
 };
 
 struct TokenData {
-  qint64 index = 0;          // 0-based among the tokens of this run
+  qint64 index = 0;  // 0-based among the tokens of this run
   qint32 id = 0;
-  QString piece;             // newly completed text; may be empty while a UTF-8 character is split across tokens
-  float prob = 0.f;          // model probability of the chosen id
+  QString piece;                           // newly completed text; may be empty while a UTF-8 character is split across tokens
+  float prob = 0.f;                        // model probability of the chosen id
   QVector<TokenAlternative> alternatives;  // best first
-  double tokensPerSecond = 0;  // decode rate so far in this run (0 until there are two tokens)
+  double tokensPerSecond = 0;              // decode rate so far in this run (0 until there are two tokens)
 };
 
 struct GenerationStats {
@@ -54,7 +54,7 @@ struct GenerationStats {
 
 struct ModelInfo {
   QString dir;
-  QString label;         // folder name, or what a test called it
+  QString label;  // folder name, or what a test called it
   qint64 layers = 0, dModel = 0, heads = 0, headDim = 0, dState = 0, groups = 0, convKernel = 0, chunkSize = 0;
   qint64 vocabSize = 0, params = 0;
   qint64 tokenizerVocab = 0;  // 0: no tokenizer, prompts are typed as ids

@@ -82,8 +82,8 @@ void EngineWorker::adoptModel(std::shared_ptr<const mamba::Model> model, std::sh
   }
 }
 
-void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer,
-                           const QString& dir, const QString& label, double loadSeconds) {
+void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
+                           const QString& label, double loadSeconds) {
   // Build everything first so a failure (e.g. CUDA out of memory) leaves the old model in place.
   auto session = std::make_unique<mamba::Session>(mamba::make_backend(m_device.toStdString(), model, backendOptions(m_device)));
   const mamba::Config& c = model->config;
@@ -216,19 +216,22 @@ void EngineWorker::generate(const GenerationRequest& request) {
 
     emit generationStarted(qint64(prompt.size()));
     QElapsedTimer sinceFirst;
-    const mamba::GenerateResult r = m_session->generate(prompt, go, [&](const mamba::TokenEvent& ev) {
-      TokenData t;
-      t.index = ev.index;
-      t.id = ev.id;
-      t.prob = ev.info.prob;
-      if (m_decoder) t.piece = QString::fromUtf8(m_decoder->push(ev.id));
-      else t.piece = tokenText(ev.id) + QLatin1Char(' ');
-      t.alternatives.reserve(qsizetype(ev.info.top.size()));
-      for (const auto& [id, p] : ev.info.top) t.alternatives.push_back({id, tokenText(id), p});
-      if (ev.index == 0) sinceFirst.start();
-      else t.tokensPerSecond = double(ev.index) / std::max(1e-9, sinceFirst.nsecsElapsed() / 1e9);
-      emit tokenGenerated(t);
-    }, &m_stop);
+    const mamba::GenerateResult r = m_session->generate(
+        prompt, go,
+        [&](const mamba::TokenEvent& ev) {
+          TokenData t;
+          t.index = ev.index;
+          t.id = ev.id;
+          t.prob = ev.info.prob;
+          if (m_decoder) t.piece = QString::fromUtf8(m_decoder->push(ev.id));
+          else t.piece = tokenText(ev.id) + QLatin1Char(' ');
+          t.alternatives.reserve(qsizetype(ev.info.top.size()));
+          for (const auto& [id, p] : ev.info.top) t.alternatives.push_back({id, tokenText(id), p});
+          if (ev.index == 0) sinceFirst.start();
+          else t.tokensPerSecond = double(ev.index) / std::max(1e-9, sinceFirst.nsecsElapsed() / 1e9);
+          emit tokenGenerated(t);
+        },
+        &m_stop);
 
     GenerationStats st;
     st.promptTokens = r.prompt_tokens;

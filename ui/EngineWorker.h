@@ -30,8 +30,7 @@ class EngineWorker : public QObject {
   void requestCancelLoad() { m_cancelLoad.store(true); }
 
   // Test seam: use a model that is already in memory. Must run on the worker thread (queue a functor).
-  void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer,
-                  const QString& label);
+  void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& label);
 
  public slots:
   void probeDevices();
@@ -55,8 +54,8 @@ class EngineWorker : public QObject {
   void sessionCleared();
 
  private:
-  void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer,
-               const QString& dir, const QString& label, double loadSeconds);
+  void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
+               const QString& label, double loadSeconds);
   std::vector<int32_t> promptIds(const QString& prompt) const;
   QString tokenText(int32_t id) const;
 

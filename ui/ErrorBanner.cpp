@@ -10,8 +10,9 @@ namespace studio {
 ErrorBanner::ErrorBanner(QWidget* parent) : QFrame(parent) {
   setObjectName(QStringLiteral("errorBanner"));
   // fixed light colours: the banner must read the same on light and dark palettes
-  setStyleSheet(QStringLiteral("#errorBanner { background: #fde2e1; border: 1px solid #e0a3a0; border-radius: 4px; }"
-                               "#errorBanner QLabel { color: #5c1512; }"));
+  setStyleSheet(
+      QStringLiteral("#errorBanner { background: #fde2e1; border: 1px solid #e0a3a0; border-radius: 4px; }"
+                     "#errorBanner QLabel { color: #5c1512; }"));
   auto* icon = new QLabel(this);
   icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxCritical).pixmap(20, 20));
   icon->setAlignment(Qt::AlignTop);

@@ -22,6 +22,7 @@
 #include <QStatusBar>
 #include <QToolButton>
 
+#include "engine/model.h"
 #include "ui/EngineThread.h"
 #include "ui/EngineWorker.h"
 #include "ui/ErrorBanner.h"
@@ -30,7 +31,6 @@
 #include "ui/StudioResources.h"
 #include "ui/StudioSettings.h"
 #include "ui/TokenView.h"
-#include "engine/model.h"
 
 namespace studio {
 
@@ -113,8 +113,9 @@ void MainWindow::start(const QString& modelDir) {
   QString dir = modelDir;
   if (dir.isEmpty()) {
     const QString last = m_settings->lastModel();
-    dir = !last.isEmpty() && QFileInfo::exists(QDir(last).filePath(QStringLiteral("config.json"))) ? last
-                                                                                                    : QString::fromStdString(mamba::default_model_dir());
+    dir = !last.isEmpty() && QFileInfo::exists(QDir(last).filePath(QStringLiteral("config.json")))
+              ? last
+              : QString::fromStdString(mamba::default_model_dir());
   }
   m_pendingStartModel = dir;
   // the model opens once the devices are known, on the device the user last chose
@@ -129,7 +130,8 @@ void MainWindow::onDevicesProbed(const DeviceInfo& info) {
     cuda->setText(info.cudaAvailable ? tr("CUDA") : tr("CUDA (unavailable)"));
     cuda->setToolTip(info.cudaAvailable ? tr("Run on the GPU (bf16 weights)") : tr("CUDA unavailable: %1").arg(info.cudaWhyNot));
   }
-  m_device->setToolTip(info.cudaAvailable ? tr("Where the model runs") : tr("Where the model runs. CUDA unavailable: %1").arg(info.cudaWhyNot));
+  m_device->setToolTip(info.cudaAvailable ? tr("Where the model runs")
+                                          : tr("Where the model runs. CUDA unavailable: %1").arg(info.cudaWhyNot));
   if (m_settings->device() == QLatin1String("cuda")) {
     if (info.cudaAvailable) {
       m_device->setCurrentIndex(kCudaIndex);
@@ -206,9 +208,9 @@ void MainWindow::onModelChanged(const ModelInfo& info) {
   m_sequenceTokens = 0;
   m_tokensLabel->clear();
   m_rateLabel->clear();
-  statusBar()->showMessage(info.loadSeconds > 0 ? tr("Loaded %1 in %2 s").arg(info.label).arg(info.loadSeconds, 0, 'f', 2)
-                                                : tr("Loaded %1").arg(info.label),
-                           8000);
+  statusBar()->showMessage(
+      info.loadSeconds > 0 ? tr("Loaded %1 in %2 s").arg(info.label).arg(info.loadSeconds, 0, 'f', 2) : tr("Loaded %1").arg(info.label),
+      8000);
   setActivity(Activity::Idle);
   emit modelLoaded(info);
 }
@@ -217,8 +219,7 @@ void MainWindow::onLoadFailed(const QString& dir, const QString& error) {
   m_loadProgress->hide();
   m_cancelLoad->hide();
   const QString name = QDir::toNativeSeparators(dir);
-  showError(tr("Could not open %1").arg(name),
-            m_hasModel ? tr("%1. Still using %2.").arg(error, m_model.label) : error);
+  showError(tr("Could not open %1").arg(name), m_hasModel ? tr("%1. Still using %2.").arg(error, m_model.label) : error);
   setActivity(Activity::Idle);
   emit modelLoadFailed(dir, error);
 }
@@ -420,7 +421,8 @@ void MainWindow::saveTranscriptTo(const QString& path) {
 void MainWindow::saveTranscriptAs() {
   const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + QStringLiteral("/transcripts");
   QDir().mkpath(dir);
-  const QString name = QStringLiteral("%1-%2.json").arg(m_model.label, QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-HHmmss")));
+  const QString name =
+      QStringLiteral("%1-%2.json").arg(m_model.label, QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-HHmmss")));
   const QString path = QFileDialog::getSaveFileName(this, tr("Save Transcript"), QDir(dir).filePath(name),
                                                     tr("Transcript with settings (*.json);;Plain text (*.txt)"));
   if (!path.isEmpty()) saveTranscriptTo(path);

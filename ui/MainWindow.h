@@ -3,8 +3,8 @@
 // throughput in the status bar. Every engine call goes to the EngineWorker through a queued signal.
 // Inspection views (dt / state plots, SSD matrix, scan comparison, snapshots) arrive as further docks
 // and register themselves with registerView() so --view can capture them.
-#include <QMainWindow>
 #include <QElapsedTimer>
+#include <QMainWindow>
 #include <QMap>
 #include <memory>
 

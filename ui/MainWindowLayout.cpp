@@ -56,13 +56,14 @@ void MainWindow::buildActions() {
   connect(m_generateAction, &QAction::triggered, this, &MainWindow::generate);
   m_stopAction = make(tr("&Stop"), QStyle::SP_MediaStop, QKeySequence(Qt::Key_Escape), tr("Stop generating (or loading)"));
   connect(m_stopAction, &QAction::triggered, this, &MainWindow::stop);
-  m_continueAction = make(tr("&Continue"), QStyle::SP_MediaSeekForward, QKeySequence(tr("Ctrl+Shift+Return")),
-                          tr("Generate more after the current text"));
+  m_continueAction =
+      make(tr("&Continue"), QStyle::SP_MediaSeekForward, QKeySequence(tr("Ctrl+Shift+Return")), tr("Generate more after the current text"));
   connect(m_continueAction, &QAction::triggered, this, &MainWindow::continueGeneration);
-  m_regenerateAction = make(tr("&Regenerate"), QStyle::SP_BrowserReload, QKeySequence(tr("Ctrl+R")),
-                            tr("Generate again from the last prompt"));
+  m_regenerateAction =
+      make(tr("&Regenerate"), QStyle::SP_BrowserReload, QKeySequence(tr("Ctrl+R")), tr("Generate again from the last prompt"));
   connect(m_regenerateAction, &QAction::triggered, this, &MainWindow::regenerate);
-  m_clearAction = make(tr("C&lear"), QStyle::SP_DialogResetButton, QKeySequence(tr("Ctrl+L")), tr("Clear the transcript and the model's state"));
+  m_clearAction =
+      make(tr("C&lear"), QStyle::SP_DialogResetButton, QKeySequence(tr("Ctrl+L")), tr("Clear the transcript and the model's state"));
   connect(m_clearAction, &QAction::triggered, this, &MainWindow::clearTranscript);
   m_greedyAction = make(tr("&Greedy Sampling"), QStyle::SP_ArrowRight, {}, tr("Temperature 0, no filters"));
 
@@ -165,8 +166,9 @@ void MainWindow::buildToolBar() {
   m_scan = new QComboBox(this);
   m_scan->addItem(tr("Chunked"), QStringLiteral("chunked"));
   m_scan->addItem(tr("Recurrent"), QStringLiteral("recurrent"));
-  m_scan->setToolTip(tr("How the prompt is consumed: the chunked (SSD) scan, or one token at a time.\n"
-                        "Both give the same state; generation after the prompt is always recurrent."));
+  m_scan->setToolTip(
+      tr("How the prompt is consumed: the chunked (SSD) scan, or one token at a time.\n"
+         "Both give the same state; generation after the prompt is always recurrent."));
 
   auto label = [this](const QString& text) {
     auto* l = new QLabel(text, this);

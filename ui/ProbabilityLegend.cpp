@@ -11,8 +11,7 @@ const double kTicks[] = {0.01, 0.1};
 }
 
 ProbabilityLegend::ProbabilityLegend(QWidget* parent) : QWidget(parent) {
-  setToolTip(tr("Token colour: the probability the model gave the token it produced, on a log scale from %1 to 1.")
-                 .arg(kMinProbability));
+  setToolTip(tr("Token colour: the probability the model gave the token it produced, on a log scale from %1 to 1.").arg(kMinProbability));
 }
 
 QSize ProbabilityLegend::sizeHint() const {

@@ -15,11 +15,13 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   const QCommandLineOption screenshot(QStringLiteral("screenshot"), QStringLiteral("Render the window to a PNG and exit (works headless)."),
                                       QStringLiteral("FILE"));
   const QCommandLineOption prompt(QStringLiteral("prompt"), QStringLiteral("Prompt text for --generate."), QStringLiteral("TEXT"));
-  const QCommandLineOption generate(QStringLiteral("generate"), QStringLiteral("Generate N tokens before the screenshot."), QStringLiteral("N"));
+  const QCommandLineOption generate(QStringLiteral("generate"), QStringLiteral("Generate N tokens before the screenshot."),
+                                    QStringLiteral("N"));
   const QCommandLineOption seed(QStringLiteral("seed"), QStringLiteral("Sampling seed (default for screenshots: 1)."), QStringLiteral("S"));
   const QCommandLineOption view(QStringLiteral("view"), QStringLiteral("Capture only this view: window, tokens, prompt, model, sampling."),
                                 QStringLiteral("NAME"));
-  const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size for the screenshot, e.g. 1280x800."), QStringLiteral("WxH"));
+  const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size for the screenshot, e.g. 1280x800."),
+                                QStringLiteral("WxH"));
   const QCommandLineOption hover(QStringLiteral("hover-token"), QStringLiteral("Show generated token K's hover card in the screenshot."),
                                  QStringLiteral("K"));
   p.addOptions({model, screenshot, prompt, generate, seed, view, size, hover});

@@ -8,14 +8,14 @@
 namespace studio {
 
 struct StudioOptions {
-  QString model;                 // --model DIR
-  QString screenshot;            // --screenshot FILE: headless capture, then exit
-  QString prompt;                // --prompt TEXT
-  int generate = 0;              // --generate N
-  std::optional<quint64> seed;   // --seed S
-  QString view;                  // --view NAME ("window" when empty)
-  QSize size;                    // --size WxH
-  int hoverToken = -1;           // --hover-token K: draw token K's hover card into the capture
+  QString model;                // --model DIR
+  QString screenshot;           // --screenshot FILE: headless capture, then exit
+  QString prompt;               // --prompt TEXT
+  int generate = 0;             // --generate N
+  std::optional<quint64> seed;  // --seed S
+  QString view;                 // --view NAME ("window" when empty)
+  QSize size;                   // --size WxH
+  int hoverToken = -1;          // --hover-token K: draw token K's hover card into the capture
 
   // Parses arguments (argv[0] first). On a bad value returns nullopt and sets `error`;
   // --help and --version print and exit as QCommandLineParser does.

@@ -24,7 +24,7 @@ class StudioSettings {
 
   QString device() const;  // "cpu" | "cuda"
   void setDevice(const QString& device);
-  QString scan() const;    // "chunked" | "recurrent"
+  QString scan() const;  // "chunked" | "recurrent"
   void setScan(const QString& scan);
   bool colourByProbability() const;
   void setColourByProbability(bool on);

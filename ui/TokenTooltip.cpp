@@ -44,22 +44,24 @@ QString tokenTooltipHtml(const TokenData& token) {
   QString html = QStringLiteral("<p style=\"white-space:pre\"><b><tt>%1</tt></b> &nbsp; id <b>%2</b> &nbsp; p %3</p>")
                      .arg(visibleTokenText(chosenText).toHtmlEscaped(), QString::number(token.id), swatch(token.prob));
   if (token.alternatives.isEmpty()) return html;
-  html += QStringLiteral("<table cellspacing=\"0\" cellpadding=\"1\">"
-                         "<tr><th align=\"right\">#</th><th align=\"left\">&nbsp;token</th>"
-                         "<th align=\"right\">id</th><th align=\"right\">p</th></tr>");
+  html += QStringLiteral(
+      "<table cellspacing=\"0\" cellpadding=\"1\">"
+      "<tr><th align=\"right\">#</th><th align=\"left\">&nbsp;token</th>"
+      "<th align=\"right\">id</th><th align=\"right\">p</th></tr>");
   int rank = 1;
   for (const TokenAlternative& a : token.alternatives) {
     const bool chosen = a.id == token.id;
     const QString open = chosen ? QStringLiteral("<b>") : QString();
     const QString close = chosen ? QStringLiteral("</b>") : QString();
-    html += QStringLiteral("<tr><td align=\"right\">%1%2%3</td><td style=\"white-space:pre\">&nbsp;%1<tt>%4</tt>%3&nbsp;</td>"
-                           "<td align=\"right\">%1%5%3&nbsp;</td><td align=\"right\">%6</td></tr>")
+    html += QStringLiteral(
+                "<tr><td align=\"right\">%1%2%3</td><td style=\"white-space:pre\">&nbsp;%1<tt>%4</tt>%3&nbsp;</td>"
+                "<td align=\"right\">%1%5%3&nbsp;</td><td align=\"right\">%6</td></tr>")
                 // one multi-arg pass: token text may itself contain "%2" and must not be substituted into
-                .arg(open, QString::number(rank++), close, visibleTokenText(a.text).toHtmlEscaped(), QString::number(a.id),
-                     swatch(a.prob));
+                .arg(open, QString::number(rank++), close, visibleTokenText(a.text).toHtmlEscaped(), QString::number(a.id), swatch(a.prob));
   }
   html += QStringLiteral("</table>");
-  const bool inTop = std::any_of(token.alternatives.begin(), token.alternatives.end(), [&](const TokenAlternative& a) { return a.id == token.id; });
+  const bool inTop =
+      std::any_of(token.alternatives.begin(), token.alternatives.end(), [&](const TokenAlternative& a) { return a.id == token.id; });
   if (!inTop) html += QObject::tr("<p><i>The sampled token is not among the %1 most likely.</i></p>").arg(token.alternatives.size());
   return html;
 }

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_backend_impl.h"
-#include "engine/error.h"
 
 using namespace mamba;
 
@@ -82,7 +82,8 @@ void print_timeline(CudaBackend& b, int64_t L, int reps) {
     for (int j : {0, 1, 2, 4, 5, 6, 7, 3}) cell(c, j);
     std::printf("\n");
   }
-  std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps, static_cast<long long>(fused ? L + 2 : 3 * L + 1));
+  std::printf("    first kernel start to LM head end: %.1f us (%lld kernels)\n", total / reps,
+              static_cast<long long>(fused ? L + 2 : 3 * L + 1));
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -152,10 +153,11 @@ void print_placement(const std::vector<uint32_t>& rec, int64_t base, int64_t L, 
     }
   }
   const double k = double(L - 1);
-  std::printf("  placement (%s, %lld blocks per layer, mean over layers 1..%lld): %.1f SMs, %.1f with two blocks of the layer, %.1f shared with "
-              "the next layer; %.1f SMs per %d-block cluster\n",
-              what, static_cast<long long>(blocks), static_cast<long long>(L - 1), distinct / k, doubled / k, shared_next / std::max(1.0, k - 1),
-              per_cluster / k, cs);
+  std::printf(
+      "  placement (%s, %lld blocks per layer, mean over layers 1..%lld): %.1f SMs, %.1f with two blocks of the layer, %.1f shared with "
+      "the next layer; %.1f SMs per %d-block cluster\n",
+      what, static_cast<long long>(blocks), static_cast<long long>(L - 1), distinct / k, doubled / k, shared_next / std::max(1.0, k - 1),
+      per_cluster / k, cs);
 }
 
 // The one-kernel decode's phases (DecodeClock records of decode_smid), over layers 1..L-1 of steps
@@ -169,9 +171,9 @@ void print_phases(const std::vector<uint32_t>& rec, int s0, int s1, int64_t L, i
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev);
   const double us_per_clk = 1e3 / double(std::max(khz, 1));
-  const char* names[] = {"",           "wait (from start)", "norm_w staged", "own inputs", "block sum", "x to regs",  "in_proj staged",
-                         "cluster in", "in_proj dots",      "B/C arrived",   "conv",       "state, y",  "out_proj staged", "y arrived",
-                         "out dots"};
+  const char* names[] = {"",          "wait (from start)", "norm_w staged",   "own inputs",   "block sum",
+                         "x to regs", "in_proj staged",    "cluster in",      "in_proj dots", "B/C arrived",
+                         "conv",      "state, y",          "out_proj staged", "y arrived",    "out dots"};
   constexpr int W = kClkEnd + 1;
   std::vector<std::vector<double>> own(W);
   std::vector<double> crit(W, 0.0), spread;
@@ -212,7 +214,8 @@ void print_phases(const std::vector<uint32_t>& rec, int s0, int s1, int64_t L, i
               static_cast<long long>(L - 1), mean(spread), pct(spread, 0.9));
   std::printf("    %-18s %8s %8s %8s %12s\n", "phase", "mean", "p50", "p90", "last block");
   for (int w = kClkWaited; w < W; ++w)
-    std::printf("    %-18s %8.3f %8.3f %8.3f %12.3f\n", names[w], mean(own[w]), pct(own[w], 0.5), pct(own[w], 0.9), w == kClkWaited ? 0.0 : crit[w] / n);
+    std::printf("    %-18s %8.3f %8.3f %8.3f %12.3f\n", names[w], mean(own[w]), pct(own[w], 0.5), pct(own[w], 0.9),
+                w == kClkWaited ? 0.0 : crit[w] / n);
 }
 
 }  // namespace
@@ -301,8 +304,8 @@ int main(int argc, char** argv) {
           std::printf("  step_sample_chain(): not available for this model\n");
           break;
         }
-        std::printf("  step_sample_chain() wall, %-11s, chain %-2d     %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", sampled ? "T=0.8 p=0.9" : "greedy",
-                    len, ms, 1e3 / ms, 100.0 * floor_ms / ms);
+        std::printf("  step_sample_chain() wall, %-11s, chain %-2d     %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n",
+                    sampled ? "T=0.8 p=0.9" : "greedy", len, ms, 1e3 / ms, 100.0 * floor_ms / ms);
       }
       // The chain's timeline: per kernel, stamps relative to the end of the kernel before it (a step's
       // first layer: the previous step's sampler), averaged over the chain's steps after the first.
@@ -367,10 +370,12 @@ int main(int argc, char** argv) {
           }
           step_us += (last_end((k + 1) * per) - last_end(k * per)) * 1e-3;
         }
-        std::printf("  chain %s: %.4f ms per token untraced (%.0f tok/s); timeline (greedy, us after the previous kernel's end, mean over steps 1..%d):\n",
-                    v.c_str(), ms, 1e3 / ms, len - 1);
-        std::printf("    %-16s %10s %10s %10s %10s %10s %10s %10s %10s\n", "kernel", "1st in", "1st waited", "last waited", "inputs", "[5]", "[6]", "[7]",
-                    "last done");
+        std::printf(
+            "  chain %s: %.4f ms per token untraced (%.0f tok/s); timeline (greedy, us after the previous kernel's end, mean over steps "
+            "1..%d):\n",
+            v.c_str(), ms, 1e3 / ms, len - 1);
+        std::printf("    %-16s %10s %10s %10s %10s %10s %10s %10s %10s\n", "kernel", "1st in", "1st waited", "last waited", "inputs", "[5]",
+                    "[6]", "[7]", "last done");
         for (int r = 0; r < 5; ++r) {
           std::printf("    %-16s", rows[r]);
           for (int j : {0, 1, 2, 4, 5, 6, 7, 3}) std::printf(" %10.2f", acc[r][j] / std::max(1.0, cnt[r]));
@@ -431,7 +436,10 @@ int main(int argc, char** argv) {
         fresh();
         const double without = b.decode_graph_ms(steps);
         std::printf("    %-28s %8.4f ms per token (%.2f us per launch)\n", what, all - without,
-                    1e3 * (all - without) / double(std::string(mask) == "8" ? 1 : std::string(mask) == "15" ? 3 * c.n_layer + 1 : c.n_layer));
+                    1e3 * (all - without) /
+                        double(std::string(mask) == "8"    ? 1
+                               : std::string(mask) == "15" ? 3 * c.n_layer + 1
+                                                           : c.n_layer));
       }
       unsetenv("MAMBA_CUDA_DECODE_SKIP");
       unsetenv("MAMBA_CUDA_LAYER_FUSED");

@@ -107,8 +107,12 @@ __device__ __forceinline__ unsigned atom_acq_rel_add(unsigned* p, unsigned v) {
 
 // sync[0..31]: counter line; sync[32..63]: flag line; sync[64..]: per-block flags (one per 32 B... packed)
 enum Kind { kCoop = 0, kCounterFence, kCounterRed, kCounterRedRelaxedPoll, kLastArriver, kFlags, kNumKinds };
-const char* kind_name[] = {"cg grid.sync()", "atomicAdd+threadfence, poll counter", "red.release, poll counter (acquire)",
-                           "red.release, poll relaxed + fence", "last arriver sets flag line", "per-block flags, warp polls all"};
+const char* kind_name[] = {"cg grid.sync()",
+                           "atomicAdd+threadfence, poll counter",
+                           "red.release, poll counter (acquire)",
+                           "red.release, poll relaxed + fence",
+                           "last arriver sets flag line",
+                           "per-block flags, warp polls all"};
 
 template <int KIND>
 __device__ __forceinline__ void barrier(unsigned* sync, unsigned epoch) {
@@ -133,23 +137,19 @@ __device__ __forceinline__ void barrier(unsigned* sync, unsigned epoch) {
       if constexpr (KIND == kCounterFence) {
         __threadfence();
         atomicAdd(sync, 1u);
-        while (ld_acquire(sync) < target) {
-        }
+        while (ld_acquire(sync) < target) {}
       } else if constexpr (KIND == kCounterRed) {
         red_release_add(sync, 1u);
-        while (ld_acquire(sync) < target) {
-        }
+        while (ld_acquire(sync) < target) {}
       } else if constexpr (KIND == kCounterRedRelaxedPoll) {
         red_release_add(sync, 1u);
-        while (ld_relaxed(sync) < target) {
-        }
+        while (ld_relaxed(sync) < target) {}
         __threadfence();
       } else if constexpr (KIND == kLastArriver) {
         const unsigned old = atom_acq_rel_add(sync, 1u);
         if (old == target - 1) st_release(sync + 32, epoch);
         else
-          while (ld_acquire(sync + 32) < epoch) {
-          }
+          while (ld_acquire(sync + 32) < epoch) {}
       }
     }
     __syncthreads();
@@ -259,7 +259,8 @@ int main() {
     }
 
     for (int threads : {256, 512}) {
-      std::printf("\n(b) persistent kernel, %d threads, us per barrier [blocks=%d: bare, +work | %d | %d]\n", threads, sms / 2, sms, 2 * sms);
+      std::printf("\n(b) persistent kernel, %d threads, us per barrier [blocks=%d: bare, +work | %d | %d]\n", threads, sms / 2, sms,
+                  2 * sms);
       row<kCoop>(threads, a, b, sync, s, sms);
       row<kCounterFence>(threads, a, b, sync, s, sms);
       row<kCounterRed>(threads, a, b, sync, s, sms);

@@ -6,12 +6,12 @@
 #include <random>
 
 #include "engine/backend.h"
-#include "kernels/cuda_backend_impl.h"
-#include "tests/cuda/cuda_test_util.h"
 #include "engine/error.h"
 #include "engine/json_lenient.h"
 #include "engine/model.h"
 #include "engine/session.h"
+#include "kernels/cuda_backend_impl.h"
+#include "tests/cuda/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace mamba;
@@ -29,8 +29,20 @@ std::unique_ptr<Backend> gpu(std::shared_ptr<const Model> m, const char* dtype) 
 // Closer to the released shapes: d_state 128, head_dim 64, chunk 64, several chunks.
 std::shared_ptr<const Model> medium(int64_t groups) {
   Config c;
-  c.d_model = 256; c.n_layer = 3; c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_heads = 8; c.n_groups = groups;
-  c.chunk_size = 64; c.d_conv = 4; c.vocab_size = 515; c.tie_embeddings = groups == 1; c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.d_model = 256;
+  c.n_layer = 3;
+  c.d_state = 128;
+  c.head_dim = 64;
+  c.expand = 2;
+  c.n_heads = 8;
+  c.n_groups = groups;
+  c.chunk_size = 64;
+  c.d_conv = 4;
+  c.vocab_size = 515;
+  c.tie_embeddings = groups == 1;
+  c.dt_min = 0;
+  c.dt_max = INFINITY;
+  c.eos_token_id = 0;
   c.finalize("medium");
   return Model::random(c, 9);
 }
@@ -39,8 +51,20 @@ std::shared_ptr<const Model> medium(int64_t groups) {
 // one-kernel decode) with few layers and a small vocabulary.
 std::shared_ptr<const Model> wide(int64_t groups) {
   Config c;
-  c.d_model = 768; c.n_layer = 2; c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_heads = 24; c.n_groups = groups;
-  c.chunk_size = 64; c.d_conv = 4; c.vocab_size = 515; c.tie_embeddings = true; c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.d_model = 768;
+  c.n_layer = 2;
+  c.d_state = 128;
+  c.head_dim = 64;
+  c.expand = 2;
+  c.n_heads = 24;
+  c.n_groups = groups;
+  c.chunk_size = 64;
+  c.d_conv = 4;
+  c.vocab_size = 515;
+  c.tie_embeddings = true;
+  c.dt_min = 0;
+  c.dt_max = INFINITY;
+  c.eos_token_id = 0;
   c.finalize("wide");
   return Model::random(c, 21);
 }
@@ -65,7 +89,8 @@ TEST_F(CudaTest, FixturesLogitsMatchFloat64Reference) {
         std::printf("  fixture %-26s %-4s %-9s worst rel err %.2e\n", dir.filename().string().c_str(), dt, scan_name(scan), w);
         // Low-precision modes: activations rounded to 8 (bf16) or 11 (f16) bits; when the fixture's weights
         // are not already in that dtype, rounding the weights adds about as much again.
-        const bool native = (std::string(dt) == "bf16" && m->source_dtype == "BF16") || (std::string(dt) == "f16" && m->source_dtype == "F16");
+        const bool native =
+            (std::string(dt) == "bf16" && m->source_dtype == "BF16") || (std::string(dt) == "f16" && m->source_dtype == "F16");
         const double tol = std::string(dt) == "f32" ? 1e-4 : native ? 1.5e-2 : 4e-2;
         EXPECT_LE(w, tol) << dt << " " << scan_name(scan);
       }
@@ -129,8 +154,10 @@ TEST_F(CudaTest, MatchesCpuOnMediumModel) {
       State sg = b->get_state(), sc = cpu->get_state();
       EXPECT_EQ(sg.n_tokens, sc.n_tokens);
       for (size_t l = 0; l < sg.layers.size(); ++l) {
-        EXPECT_LT(rel_err(sg.layers[l].ssm.data(), sc.layers[l].ssm.data(), sc.layers[l].ssm.size()), std::string(dt) == "f32" ? 1e-4 : 3e-2);
-        EXPECT_LT(rel_err(sg.layers[l].conv.data(), sc.layers[l].conv.data(), sc.layers[l].conv.size()), std::string(dt) == "f32" ? 1e-4 : 3e-2);
+        EXPECT_LT(rel_err(sg.layers[l].ssm.data(), sc.layers[l].ssm.data(), sc.layers[l].ssm.size()),
+                  std::string(dt) == "f32" ? 1e-4 : 3e-2);
+        EXPECT_LT(rel_err(sg.layers[l].conv.data(), sc.layers[l].conv.data(), sc.layers[l].conv.size()),
+                  std::string(dt) == "f32" ? 1e-4 : 3e-2);
       }
     }
   }
@@ -274,8 +301,8 @@ TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
       ASSERT_FALSE(b3.decode_fused());
       const auto three = steps(b3);
       for (bool graph : {false, true}) {
-        const std::string name = std::string(m->config.d_model == 768 ? "wide" : "medium") + " g=" + std::to_string(m->config.n_groups) + " " + dt + (graph ? " graph+PDL" : " stream") +
-                                 (*cs.cs ? std::string(" cs=") + cs.cs : "");
+        const std::string name = std::string(m->config.d_model == 768 ? "wide" : "medium") + " g=" + std::to_string(m->config.n_groups) +
+                                 " " + dt + (graph ? " graph+PDL" : " stream") + (*cs.cs ? std::string(" cs=") + cs.cs : "");
         SCOPED_TRACE(name);
         if (*cs.cs) setenv("MAMBA_CUDA_LAYER_CS", cs.cs, 1);
         auto bp = gpu(m, dt);
@@ -290,14 +317,16 @@ TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
         const auto fused = steps(b);
         const bool f32 = std::string(dt) == "f32";
         const double vs3 = worst_row_err(fused, three, n, V), vs_cpu = worst_row_err(fused, ref, n, V);
-        std::printf("  one-kernel decode %-34s (%s): vs three kernels %.2e, vs cpu %.2e\n", name.c_str(), b.decode_layer_plan().why.c_str(), vs3, vs_cpu);
+        std::printf("  one-kernel decode %-34s (%s): vs three kernels %.2e, vs cpu %.2e\n", name.c_str(), b.decode_layer_plan().why.c_str(),
+                    vs3, vs_cpu);
         EXPECT_LT(vs3, f32 ? 1e-5 : 1e-3);
         EXPECT_LT(vs_cpu, f32 ? 1e-4 : 4e-2);
         const State sf = b.get_state(), s3 = b3.get_state();
         ASSERT_EQ(sf.layers.size(), s3.layers.size());
         for (size_t l = 0; l < sf.layers.size(); ++l) {
           EXPECT_LT(rel_err(sf.layers[l].ssm.data(), s3.layers[l].ssm.data(), s3.layers[l].ssm.size()), f32 ? 1e-5 : 1e-3) << "layer " << l;
-          EXPECT_LT(rel_err(sf.layers[l].conv.data(), s3.layers[l].conv.data(), s3.layers[l].conv.size()), f32 ? 1e-5 : 1e-3) << "layer " << l;
+          EXPECT_LT(rel_err(sf.layers[l].conv.data(), s3.layers[l].conv.data(), s3.layers[l].conv.size()), f32 ? 1e-5 : 1e-3)
+              << "layer " << l;
         }
         b.reset_state();
         EXPECT_EQ(steps(b), fused) << "the one-kernel decode is deterministic";

@@ -3,9 +3,9 @@
 #include <numeric>
 #include <set>
 
-#include "kernels/conv1d.cuh"
 #include "engine/cpu_ops.h"
-#include "tests/cuda/cuda_test_util.h"
+#include "engine/ssd.h"
+#include "kernels/conv1d.cuh"
 #include "kernels/dt_cumsum.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/gated_rmsnorm.cuh"
@@ -13,7 +13,7 @@
 #include "kernels/rmsnorm.cuh"
 #include "kernels/sampling.cuh"
 #include "kernels/ssm_step.cuh"
-#include "engine/ssd.h"
+#include "tests/cuda/cuda_test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;
@@ -32,7 +32,12 @@ TEST_F(CudaTest, EmbeddingGather) {
     auto d_ids = to_dev(ids);
     auto out = poisoned(sizeof(float) * T * D);
     EmbeddingParams p;
-    p.table = d_table.get(); p.dtype = dt; p.ids = d_ids.as<int32_t>(); p.T = T; p.D = D; p.out = out.as<float>();
+    p.table = d_table.get();
+    p.dtype = dt;
+    p.ids = d_ids.as<int32_t>();
+    p.T = T;
+    p.D = D;
+    p.out = out.as<float>();
     launch_embedding(p, nullptr);
     sync_check();
     auto got = from_dev(out, size_t(T * D));
@@ -52,7 +57,15 @@ TEST_F(CudaTest, RmsNorm) {
       auto dx = to_dev(x), dw = to_dev(w);
       auto out = poisoned(dtype_size(dt) * T * D);
       RmsNormParams p;
-      p.x = dx.as<float>(); p.ldx = D; p.w = dw.as<float>(); p.out = out.get(); p.out_dtype = dt; p.ldo = D; p.T = T; p.D = D; p.eps = 1e-5f;
+      p.x = dx.as<float>();
+      p.ldx = D;
+      p.w = dw.as<float>();
+      p.out = out.get();
+      p.out_dtype = dt;
+      p.ldo = D;
+      p.T = T;
+      p.D = D;
+      p.eps = 1e-5f;
       launch_rmsnorm(p, nullptr);
       sync_check();
       EXPECT_LT(rel_err_v(from_dev(out, x.size(), dt), ref), dt == DType::F32 ? 1e-6 : 5e-3) << D << " " << dtype_name(dt);
@@ -83,20 +96,45 @@ TEST_F(CudaTest, CausalConv1dAndRing) {
         const auto dt = uniform(static_cast<size_t>(H * T_pad), 7, 0.f, 0.3f);
         std::vector<float> cs(dt.size());
         for (int64_t h = 0; h < H; ++h)
-          for (int64_t t = 0; t < T_pad; ++t) cs[size_t(h * T_pad + t)] = (t % Q ? cs[size_t(h * T_pad + t - 1)] : 0.f) - 0.7f * dt[size_t(h * T_pad + t)];
+          for (int64_t t = 0; t < T_pad; ++t)
+            cs[size_t(h * T_pad + t)] = (t % Q ? cs[size_t(h * T_pad + t - 1)] : 0.f) - 0.7f * dt[size_t(h * T_pad + t)];
         auto d_dt = to_dev(dt), d_cs = to_dev(cs);
         auto xs = poisoned(sizeof(float) * T_pad * E);
         Conv1dParams p;
-        p.in = d_in.as<float>(); p.ld_in = ld; p.w = d_w.as<float>(); p.b = d_b.as<float>(); p.ring = d_ring.as<float>(); p.pos = pos;
-        p.T = T; p.T_pad = T_pad; p.C = C; p.K = K; p.out = out.as<float>(); p.out_act = out_act.get(); p.act_dtype = DType::BF16;
+        p.in = d_in.as<float>();
+        p.ld_in = ld;
+        p.w = d_w.as<float>();
+        p.b = d_b.as<float>();
+        p.ring = d_ring.as<float>();
+        p.pos = pos;
+        p.T = T;
+        p.T_pad = T_pad;
+        p.C = C;
+        p.K = K;
+        p.out = out.as<float>();
+        p.out_act = out_act.get();
+        p.act_dtype = DType::BF16;
         launch_conv1d_silu(p, nullptr);
         Conv1dParams p32 = p;  // again in f32, with xs
         DeviceBuffer out32 = poisoned(sizeof(float) * T_pad * C);
-        p32.out = out32.as<float>(); p32.out_act = nullptr; p32.act_dtype = DType::F32;
-        p32.xs = xs.get(); p32.dt = d_dt.as<float>(); p32.cs = d_cs.as<float>(); p32.E = E; p32.P = P; p32.Q = Q;
+        p32.out = out32.as<float>();
+        p32.out_act = nullptr;
+        p32.act_dtype = DType::F32;
+        p32.xs = xs.get();
+        p32.dt = d_dt.as<float>();
+        p32.cs = d_cs.as<float>();
+        p32.E = E;
+        p32.P = P;
+        p32.Q = Q;
         launch_conv1d_silu(p32, nullptr);
         ConvRingUpdateParams u;
-        u.in = d_in.as<float>(); u.ld_in = ld; u.ring = d_ring.as<float>(); u.pos = pos; u.T = T; u.C = C; u.K = K;
+        u.in = d_in.as<float>();
+        u.ld_in = ld;
+        u.ring = d_ring.as<float>();
+        u.pos = pos;
+        u.T = T;
+        u.C = C;
+        u.K = K;
         launch_conv_ring_update(u, nullptr);
         sync_check();
         auto got = from_dev(out, size_t(T_pad * C));
@@ -124,8 +162,18 @@ TEST_F(CudaTest, DtSoftplusClampAndChunkCumsum) {
     auto d_raw = to_dev(raw), d_bias = to_dev(bias), d_A = to_dev(A);
     auto dt = poisoned(sizeof(float) * H * T_pad), cs = poisoned(sizeof(float) * H * T_pad);
     DtCumsumParams p;
-    p.raw = d_raw.as<float>(); p.ld_raw = ld; p.bias = d_bias.as<float>(); p.A = d_A.as<float>(); p.lo = lo; p.hi = hi;
-    p.T = T; p.T_pad = T_pad; p.H = H; p.Q = Q; p.dt = dt.as<float>(); p.cs = cs.as<float>();
+    p.raw = d_raw.as<float>();
+    p.ld_raw = ld;
+    p.bias = d_bias.as<float>();
+    p.A = d_A.as<float>();
+    p.lo = lo;
+    p.hi = hi;
+    p.T = T;
+    p.T_pad = T_pad;
+    p.H = H;
+    p.Q = Q;
+    p.dt = dt.as<float>();
+    p.cs = cs.as<float>();
     launch_dt_cumsum(p, nullptr);
     sync_check();
     auto g_dt = from_dev(dt, size_t(H * T_pad)), g_cs = from_dev(cs, size_t(H * T_pad));
@@ -145,7 +193,8 @@ TEST_F(CudaTest, DtSoftplusClampAndChunkCumsum) {
 TEST_F(CudaTest, GatedRmsNormWithSkip) {
   for (int64_t G : {1, 3}) {
     const int64_t T = 6, H = 6, P = 8, E = H * P, ldx = E + 5, ldz = 2 * E + 3;
-    const auto y = randn(static_cast<size_t>(T * E), 11), x = randn(static_cast<size_t>(T * ldx), 12), z = randn(static_cast<size_t>(T * ldz), 13);
+    const auto y = randn(static_cast<size_t>(T * E), 11), x = randn(static_cast<size_t>(T * ldx), 12),
+               z = randn(static_cast<size_t>(T * ldz), 13);
     const auto D = randn(static_cast<size_t>(H), 14), w = randn(static_cast<size_t>(E), 15, 0.2f, 1.f);
     std::vector<float> ref = y;
     cpu::add_skip(x.data(), ldx, D.data(), ref.data(), T, H, P);
@@ -154,8 +203,22 @@ TEST_F(CudaTest, GatedRmsNormWithSkip) {
       auto dy = to_dev(y), dx = to_dev(x), dz = to_dev(z), dD = to_dev(D), dw = to_dev(w);
       auto out = poisoned(dtype_size(dt) * T * E);
       GatedRmsNormParams p;
-      p.y = dy.as<float>(); p.ldy = E; p.x = dx.as<float>(); p.ldx = ldx; p.D = dD.as<float>(); p.P = P; p.z = dz.as<float>(); p.ldz = ldz;
-      p.w = dw.as<float>(); p.T = T; p.E = E; p.G = G; p.eps = 1e-5f; p.out = out.get(); p.out_dtype = dt; p.ldo = E;
+      p.y = dy.as<float>();
+      p.ldy = E;
+      p.x = dx.as<float>();
+      p.ldx = ldx;
+      p.D = dD.as<float>();
+      p.P = P;
+      p.z = dz.as<float>();
+      p.ldz = ldz;
+      p.w = dw.as<float>();
+      p.T = T;
+      p.E = E;
+      p.G = G;
+      p.eps = 1e-5f;
+      p.out = out.get();
+      p.out_dtype = dt;
+      p.ldo = E;
       launch_gated_rmsnorm(p, nullptr);
       sync_check();
       EXPECT_LT(rel_err_v(from_dev(out, ref.size(), dt), ref), dt == DType::F32 ? 1e-6 : 5e-3) << "G=" << G << " " << dtype_name(dt);
@@ -169,68 +232,87 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
   // span (96 / 3), across it (2700 / 3), aligned (1536 / 3, 5120 / 8); the scalar one (45).
   const GemvPipeline pipes[] = {GemvPipeline::Depth2Batch4, GemvPipeline::Depth1Batch8};
   for (int kernel = 0; kernel < 3; ++kernel)
-  for (DType dt : kAll)
-    for (int64_t K : {96, 45, 1536, 2700, 5120})
-      for (int64_t R : {131, 3000}) {
-        const bool streaming = kernel > 0;
-        SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) + (streaming ? " streaming, pipeline " + std::to_string(kernel - 1) : ""));
-        const auto W = randn(static_cast<size_t>(R * K), uint32_t(K + R), 0.05f);
-        const auto x = randn(static_cast<size_t>(K), 21), nw = randn(static_cast<size_t>(K), 22, 0.2f, 1.f), bias = randn(static_cast<size_t>(R), 23);
-        std::vector<float> Wr;
-        auto dW = to_dev_as(W, dt, &Wr);
-        auto dx = to_dev(x), dnw = to_dev(nw), dbias = to_dev(bias);
-        // RmsNorm prologue (in_proj / LM head)
-        std::vector<float> h(static_cast<size_t>(K)), ref(static_cast<size_t>(R));
-        cpu::rmsnorm(x.data(), nw.data(), h.data(), 1, K, 1e-5);
-        cpu::linear(h.data(), 1, K, Wr.data(), R, bias.data(), ref.data());
-        auto out = poisoned(sizeof(float) * R);
-        GemvParams p;
-        p.W = dW.get(); p.wdtype = dt; p.R = R; p.K = K; p.bias = dbias.as<float>(); p.prologue = GemvPrologue::RmsNorm;
-        p.x = dx.as<float>(); p.norm_w = dnw.as<float>(); p.eps = 1e-5f; p.out = out.as<float>(); p.force_streaming = streaming;
-        p.pipeline = pipes[streaming ? kernel - 1 : 0];
-        p.prefetch_next = dW.get(); p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
-        DeviceBuffer trace(8 * sizeof(unsigned long long));  // the kernels stamp slots 0..5 (launch.cuh)
-        const unsigned long long init[8] = {~0ull, ~0ull, 0, 0, 0, 0, 0, 0};
-        CUDA_CHECK(cudaMemcpy(trace.get(), init, sizeof init, cudaMemcpyHostToDevice));
-        p.trace = trace.as<unsigned long long>();
-        launch_gemv(p, nullptr, false);
-        sync_check();
-        EXPECT_LT(rel_err_v(from_dev(out, size_t(R)), ref), 1e-5);
-        unsigned long long t[8];
-        CUDA_CHECK(cudaMemcpy(t, trace.get(), sizeof t, cudaMemcpyDeviceToHost));
-        EXPECT_TRUE(t[0] <= t[1] && t[1] <= t[2] && t[2] <= t[3] && t[0] > 0) << t[0] << " " << t[1] << " " << t[2] << " " << t[3];
-        EXPECT_TRUE(t[4] == 0 || (t[2] <= t[4] && t[4] <= t[3]));
-        p.trace = nullptr;
-        // GroupRmsNorm prologue, accumulating (out_proj into the residual)
-        if (const int64_t G = K % 3 == 0 ? 3 : K % 8 == 0 ? 8 : 0; G > 0) {
-          const int64_t gs = K / G;
-          const auto r0 = randn(static_cast<size_t>(R), 25);
-          std::vector<float> g(static_cast<size_t>(K)), ref2(static_cast<size_t>(R));
-          for (int64_t gi = 0; gi < G; ++gi) {
-            double ss = 0;
-            for (int64_t k = gi * gs; k < (gi + 1) * gs; ++k) ss += double(x[size_t(k)]) * x[size_t(k)];
-            const double r = 1.0 / std::sqrt(ss / double(gs) + 1e-5);
-            for (int64_t k = gi * gs; k < (gi + 1) * gs; ++k) g[size_t(k)] = float(x[size_t(k)] * r * nw[size_t(k)]);
-          }
-          cpu::linear(g.data(), 1, K, Wr.data(), R, nullptr, ref2.data());
-          for (int64_t i = 0; i < R; ++i) ref2[size_t(i)] += r0[size_t(i)];
-          auto dr = to_dev(r0);
-          p.prologue = GemvPrologue::GroupRmsNorm; p.groups = G; p.bias = nullptr; p.out = dr.as<float>(); p.accumulate = true;
+    for (DType dt : kAll)
+      for (int64_t K : {96, 45, 1536, 2700, 5120})
+        for (int64_t R : {131, 3000}) {
+          const bool streaming = kernel > 0;
+          SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) +
+                       (streaming ? " streaming, pipeline " + std::to_string(kernel - 1) : ""));
+          const auto W = randn(static_cast<size_t>(R * K), uint32_t(K + R), 0.05f);
+          const auto x = randn(static_cast<size_t>(K), 21), nw = randn(static_cast<size_t>(K), 22, 0.2f, 1.f),
+                     bias = randn(static_cast<size_t>(R), 23);
+          std::vector<float> Wr;
+          auto dW = to_dev_as(W, dt, &Wr);
+          auto dx = to_dev(x), dnw = to_dev(nw), dbias = to_dev(bias);
+          // RmsNorm prologue (in_proj / LM head)
+          std::vector<float> h(static_cast<size_t>(K)), ref(static_cast<size_t>(R));
+          cpu::rmsnorm(x.data(), nw.data(), h.data(), 1, K, 1e-5);
+          cpu::linear(h.data(), 1, K, Wr.data(), R, bias.data(), ref.data());
+          auto out = poisoned(sizeof(float) * R);
+          GemvParams p;
+          p.W = dW.get();
+          p.wdtype = dt;
+          p.R = R;
+          p.K = K;
+          p.bias = dbias.as<float>();
+          p.prologue = GemvPrologue::RmsNorm;
+          p.x = dx.as<float>();
+          p.norm_w = dnw.as<float>();
+          p.eps = 1e-5f;
+          p.out = out.as<float>();
+          p.force_streaming = streaming;
+          p.pipeline = pipes[streaming ? kernel - 1 : 0];
+          p.prefetch_next = dW.get();
+          p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
+          DeviceBuffer trace(8 * sizeof(unsigned long long));                                   // the kernels stamp slots 0..5 (launch.cuh)
+          const unsigned long long init[8] = {~0ull, ~0ull, 0, 0, 0, 0, 0, 0};
+          CUDA_CHECK(cudaMemcpy(trace.get(), init, sizeof init, cudaMemcpyHostToDevice));
+          p.trace = trace.as<unsigned long long>();
           launch_gemv(p, nullptr, false);
           sync_check();
-          EXPECT_LT(rel_err_v(from_dev(dr, static_cast<size_t>(R)), ref2), 1e-5);
+          EXPECT_LT(rel_err_v(from_dev(out, size_t(R)), ref), 1e-5);
+          unsigned long long t[8];
+          CUDA_CHECK(cudaMemcpy(t, trace.get(), sizeof t, cudaMemcpyDeviceToHost));
+          EXPECT_TRUE(t[0] <= t[1] && t[1] <= t[2] && t[2] <= t[3] && t[0] > 0) << t[0] << " " << t[1] << " " << t[2] << " " << t[3];
+          EXPECT_TRUE(t[4] == 0 || (t[2] <= t[4] && t[4] <= t[3]));
+          p.trace = nullptr;
+          // GroupRmsNorm prologue, accumulating (out_proj into the residual)
+          if (const int64_t G = K % 3 == 0 ? 3 : K % 8 == 0 ? 8 : 0; G > 0) {
+            const int64_t gs = K / G;
+            const auto r0 = randn(static_cast<size_t>(R), 25);
+            std::vector<float> g(static_cast<size_t>(K)), ref2(static_cast<size_t>(R));
+            for (int64_t gi = 0; gi < G; ++gi) {
+              double ss = 0;
+              for (int64_t k = gi * gs; k < (gi + 1) * gs; ++k) ss += double(x[size_t(k)]) * x[size_t(k)];
+              const double r = 1.0 / std::sqrt(ss / double(gs) + 1e-5);
+              for (int64_t k = gi * gs; k < (gi + 1) * gs; ++k) g[size_t(k)] = float(x[size_t(k)] * r * nw[size_t(k)]);
+            }
+            cpu::linear(g.data(), 1, K, Wr.data(), R, nullptr, ref2.data());
+            for (int64_t i = 0; i < R; ++i) ref2[size_t(i)] += r0[size_t(i)];
+            auto dr = to_dev(r0);
+            p.prologue = GemvPrologue::GroupRmsNorm;
+            p.groups = G;
+            p.bias = nullptr;
+            p.out = dr.as<float>();
+            p.accumulate = true;
+            launch_gemv(p, nullptr, false);
+            sync_check();
+            EXPECT_LT(rel_err_v(from_dev(dr, static_cast<size_t>(R)), ref2), 1e-5);
+          }
         }
-      }
 }
 
 TEST_F(CudaTest, SsmStepMatchesCpuDecode) {
-  struct Shape { int64_t H, P, G, N, K; };
+  struct Shape {
+    int64_t H, P, G, N, K;
+  };
   for (Shape s : {Shape{4, 32, 1, 16, 4}, Shape{8, 64, 2, 64, 3}, Shape{6, 64, 3, 128, 4}, Shape{4, 12, 2, 40, 2}}) {
     SCOPED_TRACE("H=" + std::to_string(s.H) + " P=" + std::to_string(s.P) + " G=" + std::to_string(s.G) + " N=" + std::to_string(s.N));
     const int64_t E = s.H * s.P, CD = E + 2 * s.G * s.N, Din = 2 * E + 2 * s.G * s.N + s.H, K = s.K, pos = 1 % K;
     const auto zx = randn(static_cast<size_t>(Din), 31);
     const auto w = randn(static_cast<size_t>(CD * K), 32, 0.5f), b = randn(static_cast<size_t>(CD), 33, 0.1f);
-    const auto dt_bias = randn(static_cast<size_t>(s.H), 34, 0.5f, -1.f), A = uniform(static_cast<size_t>(s.H), 35, -4.f, -0.3f), D = randn(static_cast<size_t>(s.H), 36);
+    const auto dt_bias = randn(static_cast<size_t>(s.H), 34, 0.5f, -1.f), A = uniform(static_cast<size_t>(s.H), 35, -4.f, -0.3f),
+               D = randn(static_cast<size_t>(s.H), 36);
     auto conv_state = randn(static_cast<size_t>(CD * (K - 1)), 37);
     auto ssm = randn(static_cast<size_t>(s.H * s.P * s.N), 38);
     std::vector<float> ring(static_cast<size_t>(CD * K), 1e30f);
@@ -244,19 +326,49 @@ TEST_F(CudaTest, SsmStepMatchesCpuDecode) {
     cpu::dt_softplus(zx.data() + E + CD, Din, 1, s.H, dt_bias.data(), lo, hi, dt.data());
     std::vector<float> ssm_ref = ssm;
     SsdArgs a;
-    a.T = 1; a.H = s.H; a.P = s.P; a.G = s.G; a.N = s.N;
-    a.x = xbc.data(); a.ldx = CD; a.B = xbc.data() + E; a.ldb = CD; a.C = xbc.data() + E + s.G * s.N; a.ldc = CD;
-    a.dt = dt.data(); a.lddt = s.H; a.A = A.data(); a.y = y.data(); a.ldy = E; a.state = ssm_ref.data();
+    a.T = 1;
+    a.H = s.H;
+    a.P = s.P;
+    a.G = s.G;
+    a.N = s.N;
+    a.x = xbc.data();
+    a.ldx = CD;
+    a.B = xbc.data() + E;
+    a.ldb = CD;
+    a.C = xbc.data() + E + s.G * s.N;
+    a.ldc = CD;
+    a.dt = dt.data();
+    a.lddt = s.H;
+    a.A = A.data();
+    a.y = y.data();
+    a.ldy = E;
+    a.state = ssm_ref.data();
     ssd_recurrent(a);
     cpu::add_skip(xbc.data(), CD, D.data(), y.data(), 1, s.H, s.P);
 
-    auto d_zx = to_dev(zx), d_w = to_dev(w), d_b = to_dev(b), d_ring = to_dev(ring), d_dtb = to_dev(dt_bias), d_A = to_dev(A), d_D = to_dev(D);
+    auto d_zx = to_dev(zx), d_w = to_dev(w), d_b = to_dev(b), d_ring = to_dev(ring), d_dtb = to_dev(dt_bias), d_A = to_dev(A),
+         d_D = to_dev(D);
     auto d_ssm = to_dev(ssm);
     auto d_io = to_dev(std::vector<int32_t>{0, int32_t(pos)});
     SsmStepParams p;
-    p.zx = d_zx.as<float>(); p.step_io = d_io.as<int32_t>(); p.E = E; p.conv_dim = CD; p.H = s.H; p.P = s.P; p.G = s.G; p.N = s.N; p.K = K;
-    p.conv_w = d_w.as<float>(); p.conv_b = d_b.as<float>(); p.ring = d_ring.as<float>(); p.dt_bias = d_dtb.as<float>(); p.A = d_A.as<float>();
-    p.D = d_D.as<float>(); p.dt_lo = lo; p.dt_hi = hi; p.state = d_ssm.as<float>();
+    p.zx = d_zx.as<float>();
+    p.step_io = d_io.as<int32_t>();
+    p.E = E;
+    p.conv_dim = CD;
+    p.H = s.H;
+    p.P = s.P;
+    p.G = s.G;
+    p.N = s.N;
+    p.K = K;
+    p.conv_w = d_w.as<float>();
+    p.conv_b = d_b.as<float>();
+    p.ring = d_ring.as<float>();
+    p.dt_bias = d_dtb.as<float>();
+    p.A = d_A.as<float>();
+    p.D = d_D.as<float>();
+    p.dt_lo = lo;
+    p.dt_hi = hi;
+    p.state = d_ssm.as<float>();
     for (bool gate : {false, true}) {  // the same step twice from the same state and window: gated output the second time
       auto ssm_in = to_dev(ssm), ring_in = to_dev(ring);
       CUDA_CHECK(cudaMemcpy(d_ssm.get(), ssm_in.get(), ssm_in.bytes(), cudaMemcpyDeviceToDevice));
@@ -296,7 +408,10 @@ std::vector<int32_t> cpu_kept_set(const std::vector<float>& logits, float temp, 
   double cum = 0;
   if (top_p < 1.f)
     for (int64_t i = 0; i < keep; ++i)
-      if ((cum += q[size_t(idx[size_t(i)])] / z) >= top_p) { keep = i + 1; break; }
+      if ((cum += q[size_t(idx[size_t(i)])] / z) >= top_p) {
+        keep = i + 1;
+        break;
+      }
   int64_t k2 = 1;
   while (k2 < keep && q[size_t(idx[size_t(k2)])] >= min_p) ++k2;
   keep = k2;
@@ -324,7 +439,9 @@ TEST_F(CudaTest, SamplingOnDevice) {
     c.n = V;
     CUDA_CHECK(cudaMemcpy(d_cfg.get(), &c, sizeof(c), cudaMemcpyHostToDevice));
     SampleParams p;
-    p.logits = d_logits.as<float>(); p.cfg = d_cfg.as<SampleConfig>(); p.out = d_out.as<int32_t>();
+    p.logits = d_logits.as<float>();
+    p.cfg = d_cfg.as<SampleConfig>();
+    p.out = d_out.as<int32_t>();
     p.ws = multi ? d_ws.as<SampleWorkspace>() : nullptr;
     launch_sample(p, nullptr);
     int32_t id = -1;
@@ -356,12 +473,22 @@ TEST_F(CudaTest, SamplingOnDevice) {
   c.top_p = 1.f;
   c.min_p = 1.f;
   EXPECT_EQ(run(c), argmax);
-  struct Case { float temp; int k; float p; float minp; };
-  for (Case k : {Case{1.f, 50, 1.f, 0.f}, Case{0.7f, 0, 0.9f, 0.f}, Case{1.3f, 20, 0.5f, 0.f}, Case{1.f, 0, 1.f, 0.05f}, Case{1.f, 0, 1.f, 0.f}}) {
+  struct Case {
+    float temp;
+    int k;
+    float p;
+    float minp;
+  };
+  for (Case k :
+       {Case{1.f, 50, 1.f, 0.f}, Case{0.7f, 0, 0.9f, 0.f}, Case{1.3f, 20, 0.5f, 0.f}, Case{1.f, 0, 1.f, 0.05f}, Case{1.f, 0, 1.f, 0.f}}) {
     const auto kept = cpu_kept_set(logits, k.temp, k.k, k.p, k.minp);
     std::set<int32_t> seen;
     for (int i = 0; i < 200; ++i) {
-      c.temperature = k.temp; c.top_k = k.k; c.top_p = k.p; c.min_p = k.minp; c.u = (float(i) + 0.5f) / 200.f;
+      c.temperature = k.temp;
+      c.top_k = k.k;
+      c.top_p = k.p;
+      c.min_p = k.minp;
+      c.u = (float(i) + 0.5f) / 200.f;
       const int32_t id = run(c);
       ASSERT_TRUE(std::binary_search(kept.begin(), kept.end(), id)) << "id " << id << " outside the kept set of " << kept.size();
       seen.insert(id);

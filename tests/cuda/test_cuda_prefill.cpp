@@ -4,10 +4,10 @@
 #include <cstdlib>
 
 #include "engine/backend.h"
-#include "kernels/conv1d.cuh"
 #include "engine/cpu_ops.h"
-#include "tests/cuda/cuda_test_util.h"
 #include "engine/model.h"
+#include "kernels/conv1d.cuh"
+#include "tests/cuda/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace mamba;
@@ -18,8 +18,20 @@ namespace {
 // Real-model head shapes (head_dim 64, d_state 128) with an odd chunk count and a partial last chunk.
 std::shared_ptr<const Model> fused_shapes_model(int64_t groups, int64_t chunk) {
   Config c;
-  c.d_model = 256; c.n_layer = 2; c.d_state = 128; c.head_dim = 64; c.expand = 2; c.n_heads = 8; c.n_groups = groups;
-  c.chunk_size = chunk; c.d_conv = 4; c.vocab_size = 300; c.tie_embeddings = true; c.dt_min = 0; c.dt_max = INFINITY; c.eos_token_id = 0;
+  c.d_model = 256;
+  c.n_layer = 2;
+  c.d_state = 128;
+  c.head_dim = 64;
+  c.expand = 2;
+  c.n_heads = 8;
+  c.n_groups = groups;
+  c.chunk_size = chunk;
+  c.d_conv = 4;
+  c.vocab_size = 300;
+  c.tie_embeddings = true;
+  c.dt_min = 0;
+  c.dt_max = INFINITY;
+  c.eos_token_id = 0;
   c.finalize("fused-shapes");
   return Model::random(c, 21);
 }
@@ -62,8 +74,8 @@ TEST_F(CudaTest, FusedPrefillMatchesUnfusedAndCpu) {
         su = unfused->get_state();
       }
       const double ef = worst_row_err(lf, ref, k.T, V), eu = worst_row_err(lu, ref, k.T, V), efu = worst_row_err(lf, lu, k.T, V);
-      std::printf("  prefill g=%lld Q=%lld T=%lld %-4s vs cpu: fused %.2e, unfused %.2e; fused vs unfused %.2e\n", static_cast<long long>(k.groups),
-                  static_cast<long long>(k.chunk), static_cast<long long>(k.T), dt, ef, eu, efu);
+      std::printf("  prefill g=%lld Q=%lld T=%lld %-4s vs cpu: fused %.2e, unfused %.2e; fused vs unfused %.2e\n",
+                  static_cast<long long>(k.groups), static_cast<long long>(k.chunk), static_cast<long long>(k.T), dt, ef, eu, efu);
       EXPECT_LT(ef, 2e-2) << dt;
       EXPECT_LT(ef, 1.5 * eu + 2e-3) << dt << ": the fused path is less accurate than the unfused one";
       for (size_t l = 0; l < sf.layers.size(); ++l) {
@@ -108,19 +120,38 @@ TEST_F(CudaTest, PrefillConvPairsMatchCpu) {
     const auto dt = uniform(static_cast<size_t>(H * T_pad), 7, 0.f, 0.3f);
     std::vector<float> cs(dt.size());
     for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < T_pad; ++t) cs[size_t(h * T_pad + t)] = (t % Q ? cs[size_t(h * T_pad + t - 1)] : 0.f) - 0.7f * dt[size_t(h * T_pad + t)];
+      for (int64_t t = 0; t < T_pad; ++t)
+        cs[size_t(h * T_pad + t)] = (t % Q ? cs[size_t(h * T_pad + t - 1)] : 0.f) - 0.7f * dt[size_t(h * T_pad + t)];
     std::vector<float> xs_ref(static_cast<size_t>(T * E));
     for (int64_t t = 0; t < T; ++t)
       for (int64_t i = 0; i < E; ++i) {
         const int64_t h = i / P, end = (t / Q + 1) * Q - 1;
-        xs_ref[size_t(t * E + i)] = ref[size_t(t * C + i)] * std::exp(cs[size_t(h * T_pad + end)] - cs[size_t(h * T_pad + t)]) * dt[size_t(h * T_pad + t)];
+        xs_ref[size_t(t * E + i)] =
+            ref[size_t(t * C + i)] * std::exp(cs[size_t(h * T_pad + end)] - cs[size_t(h * T_pad + t)]) * dt[size_t(h * T_pad + t)];
       }
     auto d_in = to_dev(in), d_w = to_dev(w), d_b = to_dev(b), d_ring = to_dev(ring), d_dt = to_dev(dt), d_cs = to_dev(cs);
     auto out = poisoned(sizeof(float) * T_pad * C), act = poisoned(2 * T_pad * C), xs = poisoned(2 * T_pad * E);
     Conv1dParams p;
-    p.in = d_in.as<float>(); p.ld_in = ld; p.w = d_w.as<float>(); p.b = d_b.as<float>(); p.ring = d_ring.as<float>(); p.pos = pos;
-    p.T = T; p.T_pad = T_pad; p.C = C; p.K = K; p.out = out.as<float>(); p.out_act = act.get(); p.act_dtype = DType::BF16;
-    p.xs = xs.get(); p.dt = d_dt.as<float>(); p.cs = d_cs.as<float>(); p.E = E; p.P = P; p.Q = Q; p.out_cols = E;
+    p.in = d_in.as<float>();
+    p.ld_in = ld;
+    p.w = d_w.as<float>();
+    p.b = d_b.as<float>();
+    p.ring = d_ring.as<float>();
+    p.pos = pos;
+    p.T = T;
+    p.T_pad = T_pad;
+    p.C = C;
+    p.K = K;
+    p.out = out.as<float>();
+    p.out_act = act.get();
+    p.act_dtype = DType::BF16;
+    p.xs = xs.get();
+    p.dt = d_dt.as<float>();
+    p.cs = d_cs.as<float>();
+    p.E = E;
+    p.P = P;
+    p.Q = Q;
+    p.out_cols = E;
     launch_conv1d_silu(p, nullptr);
     sync_check();
     const auto got = from_dev(out, size_t(T_pad * C)), got_act = from_dev(act, size_t(T_pad * C), DType::BF16);
@@ -144,4 +175,3 @@ TEST_F(CudaTest, PrefillConvPairsMatchCpu) {
     EXPECT_LT(rel_err_v(std::vector<float>(got_xs.begin(), got_xs.begin() + T * E), xs_ref), 5e-3);
   }
 }
-

@@ -1,11 +1,11 @@
 // The chunked and recurrent SSD on the GPU against engine/ssd.cpp, y and the final state; the fused
 // chunk scan against the CPU and the unfused path, and its gated epilogue + norm finish.
-#include "tests/cuda/cuda_test_util.h"
+#include "engine/ssd.h"
 #include "kernels/gated_rmsnorm.cuh"
 #include "kernels/gemm.h"
-#include "engine/ssd.h"
 #include "kernels/ssd_chunked.h"
 #include "kernels/ssd_recurrent.cuh"
+#include "tests/cuda/cuda_test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;
@@ -55,9 +55,23 @@ SsdRef cpu_ref(const SsdCase& c, const SsdInputs& in, bool chunked) {
   r.y.assign(static_cast<size_t>(c.T * in.E), 0.f);
   r.state = in.state;
   SsdArgs a;
-  a.T = c.T; a.H = c.H; a.P = c.P; a.G = c.G; a.N = c.N;
-  a.x = in.xbc.data(); a.ldx = in.CD; a.B = in.xbc.data() + in.E; a.ldb = in.CD; a.C = in.xbc.data() + in.E + c.G * c.N; a.ldc = in.CD;
-  a.dt = in.dt_th.data(); a.lddt = c.H; a.A = in.A.data(); a.y = r.y.data(); a.ldy = in.E; a.state = r.state.data();
+  a.T = c.T;
+  a.H = c.H;
+  a.P = c.P;
+  a.G = c.G;
+  a.N = c.N;
+  a.x = in.xbc.data();
+  a.ldx = in.CD;
+  a.B = in.xbc.data() + in.E;
+  a.ldb = in.CD;
+  a.C = in.xbc.data() + in.E + c.G * c.N;
+  a.ldc = in.CD;
+  a.dt = in.dt_th.data();
+  a.lddt = c.H;
+  a.A = in.A.data();
+  a.y = r.y.data();
+  a.ldy = in.E;
+  a.state = r.state.data();
   if (chunked) ssd_chunked(a, c.Q);
   else ssd_recurrent(a);
   return r;
@@ -100,12 +114,24 @@ TEST_F(CudaTest, SsdChunkedMatchesCpu) {
       auto d_dt = to_dev(in.dt), d_cs = to_dev(cumsum_chunks(c, in)), d_state = to_dev(in.state);
       auto d_y = poisoned(sizeof(float) * T_pad * in.E);
       SsdChunkedArgs a;
-      a.T_pad = T_pad; a.Q = c.Q; a.H = c.H; a.P = c.P; a.G = c.G; a.N = c.N;
-      a.x = d_xbc.as<float>(); a.ldx = in.CD; a.x_act = act;
+      a.T_pad = T_pad;
+      a.Q = c.Q;
+      a.H = c.H;
+      a.P = c.P;
+      a.G = c.G;
+      a.N = c.N;
+      a.x = d_xbc.as<float>();
+      a.ldx = in.CD;
+      a.x_act = act;
       a.B_act = static_cast<const char*>(act) + in.E * int64_t(dtype_size(dt));
       a.C_act = static_cast<const char*>(act) + (in.E + c.G * c.N) * int64_t(dtype_size(dt));
-      a.ld_act = in.CD; a.dtype = dt; a.dt = d_dt.as<float>(); a.cs = d_cs.as<float>(); a.state = d_state.as<float>();
-      a.y = d_y.as<float>(); a.ldy = in.E;
+      a.ld_act = in.CD;
+      a.dtype = dt;
+      a.dt = d_dt.as<float>();
+      a.cs = d_cs.as<float>();
+      a.state = d_state.as<float>();
+      a.y = d_y.as<float>();
+      a.ldy = in.E;
       SsdChunkedWorkspace ws;
       ssd_chunked_run(a, ws, blas.get(), nullptr);
       sync_check();
@@ -125,8 +151,20 @@ TEST_F(CudaTest, SsdRecurrentMatchesCpu) {
     auto d_xbc = to_dev(in.xbc), d_dt = to_dev(in.dt), d_A = to_dev(in.A), d_state = to_dev(in.state);
     auto d_y = poisoned(sizeof(float) * c.T * in.E);
     SsdRecurrentParams p;
-    p.x = d_xbc.as<float>(); p.B = p.x + in.E; p.C = p.x + in.E + c.G * c.N; p.ldx = in.CD; p.dt = d_dt.as<float>(); p.dt_stride = c.T;
-    p.A = d_A.as<float>(); p.state = d_state.as<float>(); p.y = d_y.as<float>(); p.ldy = in.E; p.T = c.T; p.H = c.H; p.P = c.P; p.G = c.G;
+    p.x = d_xbc.as<float>();
+    p.B = p.x + in.E;
+    p.C = p.x + in.E + c.G * c.N;
+    p.ldx = in.CD;
+    p.dt = d_dt.as<float>();
+    p.dt_stride = c.T;
+    p.A = d_A.as<float>();
+    p.state = d_state.as<float>();
+    p.y = d_y.as<float>();
+    p.ldy = in.E;
+    p.T = c.T;
+    p.H = c.H;
+    p.P = c.P;
+    p.G = c.G;
     p.N = c.N;
     launch_ssd_recurrent(p, nullptr);
     sync_check();
@@ -140,17 +178,17 @@ TEST_F(CudaTest, SsdRecurrentMatchesCpu) {
 namespace {
 
 const SsdCase kFusedCases[] = {
-    {1, 8, 4, 32, 1, 16},        // T = 1: one real row in a padded chunk
-    {37, 16, 4, 32, 1, 16},      // partial last chunk
-    {21, 8, 8, 64, 2, 64},       // n_groups > 1
-    {300, 64, 4, 64, 1, 128},    // several chunks, d_state 128
-    {256, 256, 6, 64, 3, 128},   // one full chunk of the default size: 4 row tiles, 4 diagonal stages
-    {520, 256, 2, 64, 1, 128},   // default chunk, partial third chunk
-    {130, 7, 4, 32, 2, 16},      // odd chunk size (CB rows not 16-byte aligned)
-    {200, 48, 4, 64, 2, 64},     // chunk 48: a 64-row tile that is partly outside the chunk
-    {300, 130, 2, 32, 1, 48},    // chunk 130 (two row tiles, the second partial), d_state 48 (partial stage)
-    {100, 48, 2, 16, 1, 16},     // head_dim 16
-    {90, 32, 4, 128, 2, 32},     // head_dim 128
+    {1, 8, 4, 32, 1, 16},       // T = 1: one real row in a padded chunk
+    {37, 16, 4, 32, 1, 16},     // partial last chunk
+    {21, 8, 8, 64, 2, 64},      // n_groups > 1
+    {300, 64, 4, 64, 1, 128},   // several chunks, d_state 128
+    {256, 256, 6, 64, 3, 128},  // one full chunk of the default size: 4 row tiles, 4 diagonal stages
+    {520, 256, 2, 64, 1, 128},  // default chunk, partial third chunk
+    {130, 7, 4, 32, 2, 16},     // odd chunk size (CB rows not 16-byte aligned)
+    {200, 48, 4, 64, 2, 64},    // chunk 48: a 64-row tile that is partly outside the chunk
+    {300, 130, 2, 32, 1, 48},   // chunk 130 (two row tiles, the second partial), d_state 48 (partial stage)
+    {100, 48, 2, 16, 1, 16},    // head_dim 16
+    {90, 32, 4, 128, 2, 32},    // head_dim 128
 };
 
 // Device copies of one case's inputs (bf16 operand copy of xbc included) and SsdChunkedArgs over them.
@@ -168,11 +206,22 @@ void upload(DevSsd& d, const SsdCase& c, const SsdInputs& in, const std::vector<
   d.D = to_dev(D);
   SsdChunkedArgs& a = d.a;
   a = SsdChunkedArgs();
-  a.T_pad = in.T_pad; a.Q = c.Q; a.H = c.H; a.P = c.P; a.G = c.G; a.N = c.N;
-  a.x = d.xbc.as<float>(); a.ldx = in.CD; a.x_act = d.act.get();
+  a.T_pad = in.T_pad;
+  a.Q = c.Q;
+  a.H = c.H;
+  a.P = c.P;
+  a.G = c.G;
+  a.N = c.N;
+  a.x = d.xbc.as<float>();
+  a.ldx = in.CD;
+  a.x_act = d.act.get();
   a.B_act = static_cast<const char*>(d.act.get()) + in.E * int64_t(dtype_size(dt));
   a.C_act = static_cast<const char*>(d.act.get()) + (in.E + c.G * c.N) * int64_t(dtype_size(dt));
-  a.ld_act = in.CD; a.dtype = dt; a.dt = d.dt.as<float>(); a.cs = d.cs.as<float>(); a.state = d.state.as<float>();
+  a.ld_act = in.CD;
+  a.dtype = dt;
+  a.dt = d.dt.as<float>();
+  a.cs = d.cs.as<float>();
+  a.state = d.state.as<float>();
   a.ldy = in.E;
 }
 
@@ -182,7 +231,9 @@ std::vector<float> fused_y(const SsdCase& c, const SsdInputs& in, const std::vec
   DevSsd d;
   upload(d, c, in, D, DType::BF16);
   auto d_y = poisoned(sizeof(float) * in.T_pad * in.E);
-  d.a.fused = true; d.a.D = d.D.as<float>(); d.a.y = d_y.as<float>();
+  d.a.fused = true;
+  d.a.D = d.D.as<float>();
+  d.a.y = d_y.as<float>();
   SsdChunkedWorkspace ws;
   ssd_chunked_run(d.a, ws, blas.get(), nullptr);
   sync_check();
@@ -221,7 +272,8 @@ TEST_F(CudaTest, SsdFusedChunkScanMatchesCpuAndUnfused) {
     for (int64_t t = 0; t < c.T; ++t)
       for (int64_t i = 0; i < in.E; ++i) yu[size_t(t * in.E + i)] += D[size_t(i / c.P)] * in.xbc[size_t(t * in.CD + i)];
     const double ey = rel_err_v(y, ref.y), eu = rel_err_v(yu, ref.y), efu = rel_err_v(y, yu), es = rel_err_v(st, ref.state);
-    std::printf("  ssd fused   %-40s y %.2e (unfused bf16 %.2e, fused vs unfused %.2e)  state %.2e\n", describe(c).c_str(), ey, eu, efu, es);
+    std::printf("  ssd fused   %-40s y %.2e (unfused bf16 %.2e, fused vs unfused %.2e)  state %.2e\n", describe(c).c_str(), ey, eu, efu,
+                es);
     EXPECT_LT(ey, 1.5e-2);
     EXPECT_LT(efu, 1.5e-2);
     EXPECT_LT(es, 1.5e-2);
@@ -344,14 +396,31 @@ TEST_F(CudaTest, SsdFusedGateAndNormFinishMatchReference) {
       auto d_out = poisoned(2 * size_t(T_pad * E));
       auto d_v32 = poisoned(sizeof(float) * size_t(T_pad * E));
       auto d_ss = poisoned(sizeof(float) * size_t(T_pad * c.H));
-      d.a.fused = true; d.a.D = d.D.as<float>(); d.a.T_valid = c.T;
-      d.a.gate.z = d_z.as<float>(); d.a.gate.ldz = ldz; d.a.gate.v_dtype = v_dt; d.a.gate.ldv = E; d.a.gate.ss = d_ss.as<float>();
+      d.a.fused = true;
+      d.a.D = d.D.as<float>();
+      d.a.T_valid = c.T;
+      d.a.gate.z = d_z.as<float>();
+      d.a.gate.ldz = ldz;
+      d.a.gate.v_dtype = v_dt;
+      d.a.gate.ldv = E;
+      d.a.gate.ss = d_ss.as<float>();
       d.a.gate.v = v_dt == DType::BF16 ? d_out.get() : d_v32.get();
       SsdChunkedWorkspace ws;
       ssd_chunked_run(d.a, ws, blas.get(), nullptr);
       GatedNormFinishParams fp;
-      fp.v = d.a.gate.v; fp.v_dtype = v_dt; fp.ldv = E; fp.ss = d_ss.as<float>(); fp.w = d_w.as<float>();
-      fp.T = c.T; fp.E = E; fp.H = c.H; fp.G = c.G; fp.eps = float(eps); fp.out = d_out.get(); fp.out_dtype = DType::BF16; fp.ldo = E;
+      fp.v = d.a.gate.v;
+      fp.v_dtype = v_dt;
+      fp.ldv = E;
+      fp.ss = d_ss.as<float>();
+      fp.w = d_w.as<float>();
+      fp.T = c.T;
+      fp.E = E;
+      fp.H = c.H;
+      fp.G = c.G;
+      fp.eps = float(eps);
+      fp.out = d_out.get();
+      fp.out_dtype = DType::BF16;
+      fp.ldo = E;
       const auto ss = from_dev(d_ss, size_t(c.T * c.H));
       launch_gated_norm_finish(fp, nullptr);
       sync_check();
@@ -373,15 +442,19 @@ TEST_F(CudaTest, SsdFusedGateAndNormFinishMatchReference) {
 TEST_F(CudaTest, SsdFusedSupportMatchesShapes) {
   auto probe = [](int64_t P, int64_t N, DType dt, int64_t ld) {
     SsdChunkedArgs a;
-    a.P = P; a.N = N; a.dtype = dt; a.ld_act = ld;
-    a.x_act = reinterpret_cast<const void*>(uintptr_t(256)); a.C_act = reinterpret_cast<const void*>(uintptr_t(512));
+    a.P = P;
+    a.N = N;
+    a.dtype = dt;
+    a.ld_act = ld;
+    a.x_act = reinterpret_cast<const void*>(uintptr_t(256));
+    a.C_act = reinterpret_cast<const void*>(uintptr_t(512));
     return ssd_chunked_fused_supported(a);
   };
   EXPECT_TRUE(probe(64, 128, DType::BF16, 5376));
   EXPECT_TRUE(probe(16, 16, DType::BF16, 64));
-  EXPECT_FALSE(probe(8, 16, DType::BF16, 64));    // head_dim not a multiple of 16
-  EXPECT_FALSE(probe(48, 16, DType::BF16, 64));   // head_dim not a kernel instance
-  EXPECT_FALSE(probe(64, 8, DType::BF16, 64));    // d_state 8
-  EXPECT_FALSE(probe(64, 128, DType::F32, 5376)); // the f32 check path stays unfused
+  EXPECT_FALSE(probe(8, 16, DType::BF16, 64));      // head_dim not a multiple of 16
+  EXPECT_FALSE(probe(48, 16, DType::BF16, 64));     // head_dim not a kernel instance
+  EXPECT_FALSE(probe(64, 8, DType::BF16, 64));      // d_state 8
+  EXPECT_FALSE(probe(64, 128, DType::F32, 5376));   // the f32 check path stays unfused
   EXPECT_FALSE(probe(64, 128, DType::BF16, 5372));  // rows not 16-byte aligned
 }

@@ -11,11 +11,11 @@
 #include <QTimer>
 #include <atomic>
 
-#include "ui/EngineThread.h"
-#include "ui/EngineWorker.h"
-#include "tests/ui/TestModels.h"
 #include "backends/backend_factory.h"
 #include "engine/session.h"
+#include "tests/ui/TestModels.h"
+#include "ui/EngineThread.h"
+#include "ui/EngineWorker.h"
 
 namespace studio::test {
 
@@ -25,7 +25,8 @@ constexpr int kWaitMs = 30000;
 
 void adopt(EngineWorker* w, std::shared_ptr<const mamba::Model> m, std::shared_ptr<const mamba::Tokenizer> t) {
   QSignalSpy changed(w, &EngineWorker::modelChanged);
-  QMetaObject::invokeMethod(w, [=] { w->adoptModel(m, t, QStringLiteral("test")); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      w, [=] { w->adoptModel(m, t, QStringLiteral("test")); }, Qt::QueuedConnection);
   QVERIFY(waitForCount(changed, 1));
 }
 
@@ -145,10 +146,10 @@ void EngineWorkerTest::matchesCliGenerate() {
   const QVector<qint32> gui = idsOf(run(engine.worker(), req));
 
   QProcess cli;
-  cli.start(cliBinary(), {QStringLiteral("generate"), QStringLiteral("-m"), dir, QStringLiteral("-i"), req.prompt,
-                          QStringLiteral("-n"), QStringLiteral("32"), QStringLiteral("-t"), QString::number(temperature),
-                          QStringLiteral("--top-k"), QStringLiteral("20"), QStringLiteral("--seed"), QString::number(seed),
-                          QStringLiteral("--scan"), scan, QStringLiteral("--print-ids")});
+  cli.start(cliBinary(),
+            {QStringLiteral("generate"), QStringLiteral("-m"), dir, QStringLiteral("-i"), req.prompt, QStringLiteral("-n"),
+             QStringLiteral("32"), QStringLiteral("-t"), QString::number(temperature), QStringLiteral("--top-k"), QStringLiteral("20"),
+             QStringLiteral("--seed"), QString::number(seed), QStringLiteral("--scan"), scan, QStringLiteral("--print-ids")});
   QVERIFY(cli.waitForFinished(kWaitMs));
   QCOMPARE(cli.exitCode(), 0);
   const QList<QByteArray> lines = cli.readAllStandardOutput().trimmed().split('\n');
@@ -196,7 +197,8 @@ void EngineWorkerTest::stopEndsGenerationWithin200ms() {
   // timed where the worker emits, not where the GUI thread notices (its wait polls in steps)
   QElapsedTimer t;
   std::atomic<qint64> stoppedAfterMs{-1};
-  connect(w, &EngineWorker::generationFinished, w, [&] { stoppedAfterMs = t.elapsed(); }, Qt::DirectConnection);
+  connect(
+      w, &EngineWorker::generationFinished, w, [&] { stoppedAfterMs = t.elapsed(); }, Qt::DirectConnection);
   t.start();
   w->requestStop();
   QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty(), 5000);
@@ -240,8 +242,12 @@ void EngineWorkerTest::cancelledLoadKeepsPreviousModel() {
   EngineWorker* w = engine.worker();
   adopt(w, smallModel(), smallTokenizer());
   // cancel from the first progress report, as the Cancel button would mid-load
-  connect(w, &EngineWorker::loadProgressChanged, w, [w](qint64 done, qint64) { if (done > 0) w->requestCancelLoad(); },
-          Qt::DirectConnection);
+  connect(
+      w, &EngineWorker::loadProgressChanged, w,
+      [w](qint64 done, qint64) {
+        if (done > 0) w->requestCancelLoad();
+      },
+      Qt::DirectConnection);
   QSignalSpy failed(w, &EngineWorker::loadFailed);
   QSignalSpy changed(w, &EngineWorker::modelChanged);
   QMetaObject::invokeMethod(w, "loadModel", Qt::QueuedConnection, Q_ARG(QString, m_modelDir));

@@ -2,10 +2,10 @@
 
 #include <QAction>
 #include <QApplication>
-#include <QDir>
-#include <QFile>
 #include <QComboBox>
+#include <QDir>
 #include <QDropEvent>
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -16,13 +16,13 @@
 #include <QTest>
 #include <QUrl>
 
-#include "ui/EngineWorker.h"
 #include "backends/backend_factory.h"
+#include "tests/ui/TestModels.h"
+#include "ui/EngineWorker.h"
 #include "ui/ErrorBanner.h"
 #include "ui/MainWindow.h"
 #include "ui/SamplingPanel.h"
 #include "ui/StudioSettings.h"
-#include "tests/ui/TestModels.h"
 #include "ui/TokenTooltip.h"
 #include "ui/TokenView.h"
 
@@ -113,7 +113,8 @@ void MainWindowTest::escapeStopsAndContinueRegenerateClear() {
   // a long generation on the mid-size model, which has no tokenizer: the prompt is ids
   QSignalSpy adopted(&w, &MainWindow::modelLoaded);
   const auto mid = midModel();
-  QMetaObject::invokeMethod(w.worker(), [&w, mid] { w.worker()->adoptModel(mid, nullptr, QStringLiteral("mid")); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      w.worker(), [&w, mid] { w.worker()->adoptModel(mid, nullptr, QStringLiteral("mid")); }, Qt::QueuedConnection);
   QVERIFY(adopted.wait(kWaitMs));
   setSampling(w, 100000, 5);
   w.setPrompt(QStringLiteral("1 2 3"));
@@ -160,7 +161,10 @@ void MainWindowTest::hoverCardShowsIdProbabilityAndAlternatives() {
   TokenView* view = w.tokenView();
   int index = -1;
   for (int i = 0; i < view->tokenCount(); ++i)
-    if (view->spans()[i].end > view->spans()[i].start) { index = i; break; }
+    if (view->spans()[i].end > view->spans()[i].start) {
+      index = i;
+      break;
+    }
   QVERIFY(index >= 0);
   const QRect r = view->spanRect(index);
   QCOMPARE(view->spanAt(r.center()), index);

@@ -57,11 +57,11 @@ int ScreenshotTest::runStudio(const QStringList& args, const QString& defaultMod
 
 void ScreenshotTest::windowAfterGenerating() {
   const QString png = m_tmp.filePath(QStringLiteral("window.png"));
-  QCOMPARE(runStudio({QStringLiteral("--screenshot"), png, QStringLiteral("--prompt"), QStringLiteral("ROMEO:"),
-                      QStringLiteral("--generate"), QStringLiteral("40"), QStringLiteral("--seed"), QStringLiteral("3"),
-                      QStringLiteral("--size"), QStringLiteral("1100x720")},
-                     m_modelDir),
-           0);
+  QCOMPARE(
+      runStudio({QStringLiteral("--screenshot"), png, QStringLiteral("--prompt"), QStringLiteral("ROMEO:"), QStringLiteral("--generate"),
+                 QStringLiteral("40"), QStringLiteral("--seed"), QStringLiteral("3"), QStringLiteral("--size"), QStringLiteral("1100x720")},
+                m_modelDir),
+      0);
   QVERIFY(QFileInfo::exists(png));
   const QImage image(png);
   QCOMPARE(image.size(), QSize(1100, 720));
@@ -82,10 +82,10 @@ void ScreenshotTest::namedViewWithHoverCard() {
 
 void ScreenshotTest::unknownViewFails() {
   QString err;
-  QCOMPARE(runStudio({QStringLiteral("--screenshot"), m_tmp.filePath(QStringLiteral("x.png")), QStringLiteral("--view"),
-                      QStringLiteral("nope")},
-                     m_modelDir, &err),
-           2);
+  QCOMPARE(
+      runStudio({QStringLiteral("--screenshot"), m_tmp.filePath(QStringLiteral("x.png")), QStringLiteral("--view"), QStringLiteral("nope")},
+                m_modelDir, &err),
+      2);
   QVERIFY2(err.contains(QStringLiteral("tokens")), qPrintable(err));  // it lists the views it knows
   QVERIFY(!QFileInfo::exists(m_tmp.filePath(QStringLiteral("x.png"))));
 }

@@ -3,11 +3,11 @@
 #include <QStandardPaths>
 #include <QTest>
 
-#include "ui/EngineTypes.h"
 #include "tests/ui/EngineWorkerTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
+#include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
