@@ -58,41 +58,31 @@ int run_bench(int argc, char** argv) {
   const double prefill_s = prefill_times[prefill_times.size() / 2];
 
   progress(true, "decode");
-  // Greedy decode as generation runs it: on a device that samples, only ids cross the bus, and a backend
-  // that chains steps on its device (decode_chain) takes whole chains. One step per call is measured too.
+  // Greedy decode as generation runs it (Backend::decode: on a GPU only ids cross the bus, in chains of
+  // steps where the backend has them), and one step per call.
   SamplerParams greedy;
   greedy.temperature = 0;
-  const bool device_sampling = backend->samples_on_device();
-  const int chain = device_sampling ? backend->decode_chain() : 0;
-  auto next = [&](int32_t prev) -> int32_t {
-    if (device_sampling) return backend->step_sample(prev, greedy, 0.5).value();
-    backend->step(prev, logits.data());
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  };
-  const std::vector<double> draws(static_cast<size_t>(std::max(chain, 1)), 0.5);
-  // n tokens from `tok`; returns seconds per token.
-  auto decode = [&](int32_t& tok, int64_t n, bool chained) {
+  Sampler sampler(greedy);
+  int32_t tok = -1;
+  // n tokens from `tok` (-1: from the prefill's logits); returns seconds per token.
+  auto decode = [&](int64_t n, bool per_call) {
     const double t0 = now_s();
-    for (int64_t i = 0; i < n;) {
-      if (chained && n - i >= chain) {
-        const std::vector<int32_t> ids = backend->step_sample_chain(tok, greedy, draws, {});
-        tok = ids.back();
-        i += static_cast<int64_t>(ids.size());
-      } else {
-        tok = next(tok);
-        ++i;
-      }
+    DecodeRequest req;
+    req.steps = per_call ? 1 : n;
+    for (int64_t i = 0; i < n; i += req.steps) {
+      req.token = tok;
+      backend->decode(req, sampler, {}, [&](const DecodedToken& d) {
+        tok = d.id;
+        return true;
+      });
     }
     return (now_s() - t0) / double(n);
   };
-  int32_t tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  tok = next(tok);  // warm-up (captures the decode graph on CUDA)
-  const double single_s = decode(tok, n_gen, false);
-  double decode_s = single_s;
-  if (chain > 1) {
-    decode(tok, chain, true);  // warm-up (captures the chain graph)
-    decode_s = decode(tok, std::max<int64_t>(n_gen, chain), true);
-  }
+  decode(2, true);  // warm-up: the first id from the prefill, then one step (captures the decode graph on CUDA)
+  const double single_s = decode(n_gen, true);
+  decode(n_gen, false);  // warm-up (captures the chain graphs)
+  const double decode_s = decode(n_gen, false);
+  const std::string decode_path = backend->decode_path(greedy);
 
   // The ceilings are measured after the runs, so their buffers stay out of the peak-memory figure.
   const uint64_t peak_bytes = peak_memory_bytes(device);
@@ -113,8 +103,7 @@ int run_bench(int argc, char** argv) {
       {"backend", backend->name()},
       {"device", ceil.device_name},
       {"dtype", bo.dtype},
-      {"sampling", device_sampling ? "device (greedy)" : "host (greedy)"},
-      {"decode_chain", chain > 1 ? chain : 1},
+      {"decode_path", decode_path + " (greedy)"},
 #ifdef MAMBA_NATIVE_BUILD
       {"build", "native (-march=native)"},
 #else

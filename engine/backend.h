@@ -2,13 +2,14 @@
 // The seam between the model math and the hardware. CPU and CUDA implement all of it.
 // A backend owns the live State of one sequence; get_state/set_state move it to and from the host.
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "engine/model.h"
+#include "engine/probes.h"
 #include "engine/sampler.h"
 #include "engine/state.h"
 
@@ -18,14 +19,33 @@ enum class ScanMode { Chunked, Recurrent };
 const char* scan_name(ScanMode m);
 ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws otherwise
 
-struct ProbeSink;  // observer of per-layer internals (dt, decay, state norms); null = off, at no cost
-
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;   // 0: the model's chunk_size
-  bool all_logits = false;  // logits for every position (T, V), else only the last (1, V)
-  ProbeSink* probes = nullptr;
+  int64_t chunk_size = 0;       // 0: the model's chunk_size
+  bool all_logits = false;      // logits for every position (T, V), else only the last (1, V)
+  ProbeSink* probes = nullptr;  // per-layer values of every position (engine/probes.h); null: none, at no cost
 };
+
+// Decode: sample up to `steps` ids, feeding each but the last through the model.
+struct DecodeRequest {
+  int32_t token = -1;             // fed first (the last sampled id); -1: the first id is sampled from the
+                                  // logits of the last forward/step, nothing fed before it
+  int64_t steps = 1;              // ids to sample
+  std::span<const int32_t> stop;  // an id in here ends the run once sampled (it is reported, not fed)
+  bool prob = false;              // report each id's model probability
+  int top_n = 0;                  // and its top_n alternatives with theirs (0..kMaxTopN), best first
+  ProbeSink* probes = nullptr;    // per-layer values of every fed token
+  static constexpr int kMaxTopN = 16;
+};
+
+struct DecodedToken {
+  int32_t id = 0;
+  SampleInfo info;  // prob / top as the request asked; empty otherwise
+};
+
+// Called for each sampled id, in order. Ids come in bursts (a backend may run several steps per call);
+// returning false ends the run after the current burst. Every id reported belongs to the sequence.
+using DecodeCallback = std::function<bool(const DecodedToken&)>;
 
 struct BackendOptions {
   int threads = 0;            // CPU threads; 0 = all cores
@@ -44,29 +64,28 @@ class Backend {
   virtual State get_state() const = 0;
   virtual int64_t n_tokens() const = 0;
 
-  // Consumes `tokens` from the current state (prefill); writes (T or 1, V) logits to host memory.
+  // Consumes `tokens` from the current state (prefill); writes (T or 1, V) logits to host memory, or
+  // none when `logits` is null (the backend keeps the last row for decode()).
   virtual void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) = 0;
-  // One token through the recurrence (decode); writes (V) logits. A backend that samples on its device
-  // accepts logits == nullptr (nothing crosses the bus).
+  // One token through the recurrence; writes (V) logits when `logits` is not null.
   virtual void step(int32_t token, float* logits, ProbeSink* probes = nullptr) = 0;
+  // The logits after the last forward/step/decode (V floats); throws when there are none yet.
+  virtual void last_logits(std::span<float> out) const = 0;
 
-  // Sampling on the device, so only the chosen id crosses the bus. step_sample feeds `token` and samples
-  // the next id; sample_last samples from the logits of the last forward/step. `uniform` is the caller's
-  // draw in [0, 1). nullopt: not available for these parameters (the caller samples step()'s logits).
-  virtual bool samples_on_device() const { return false; }
-  virtual std::optional<int32_t> step_sample(int32_t, const SamplerParams&, double) { return std::nullopt; }
-  virtual std::optional<int32_t> sample_last(const SamplerParams&, double) { return std::nullopt; }
-  // Several decode steps per call without the host in between: the same as step_sample(token, sp,
-  // uniforms[0]), then step_sample(that id, sp, uniforms[1]), ..., ending early after a sampled id that is
-  // in `stop` (returned, not fed). Returns the sampled ids; the last one is not fed. decode_chain(): the
-  // most steps one call takes (0: not available; callers then use step_sample).
-  virtual int decode_chain() const { return 0; }
-  virtual std::vector<int32_t> step_sample_chain(int32_t, const SamplerParams&, std::span<const double>, std::span<const int32_t>) {
-    return {};
-  }
+  // Samples with `sampler` (its parameters; one draw of its generator per id when temperature > 0, none
+  // when greedy, as Sampler::sample) and `history` (the tokens before this run, for the repetition
+  // penalty). Returns the number of ids reported. The default runs step() and samples on the host; a GPU
+  // backend samples on its device, so that only ids (and what the request asks to report) cross the bus.
+  virtual int64_t decode(const DecodeRequest& req, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token);
+  // How decode() runs for these sampler settings, in words (benchmarks, the status bar).
+  virtual std::string decode_path(const SamplerParams&) const { return "host sampling"; }
+
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
 };
+
+// Throws on a request no backend can run (negative steps, too many alternatives).
+void check_decode_request(const DecodeRequest& r);
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, const BackendOptions& opt = {});
 

@@ -14,14 +14,6 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace mamba {
 
-const char* scan_name(ScanMode m) { return m == ScanMode::Chunked ? "chunked" : "recurrent"; }
-
-ScanMode parse_scan(const std::string& s) {
-  if (s == "chunked") return ScanMode::Chunked;
-  if (s == "recurrent") return ScanMode::Recurrent;
-  throw Error("unknown scan mode '" + s + "' (expected chunked or recurrent)");
-}
-
 namespace {
 
 // On the CPU the chunk size only moves work between the quadratic in-chunk products and the state
@@ -35,14 +27,19 @@ class CpuBackend final : public Backend {
     if (opt.dtype != "f32") throw Error("the CPU backend computes with f32 weights (asked for " + opt.dtype + ")");
     m_threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     m_state.reset(m_model->config);
+    m_last.resize(static_cast<size_t>(m_model->config.vocab_size));
   }
 
   std::string name() const override { return "cpu (" + std::to_string(m_threads) + " threads)"; }
   const Model& model() const override { return *m_model; }
-  void reset_state() override { m_state.reset(m_model->config); }
+  void reset_state() override {
+    m_state.reset(m_model->config);
+    m_have_last = false;
+  }
   void set_state(const State& s) override {
     if (!s.matches(m_model->config)) throw Error("state does not match the model's shapes");
     m_state = s;
+    m_have_last = false;
   }
   State get_state() const override { return m_state; }
   int64_t n_tokens() const override { return m_state.n_tokens; }
@@ -52,11 +49,17 @@ class CpuBackend final : public Backend {
   }
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
-    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits);
+    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits, opt.probes);
   }
 
-  void step(int32_t token, float* logits, ProbeSink*) override {
-    run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits);
+  void step(int32_t token, float* logits, ProbeSink* probes) override {
+    run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits, probes);
+  }
+
+  void last_logits(std::span<float> out) const override {
+    if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
+    if (out.size() != m_last.size()) throw Error("last_logits: wrong output size");
+    std::copy(m_last.begin(), m_last.end(), out.begin());
   }
 
  private:
@@ -72,7 +75,7 @@ class CpuBackend final : public Backend {
     m_cap = T;
   }
 
-  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits) {
+  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes) {
     const Config& c = m_model->config;
     const Weights& w = m_model->weights;
     const int64_t T = static_cast<int64_t>(tokens.size());
@@ -87,9 +90,14 @@ class CpuBackend final : public Backend {
 
     for (int64_t t = 0; t < T; ++t) std::memcpy(m_resid.data() + t * D, w.embedding.data() + int64_t(tokens[t]) * D, sizeof(float) * D);
 
+    if (probes) m_probe.resize(static_cast<size_t>(T * (3 * H + 1)));
+    float* pr_sn = m_probe.data();     // (T, H) probes: ||S_t||
+    float* pr_yn = pr_sn + T * H;      // (T, H) ||y_t||
+    float* pr_rn = pr_sn + 2 * T * H;  // (T) ||r||
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
       LayerState& ls = m_state.layers[static_cast<size_t>(l)];
+      if (probes) cpu::group_norms(m_resid.data(), D, T, 1, D, pr_rn);
       cpu::rmsnorm(m_resid.data(), lw.norm.data(), m_h.data(), T, D, c.norm_eps);
       cpu::linear(m_h.data(), T, D, lw.in_proj.data(), c.d_in_proj, lw.in_proj_bias.empty() ? nullptr : lw.in_proj_bias.data(),
                   m_zx.data());
@@ -116,10 +124,15 @@ class CpuBackend final : public Backend {
       a.y = m_y.data();
       a.ldy = E;
       a.state = ls.ssm.data();
+      a.state_norm = probes ? pr_sn : nullptr;
       if (scan == ScanMode::Chunked && T > 1) ssd_chunked(a, chunk);
       else ssd_recurrent(a);
 
       cpu::add_skip(m_xbc.data(), c.conv_dim, lw.D.data(), m_y.data(), T, H, P);
+      if (probes) {
+        cpu::group_norms(m_y.data(), E, T, H, P, pr_yn);
+        probes->layer({l, m_state.n_tokens, T, H, m_dt.data(), pr_sn, pr_yn, pr_rn});
+      }
       cpu::gated_rmsnorm(m_y.data(), z, c.d_in_proj, lw.gnorm.data(), T, E, G, c.norm_eps);
       cpu::linear(m_y.data(), T, E, lw.out_proj.data(), D, lw.out_proj_bias.empty() ? nullptr : lw.out_proj_bias.data(), m_h.data());
       const int64_t n = T * D;
@@ -127,9 +140,15 @@ class CpuBackend final : public Backend {
       for (int64_t i = 0; i < n; ++i) m_resid[i] += m_h[i];
     }
 
-    const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
+    // Logits of every position into the caller's buffer, or of the last one into m_last (kept for decode).
+    const int64_t V = c.vocab_size;
+    const bool all = all_logits && logits;
+    const int64_t first = all ? 0 : T - 1, rows = T - first;
     cpu::rmsnorm(m_resid.data() + first * D, w.norm_f.data(), m_h.data(), rows, D, c.norm_eps);
-    cpu::linear(m_h.data(), rows, D, w.lm_head_or_embedding().data(), c.vocab_size, nullptr, logits);
+    cpu::linear(m_h.data(), rows, D, w.lm_head_or_embedding().data(), V, nullptr, all ? logits : m_last.data());
+    if (all) std::copy_n(logits + (T - 1) * V, V, m_last.data());
+    else if (logits) std::copy_n(m_last.data(), V, logits);
+    m_have_last = true;
     m_state.n_tokens += T;
   }
 
@@ -143,6 +162,9 @@ class CpuBackend final : public Backend {
   std::vector<float> m_xbc;    // (T, conv_dim) after conv + SiLU
   std::vector<float> m_dt;     // (T, H)
   std::vector<float> m_y;      // (T, E)
+  std::vector<float> m_probe;  // (T, 3H + 1) one layer's probe norms, when probes are on
+  std::vector<float> m_last;   // (V) logits after the last token run
+  bool m_have_last = false;
 };
 
 }  // namespace

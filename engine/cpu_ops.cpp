@@ -151,4 +151,14 @@ void linear(const float* x, int64_t T, int64_t K, const float* W, int64_t N, con
       for (int64_t n = 0; n < N; ++n) out[t * N + n] += bias[n];
 }
 
+void group_norms(const float* x, int64_t ldx, int64_t T, int64_t groups, int64_t len, float* out) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* v = x + t * ldx + g * len;
+      double s = 0.0;
+      for (int64_t i = 0; i < len; ++i) s += double(v[i]) * v[i];
+      out[t * groups + g] = static_cast<float>(std::sqrt(s));
+    }
+}
+
 }  // namespace mamba::cpu

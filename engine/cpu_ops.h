@@ -27,6 +27,9 @@ void gated_rmsnorm(float* y, const float* z, int64_t ldz, const float* w, int64_
 // out (T, N) = x (T, K) @ W^T (W: (N, K)) [+ bias]; through BLAS (GEMV for T = 1).
 void linear(const float* x, int64_t T, int64_t K, const float* W, int64_t N, const float* bias, float* out);
 
+// out[t * groups + g] = || x[t, g*len .. (g+1)*len) ||_2   x: row stride ldx; accumulated in double.
+void group_norms(const float* x, int64_t ldx, int64_t T, int64_t groups, int64_t len, float* out);
+
 inline float silu(float v) { return v / (1.f + __builtin_expf(-v)); }
 
 }  // namespace mamba::cpu

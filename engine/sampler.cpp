@@ -34,6 +34,11 @@ Sampler::Sampler(const SamplerParams& p) : m_p(p) {
   for (auto& r : m_rng) r = splitmix(s);
 }
 
+void Sampler::set_params(const SamplerParams& p) {
+  p.validate();
+  m_p = p;
+}
+
 double Sampler::uniform() {
   const uint64_t result = rotl(m_rng[1] * 5, 7) * 9;
   const uint64_t t = m_rng[1] << 17;

@@ -1,5 +1,7 @@
 #pragma once
 // Turns logits into the next token id: repetition penalty, temperature, top-k, top-p, min-p.
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -30,9 +32,12 @@ class Sampler {
   // `history`: tokens so far (for the repetition penalty). `n_top`: how many alternatives to report in info.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history, SampleInfo* info = nullptr, int n_top = 0);
   const SamplerParams& params() const { return m_p; }
+  void set_params(const SamplerParams& p);     // new settings; the generator goes on where it is (no reseed)
   double next_uniform() { return uniform(); }  // one draw in [0, 1), for samplers that run on a device
   std::string rng_state() const;               // serialisable, for snapshots
   void set_rng_state(const std::string& s);
+  std::array<uint64_t, 4> rng() const { return {m_rng[0], m_rng[1], m_rng[2], m_rng[3]}; }
+  void set_rng(const std::array<uint64_t, 4>& r) { std::copy(r.begin(), r.end(), m_rng); }
 
  private:
   double uniform();

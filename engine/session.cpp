@@ -12,7 +12,6 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 
 Session::Session(std::unique_ptr<Backend> backend) : m_backend(std::move(backend)) {
   if (!m_backend) throw Error("session: no backend");
-  m_logits.resize(static_cast<size_t>(m_backend->model().config.vocab_size));
 }
 
 void Session::reset() {
@@ -26,11 +25,15 @@ void Session::flush_pending(std::span<const int32_t> more, ScanMode scan, int64_
   std::vector<int32_t> feed = m_pending;
   feed.insert(feed.end(), more.begin(), more.end());
   if (feed.empty()) return;
-  ForwardOptions fo;
-  fo.scan = scan;
-  fo.chunk_size = chunk_size;
-  if (feed.size() == 1) m_backend->step(feed[0], m_logits.data());
-  else m_backend->forward(feed, fo, m_logits.data());
+  if (feed.size() == 1) {
+    m_backend->step(feed[0], nullptr, m_probes);
+  } else {
+    ForwardOptions fo;
+    fo.scan = scan;
+    fo.chunk_size = chunk_size;
+    fo.probes = m_probes;
+    m_backend->forward(feed, fo, nullptr);
+  }
   m_pending.clear();
   m_tokens.insert(m_tokens.end(), more.begin(), more.end());
   m_have_logits = true;
@@ -44,78 +47,52 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   r.prompt_tokens = static_cast<int64_t>(prompt.size());
   opt.sampling.validate();
   if (opt.max_new_tokens < 0) throw Error("max new tokens must be >= 0");
+  DecodeRequest req;
+  req.prob = opt.probabilities || opt.top_alternatives > 0;
+  req.top_n = opt.top_alternatives;
+  req.steps = opt.max_new_tokens;
+  req.probes = m_probes;
+  check_decode_request(req);
+
   const double t0 = now_s();
-  flush_pending(prompt, opt.scan, opt.chunk_size);
-  if (!m_have_logits) throw Error("nothing to continue from: the prompt is empty");
+  // One pending token and no prompt: decode() feeds it. Otherwise the prompt (after any pending token)
+  // is prefilled and the first id comes from its logits.
+  if (!prompt.empty() || m_pending.size() > 1) flush_pending(prompt, opt.scan, opt.chunk_size);
+  if (m_pending.size() == 1) req.token = m_pending[0];
+  else if (!m_have_logits) throw Error("nothing to continue from: the prompt is empty");
   const double t1 = now_s();
   r.prefill_seconds = t1 - t0;
-  const int64_t eos = opt.eos_id >= 0 ? opt.eos_id : model().config.eos_token_id;
 
-  Sampler sampler(opt.sampling);
-  const bool on_device =
-      opt.device_sampling && m_backend->samples_on_device() && opt.top_alternatives == 0 && opt.sampling.repeat_penalty == 1.f;
-  r.stop_reason = "length";
-  // A backend that decodes chains of steps on its device takes whole chains while enough tokens remain:
-  // ids arrive in bursts of `chain`, each with the draw it would have had one step at a time.
-  const int chain = on_device ? m_backend->decode_chain() : 0;
+  if (opt.reseed || !m_sampler) m_sampler.emplace(opt.sampling);
+  else m_sampler->set_params(opt.sampling);
+  const int64_t eos = opt.eos_id >= 0 ? opt.eos_id : model().config.eos_token_id;
   std::vector<int32_t> stop;
   if (opt.stop_at_eos && eos >= 0) stop.push_back(static_cast<int32_t>(eos));
-  std::vector<double> draws;
-  // Records a sampled id; true when it ends the generation.
-  auto emit = [&](TokenEvent& ev) {
-    m_pending.push_back(ev.id);
-    m_tokens.push_back(ev.id);
-    r.ids.push_back(ev.id);
-    if (on_token) on_token(ev);
-    if (opt.stop_at_eos && eos >= 0 && ev.id == eos) {
-      r.stop_reason = "eos";
-      return true;
-    }
-    return false;
-  };
-  for (int64_t i = 0; i < opt.max_new_tokens;) {
-    if (cancel && cancel->load()) {
-      r.stop_reason = "cancelled";
-      break;
-    }
-    if (chain > 1 && i > 0 && opt.max_new_tokens - i >= chain) {
-      draws.resize(static_cast<size_t>(chain));
-      for (double& u : draws) u = sampler.next_uniform();
-      // Empty only where the backend cannot chain these settings, which on_device already excludes.
-      const std::vector<int32_t> ids = m_backend->step_sample_chain(m_pending.back(), opt.sampling, draws, stop);
-      if (!ids.empty()) {
-        m_have_logits = false;
-        bool done = false;
-        for (size_t k = 0; k < ids.size() && !done; ++k) {
-          TokenEvent ev;
-          ev.index = i++;
-          ev.id = ids[k];
-          m_pending.clear();  // the backend fed the pending token and every id but the last
-          done = emit(ev);
-        }
-        if (done) break;
-        continue;
-      }
-    }
-    TokenEvent ev;
-    ev.index = i++;
-    std::optional<int32_t> id;
-    if (on_device) {
-      const double u = sampler.next_uniform();
-      if (ev.index == 0) {
-        id = m_backend->sample_last(opt.sampling, u);
-      } else if ((id = m_backend->step_sample(m_pending.back(), opt.sampling, u))) {
-        m_pending.clear();
-        m_have_logits = false;  // the host copy is stale; the next flush refreshes it
-      }
-    }
-    if (!id) {
-      if (ev.index > 0) flush_pending({}, ScanMode::Recurrent, 0);
-      id = sampler.sample(m_logits, m_tokens, &ev.info, opt.top_alternatives);
-    }
-    ev.id = *id;
-    if (emit(ev)) break;
+  req.stop = stop;
+
+  // The history the repetition penalty reads: everything before this run's ids.
+  const std::vector<int32_t> history = m_tokens;
+  r.stop_reason = "length";
+  if (cancel && cancel->load() && opt.max_new_tokens > 0) {
+    r.stop_reason = "cancelled";
+    r.decode_seconds = now_s() - t1;
+    return r;
   }
+  m_backend->decode(req, *m_sampler, history, [&](const DecodedToken& d) {
+    TokenEvent ev;
+    ev.index = static_cast<int64_t>(r.ids.size());
+    ev.id = d.id;
+    ev.info = d.info;
+    // The token this run started from (if pending) is fed by now, as is every id but the newest.
+    m_pending.assign(1, d.id);
+    m_tokens.push_back(d.id);
+    r.ids.push_back(d.id);
+    m_have_logits = false;
+    if (on_token) on_token(ev);
+    return !(cancel && cancel->load());
+  });
+  if (!r.ids.empty() && !stop.empty() && r.ids.back() == stop[0]) r.stop_reason = "eos";
+  else if (cancel && cancel->load() && static_cast<int64_t>(r.ids.size()) < opt.max_new_tokens) r.stop_reason = "cancelled";
   r.decode_seconds = now_s() - t1;
   return r;
 }
@@ -123,14 +100,13 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
 State Session::state() const { return m_backend->get_state(); }
 
 void Session::restore(const State& s, std::vector<int32_t> tokens, std::vector<int32_t> pending) {
+  if (pending.empty() && !tokens.empty())
+    // the logits after the last fed token are not part of the state: the last token must be fed again
+    throw Error("restore: the last token must be pending so its logits can be recomputed");
   m_backend->set_state(s);
   m_tokens = std::move(tokens);
   m_pending = std::move(pending);
   m_have_logits = false;
-  if (m_pending.empty() && !m_tokens.empty()) {
-    // the logits after the last fed token are not part of the state: recompute them by re-feeding it
-    throw Error("restore: the last token must be pending so its logits can be recomputed");
-  }
 }
 
 }  // namespace mamba

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -16,20 +17,21 @@ namespace mamba {
 struct GenerateOptions {
   int64_t max_new_tokens = 128;
   SamplerParams sampling;
+  // true: a fresh generator seeded with sampling.seed; false: the session's generator goes on where the
+  // last run (or a restored snapshot) left it, with these settings.
+  bool reseed = true;
   ScanMode scan = ScanMode::Chunked;  // how the prompt is consumed
   int64_t chunk_size = 0;             // 0: the model's
   int32_t eos_id = -1;                // stop when sampled (-1: the config's eos_token_id, if any)
   bool stop_at_eos = true;
-  int top_alternatives = 0;  // alternatives reported per token
-  // Sample on the backend's device when it can, so only ids cross the bus. Needs no alternatives, no
-  // probabilities and no repetition penalty (those need the logits on the host); otherwise host sampling.
-  bool device_sampling = true;
+  bool probabilities = false;  // report each token's model probability
+  int top_alternatives = 0;    // and this many alternatives (0..DecodeRequest::kMaxTopN)
 };
 
 struct TokenEvent {
   int64_t index = 0;  // 0-based among the new tokens
   int32_t id = 0;
-  SampleInfo info;  // prob and alternatives; empty when the id was sampled on the device
+  SampleInfo info;  // prob and alternatives, as GenerateOptions asked
 };
 
 struct GenerateResult {
@@ -48,8 +50,14 @@ class Session {
   const std::vector<int32_t>& tokens() const { return m_tokens; }  // every token of the sequence so far
   void reset();
 
-  // Feeds `ids` (prefill) and keeps the last logits for the next sample.
+  // Feeds `ids` (prefill) after any pending token; the backend keeps the last logits for the next sample.
   void append(std::span<const int32_t> ids, ScanMode scan = ScanMode::Chunked, int64_t chunk_size = 0);
+  // Probes of every token fed from now on (engine/probes.h), or null for none. Not owned.
+  void set_probes(ProbeSink* probes) { m_probes = probes; }
+  // The generator the next generate() with reseed = false continues (snapshots save and restore it).
+  // Null before the first generate() or set_sampler().
+  const Sampler* sampler() const { return m_sampler ? &*m_sampler : nullptr; }
+  void set_sampler(const Sampler& s) { m_sampler = s; }
   // Appends `prompt` (may be empty to continue) and samples up to max_new_tokens.
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& opt,
                           const std::function<void(const TokenEvent&)>& on_token = {}, const std::atomic<bool>* cancel = nullptr);
@@ -64,8 +72,9 @@ class Session {
   std::unique_ptr<Backend> m_backend;
   std::vector<int32_t> m_tokens;   // history (fed + pending)
   std::vector<int32_t> m_pending;  // sampled but not yet run through the model (saves a step at the end)
-  std::vector<float> m_logits;     // (V) logits after the last fed token
-  bool m_have_logits = false;
+  bool m_have_logits = false;      // the backend holds the logits after the last fed token
+  std::optional<Sampler> m_sampler;
+  ProbeSink* m_probes = nullptr;
 };
 
 }  // namespace mamba

@@ -24,28 +24,32 @@ void check_args(const SsdArgs& a) {
   if (a.T < 0 || a.H <= 0 || a.P <= 0 || a.G <= 0 || a.N <= 0 || a.H % a.G != 0) throw Error("ssd: invalid sizes");
 }
 
-// One head, T steps of the recurrence; S (P, N) in place.
-MAMBA_HOT void recurrent_head(const SsdArgs& a, int64_t h) {
+// One head through positions [t0, t0 + len) of the recurrence; S (P, N) in place. kY: write y;
+// kNorm: write ||S_t||_F to a.state_norm after each token.
+template <bool kY, bool kNorm>
+MAMBA_HOT void recurrent_head(const SsdArgs& a, int64_t h, int64_t t0, int64_t len, float* S) {
   const int64_t P = a.P, N = a.N, g = h / (a.H / a.G);
-  float* S = a.state + h * P * N;
-  for (int64_t t = 0; t < a.T; ++t) {
+  for (int64_t t = t0; t < t0 + len; ++t) {
     const float dt = a.dt[t * a.lddt + h];
     const float decay = std::exp(dt * a.A[h]);
     const float* x = a.x + t * a.ldx + h * P;
     const float* B = a.B + t * a.ldb + g * N;
     const float* C = a.C + t * a.ldc + g * N;
-    float* y = a.y + t * a.ldy + h * P;
+    double sq = 0.0;
     for (int64_t p = 0; p < P; ++p) {
       float* Sp = S + p * N;
       const float dx = dt * x[p];
-      float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
+      float acc = 0.f, row_sq = 0.f;
+#pragma omp simd reduction(+ : acc, row_sq)
       for (int64_t n = 0; n < N; ++n) {
         Sp[n] = decay * Sp[n] + dx * B[n];
-        acc += Sp[n] * C[n];
+        if constexpr (kY) acc += Sp[n] * C[n];
+        if constexpr (kNorm) row_sq += Sp[n] * Sp[n];
       }
-      y[p] = acc;
+      if constexpr (kY) a.y[t * a.ldy + h * P + p] = acc;
+      if constexpr (kNorm) sq += row_sq;
     }
+    if constexpr (kNorm) a.state_norm[t * a.H + h] = static_cast<float>(std::sqrt(sq));
   }
 }
 
@@ -55,7 +59,7 @@ int bi(int64_t v) { return static_cast<int>(v); }
 struct ChunkScratch {
   std::vector<float> W;       // (Q, Q)  (C_i.B_j) L[i,j] dt_j, lower triangle
   std::vector<float> cum;     // (T)     dt*A summed inside each chunk
-  std::vector<float> rows;    // (Q, N)  B or C rows scaled per position
+  std::vector<float> rows;    // (Q, N)  B or C rows scaled per position; then (P, N) for the probe
   std::vector<float> states;  // (n_chunks, P, N)  S_c, then S_in(c)
 };
 
@@ -130,6 +134,15 @@ MAMBA_HOT void chunked_head(const SsdArgs& a, int64_t h, int64_t Q, const float*
     }
   }
 
+  // Probe: the state after every token, from each chunk's entry state S_in(c).
+  if (a.state_norm) {
+    float* Sw = s.rows.data() + Q * N;
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      std::copy_n(s.states.data() + c * P * N, P * N, Sw);
+      recurrent_head<false, true>(a, h, c * Q, std::min(Q, T - c * Q), Sw);
+    }
+  }
+
   // 4. off-diagonal blocks: Y += diag(exp(cum)) C S_in(c)^T
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t t0 = c * Q, len = std::min(Q, T - t0);
@@ -150,7 +163,10 @@ MAMBA_HOT void chunked_head(const SsdArgs& a, int64_t h, int64_t Q, const float*
 void ssd_recurrent(const SsdArgs& a) {
   check_args(a);
 #pragma omp parallel for schedule(static) if (a.H > 1)
-  for (int64_t h = 0; h < a.H; ++h) recurrent_head(a, h);
+  for (int64_t h = 0; h < a.H; ++h) {
+    if (a.state_norm) recurrent_head<true, true>(a, h, 0, a.T, a.state + h * a.P * a.N);
+    else recurrent_head<true, false>(a, h, 0, a.T, a.state + h * a.P * a.N);
+  }
 }
 
 void ssd_chunked(const SsdArgs& a, int64_t Q) {
@@ -175,7 +191,7 @@ void ssd_chunked(const SsdArgs& a, int64_t Q) {
     ChunkScratch s;
     s.W.resize(static_cast<size_t>(Q * Q));
     s.cum.resize(static_cast<size_t>(T));
-    s.rows.resize(static_cast<size_t>(Q * N));
+    s.rows.resize(static_cast<size_t>(Q * N + (a.state_norm ? a.P * N : 0)));
     s.states.resize(static_cast<size_t>(n_chunks * P * N));
 #pragma omp for schedule(dynamic)
     for (int64_t h = 0; h < a.H; ++h) chunked_head(a, h, Q, CB.data(), s);

@@ -3,6 +3,7 @@
 #include "kernels/cuda_backend.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -948,6 +949,66 @@ std::vector<float> CudaBackend::last_logits() const {
   std::vector<float> out(static_cast<size_t>(m_c.vocab_size));
   CUDA_CHECK(cudaMemcpy(out.data(), m_last_logits_dev, sizeof(float) * out.size(), cudaMemcpyDeviceToHost));
   return out;
+}
+
+void CudaBackend::last_logits(std::span<float> out) const {
+  if (out.size() != size_t(m_c.vocab_size)) throw Error("last_logits: wrong output size");
+  const std::vector<float> v = last_logits();
+  std::copy(v.begin(), v.end(), out.begin());
+}
+
+std::string CudaBackend::decode_path(const SamplerParams& sp) const {
+  if (sp.repeat_penalty != 1.f) return "host sampling (repetition penalty)";
+  const int chain = decode_chain();
+  return chain > 1 ? "device sampling, chains of " + std::to_string(chain) + " steps" : "device sampling";
+}
+
+int64_t CudaBackend::decode(const DecodeRequest& r, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) {
+  check_decode_request(r);
+  const SamplerParams& sp = sampler.params();
+  if (r.prob || r.top_n > 0 || r.probes || sp.repeat_penalty != 1.f) return Backend::decode(r, sampler, history, on_token);
+  // One draw per id when sampling, none when greedy: the host sampler's use of the generator.
+  const bool draws = sp.temperature > 0.f;
+  auto draw = [&] { return draws ? sampler.next_uniform() : 0.5; };
+  auto is_stop = [&](int32_t id) { return std::find(r.stop.begin(), r.stop.end(), id) != r.stop.end(); };
+  int64_t n = 0;
+  int32_t token = r.token;
+  // Reports one id; false when the run ends with it.
+  auto report = [&](int32_t id) {
+    ++n;
+    DecodedToken d;
+    d.id = id;
+    const bool more = on_token ? on_token(d) : true;
+    return more && !is_stop(id);
+  };
+  if (token < 0 && r.steps > 0) {
+    token = sample_last(sp, draw()).value();
+    if (!report(token)) return n;
+  }
+  const int chain = decode_chain();
+  std::vector<double> u;
+  while (n < r.steps) {
+    if (chain > 1 && r.steps - n >= chain) {
+      // A chain that stops early (a stop id) used fewer draws than it was given: the generator is set back
+      // and advanced by the draws used, so it stands where the host sampler's would.
+      const std::array<uint64_t, 4> before = sampler.rng();
+      u.resize(size_t(chain));
+      for (double& v : u) v = draw();
+      const std::vector<int32_t> ids = step_sample_chain(token, sp, u, r.stop);
+      if (draws && ids.size() < u.size()) {
+        sampler.set_rng(before);
+        for (size_t k = 0; k < ids.size(); ++k) draw();
+      }
+      bool more = true;
+      for (int32_t id : ids) more = report(id) && more;
+      if (!more) return n;
+      token = ids.back();
+      continue;
+    }
+    token = step_sample(token, sp, draw()).value();
+    if (!report(token)) return n;
+  }
+  return n;
 }
 
 std::optional<int32_t> CudaBackend::sample_last(const SamplerParams& sp, double uniform) {

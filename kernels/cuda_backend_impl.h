@@ -3,6 +3,7 @@
 // on-device sampling, switches for the decode graph and PDL, and the event-timer profiler.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,18 +38,23 @@ class CudaBackend final : public Backend {
 
   // Decode one token and sample the next on the GPU: only the id crosses the bus.
   // `uniform` is the caller's draw in [0, 1); repeat_penalty must be 1 (it needs the host history).
-  bool samples_on_device() const override { return true; }
-  std::optional<int32_t> step_sample(int32_t token, const SamplerParams& sp, double uniform) override;
-  // The logits of the last position of the last forward/step/chain, copied to the host (tests).
+  std::optional<int32_t> step_sample(int32_t token, const SamplerParams& sp, double uniform);
+  // The logits of the last position of the last forward/step/chain, copied to the host.
   std::vector<float> last_logits() const;
+  void last_logits(std::span<float> out) const override;
   // Samples from the logits of the last position of the last forward/step, on the GPU.
-  std::optional<int32_t> sample_last(const SamplerParams& sp, double uniform) override;
+  std::optional<int32_t> sample_last(const SamplerParams& sp, double uniform);
+  // On the device (sample_last, then chains of step_sample_chain or single step_sample) where the request
+  // and settings allow: no alternatives, no probabilities, no probes, no repetition penalty. Otherwise the
+  // host loop of Backend::decode.
+  int64_t decode(const DecodeRequest& req, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) override;
+  std::string decode_path(const SamplerParams& sp) const override;
   // Chains of decode steps in one graph (the one-kernel-per-layer decode only): each step's sampler writes
   // the next step's token on the device, a stop id halts the steps after it, and the host waits once per
   // chain. MAMBA_CUDA_CHAIN=n (read at construction; 0 = off) or set_decode_chain sets the length.
-  int decode_chain() const override;
+  int decode_chain() const;
   std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> uniforms,
-                                         std::span<const int32_t> stop) override;
+                                         std::span<const int32_t> stop);
   static constexpr int kDefaultChain = 32, kMaxChain = 64, kMaxStop = 8;
   void set_decode_chain(int steps);  // also drops the captured chain graph
   // Chain timeline (measurement): with it on, each chain records per step kTraceSlots stamps for each of

@@ -132,94 +132,106 @@ TEST(Session, CancelStopsGeneration) {
   EXPECT_EQ(r.stop_reason, "cancelled");
 }
 
-namespace {
-// A backend that "samples on its device" (greedy, on the CPU's logits) and can chain steps: what Session
-// needs from a GPU backend, so its chain bookkeeping (pending token, eos, state) is checked without one.
-class ChainingBackend final : public Backend {
- public:
-  ChainingBackend(std::shared_ptr<const Model> m, int chain) : m_cpu(make_cpu_backend(std::move(m))), m_chain(chain) {
-    m_logits.resize(static_cast<size_t>(m_cpu->model().config.vocab_size));
-  }
-  std::string name() const override { return "chaining test backend"; }
-  const Model& model() const override { return m_cpu->model(); }
-  void reset_state() override { m_cpu->reset_state(); }
-  void set_state(const State& s) override { m_cpu->set_state(s); }
-  State get_state() const override { return m_cpu->get_state(); }
-  int64_t n_tokens() const override { return m_cpu->n_tokens(); }
-  void forward(std::span<const int32_t> t, const ForwardOptions& o, float* logits) override {
-    m_cpu->forward(t, o, m_logits.data());
-    if (logits) std::copy(m_logits.begin(), m_logits.end(), logits);
-  }
-  void step(int32_t token, float* logits, ProbeSink* p) override {
-    m_cpu->step(token, m_logits.data(), p);
-    if (logits) std::copy(m_logits.begin(), m_logits.end(), logits);
-  }
-  uint64_t weight_bytes() const override { return m_cpu->weight_bytes(); }
-  bool samples_on_device() const override { return true; }
-  std::optional<int32_t> sample_last(const SamplerParams&, double) override { return argmax(); }
-  std::optional<int32_t> step_sample(int32_t token, const SamplerParams&, double) override {
-    step(token, nullptr, nullptr);
-    return argmax();
-  }
-  int decode_chain() const override { return m_chain; }
-  std::vector<int32_t> step_sample_chain(int32_t token, const SamplerParams& sp, std::span<const double> u,
-                                         std::span<const int32_t> stop) override {
-    if (u.empty() || u.size() > size_t(m_chain)) throw Error("bad chain length");
-    ++chains;
-    std::vector<int32_t> ids;
-    for (size_t k = 0; k < u.size(); ++k) {
-      ids.push_back(*step_sample(k ? ids.back() : token, sp, u[k]));
-      if (std::find(stop.begin(), stop.end(), ids.back()) != stop.end()) break;
-    }
-    return ids;
-  }
-  int chains = 0;
-
- private:
-  int32_t argmax() const { return static_cast<int32_t>(std::max_element(m_logits.begin(), m_logits.end()) - m_logits.begin()); }
-  std::unique_ptr<Backend> m_cpu;
-  int m_chain;
-  std::vector<float> m_logits;
-};
-}  // namespace
-
-// Session::generate through a backend that chains steps on its device: the same ids, eos stop, state,
-// pending token and continuation as one step per call, whole chains only while enough tokens remain.
-TEST(Session, ChainedDecodeMatchesSingleSteps) {
+// Backend::decode's contract, on the CPU (the CUDA tests hold the device path to the same ids).
+TEST(Decode, ReportsFeedsAndStopsAsDocumented) {
   auto m = tiny_model(1);
   const std::vector<int32_t> prompt = {3, 4, 5};
-  GenerateOptions go;
-  go.sampling.temperature = 0;
-  go.stop_at_eos = false;
-  go.max_new_tokens = 15;
-  auto make = [&](int chain) {
-    auto b = std::make_unique<ChainingBackend>(m, chain);
-    ChainingBackend* raw = b.get();
-    return std::make_pair(std::make_unique<Session>(std::move(b)), raw);
-  };
-  auto [s1, b1] = make(0);
-  auto [s4, b4] = make(4);
-  const auto want = s1->generate(prompt, go), got = s4->generate(prompt, go);
-  EXPECT_EQ(got.ids, want.ids);
-  EXPECT_EQ(b4->chains, 3);  // tokens 1..12 in chains of 4, then 13 and 14 one at a time (token 0: sample_last)
-  EXPECT_EQ(s4->pending(), s1->pending());
-  EXPECT_EQ(s4->state().layers[0].ssm, s1->state().layers[0].ssm);
-  // continuing after a chain
-  go.max_new_tokens = 9;
-  EXPECT_EQ(s4->generate({}, go).ids, s1->generate({}, go).ids);
-  EXPECT_EQ(s4->tokens(), s1->tokens());
-  // eos inside a chain: the same stop, and the same state (eos sampled, not fed)
-  auto [e1, c1] = make(0);
-  auto [e4, c4] = make(4);
-  go.max_new_tokens = 15;
-  go.stop_at_eos = true;
-  go.eos_id = want.ids[6];
-  const auto a = e1->generate(prompt, go), b = e4->generate(prompt, go);
-  EXPECT_EQ(b.ids, a.ids);
-  EXPECT_EQ(b.stop_reason, "eos");
-  EXPECT_EQ(e4->pending(), e1->pending());
-  EXPECT_EQ(e4->state().layers[0].ssm, e1->state().layers[0].ssm);
-  EXPECT_EQ(e4->tokens(), e1->tokens());
+  SamplerParams sp;
+  sp.temperature = 0;
+  auto b = make_cpu_backend(m);
+  b->forward(prompt, ForwardOptions{}, nullptr);
+  Sampler greedy(sp);
+  std::vector<int32_t> ids;
+  DecodeRequest req;
+  req.steps = 8;
+  req.top_n = 3;
+  EXPECT_EQ(b->decode(req, greedy, prompt,
+                      [&](const DecodedToken& d) {
+                        ids.push_back(d.id);
+                        EXPECT_EQ(d.info.top.size(), 3u);
+                        EXPECT_EQ(d.info.top[0].first, d.id);  // greedy takes the most probable
+                        EXPECT_NEAR(d.info.top[0].second, d.info.prob, 1e-7);
+                        return true;
+                      }),
+            8);
+  // every id but the last was fed, one step each: the state equals stepping ids[0..6] after the prompt
+  auto ref = make_cpu_backend(m);
+  ref->forward(prompt, ForwardOptions{}, nullptr);
+  for (size_t k = 0; k + 1 < ids.size(); ++k) ref->step(ids[k], nullptr);
+  EXPECT_EQ(ref->get_state().layers[0].ssm, b->get_state().layers[0].ssm);
+  EXPECT_EQ(b->n_tokens(), static_cast<int64_t>(prompt.size() + ids.size() - 1));
+
+  // a stop id ends the run when sampled; false from the callback ends it too
+  b->set_state(ref->get_state());
+  req.token = ids.back();
+  req.top_n = 0;
+  std::vector<int32_t> more;
+  const int32_t stop_id = 7;
+  req.stop = std::span<const int32_t>(&stop_id, 1);
+  req.steps = 50;
+  b->decode(req, greedy, {}, [&](const DecodedToken& d) {
+    more.push_back(d.id);
+    EXPECT_EQ(d.info.top.size(), 0u);
+    return more.size() < 5;
+  });
+  EXPECT_LE(more.size(), 5u);
+  EXPECT_TRUE(more.size() == 5u || more.back() == stop_id);
+  DecodeRequest bad;
+  bad.steps = -1;
+  EXPECT_THROW(b->decode(bad, greedy, {}, {}), Error);
+  bad.steps = 1;
+  bad.top_n = DecodeRequest::kMaxTopN + 1;
+  EXPECT_THROW(b->decode(bad, greedy, {}, {}), Error);
+}
+
+// One draw of the generator per sampled id, none when greedy: what lets a saved generator continue.
+TEST(Decode, UsesOneDrawPerSampledId) {
+  auto m = tiny_model(1);
+  const std::vector<int32_t> prompt = {1, 2};
+  for (float temp : {0.f, 0.9f}) {
+    auto b = make_cpu_backend(m);
+    b->forward(prompt, ForwardOptions{}, nullptr);
+    SamplerParams sp;
+    sp.temperature = temp;
+    sp.seed = 5;
+    Sampler s(sp), ref(sp);
+    DecodeRequest req;
+    req.steps = 6;
+    EXPECT_EQ(b->decode(req, s, prompt, {}), 6);
+    if (temp > 0)
+      for (int i = 0; i < 6; ++i) ref.next_uniform();
+    EXPECT_EQ(s.rng(), ref.rng()) << "temperature " << temp;
+  }
+}
+
+// Generating 10 and then 10 more with the same generator equals generating 20, sampled and greedy.
+TEST(Session, ContinuingTheGeneratorEqualsOneRun) {
+  auto m = tiny_model(2);
+  const std::vector<int32_t> prompt = {3, 4, 5};
+  for (float temp : {0.f, 0.8f}) {
+    GenerateOptions go;
+    go.sampling.temperature = temp;
+    go.sampling.seed = 7;
+    go.stop_at_eos = false;
+    go.max_new_tokens = 20;
+    Session one(make_cpu_backend(m)), two(make_cpu_backend(m));
+    const auto all = one.generate(prompt, go).ids;
+    go.max_new_tokens = 10;
+    auto first = two.generate(prompt, go).ids;
+    go.reseed = false;
+    const auto second = two.generate({}, go).ids;
+    first.insert(first.end(), second.begin(), second.end());
+    EXPECT_EQ(first, all) << "temperature " << temp;
+    // a reseeded continuation starts the generator again, so it differs when sampling
+    if (temp > 0) {
+      go.reseed = true;
+      Session three(make_cpu_backend(m));
+      auto a = three.generate(prompt, go).ids;
+      const auto b = three.generate({}, go).ids;
+      a.insert(a.end(), b.begin(), b.end());
+      EXPECT_NE(a, all);
+    }
+  }
 }
 
 // ---- the committed float64 references made by tools/make_fixtures.py with transformers ----------

@@ -67,7 +67,7 @@ for name in ("bench_130m.json", "bench_2.7b.json"):
         print(name, "unreadable:", e); continue
     print(f"{name}: prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
           f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, "
-          f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, chain {j.get('decode_chain', 1)}), "
+          f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, {j.get('decode_path', '')}), "
           f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
           f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
 PY

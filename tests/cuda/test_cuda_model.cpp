@@ -392,7 +392,7 @@ TEST_F(CudaTest, DeviceSamplingGreedyEqualsHostGreedy) {
   auto ids = random_ids(50, V, 7);
   Session host_s(gpu(m, "f32"));
   GenerateOptions go;
-  go.device_sampling = false;
+  go.probabilities = true;  // probabilities are reported from host logits: the host sampler runs
   go.sampling.temperature = 0;
   go.stop_at_eos = false;
   go.max_new_tokens = 24;
@@ -421,7 +421,7 @@ TEST_F(CudaTest, DeviceSamplingGreedyEqualsHostGreedy) {
 
   // Session takes the device path when nothing needs host logits: the same greedy ids
   Session dev_s(gpu(m, "f32"));
-  go.device_sampling = true;
+  go.probabilities = false;
   EXPECT_EQ(dev_s.generate(ids, go).ids, want);
 }
 
