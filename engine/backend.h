@@ -21,9 +21,10 @@ ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws o
 
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;       // 0: the model's chunk_size
-  bool all_logits = false;      // logits for every position (T, V), else only the last (1, V)
-  ProbeSink* probes = nullptr;  // per-layer values of every position (engine/probes.h); null: none, at no cost
+  int64_t chunk_size = 0;             // 0: the model's chunk_size
+  bool all_logits = false;            // logits for every position (T, V), else only the last (1, V)
+  ProbeSink* probes = nullptr;        // per-layer values of every position (engine/probes.h); null: none, at no cost
+  ResidualSink* residuals = nullptr;  // the residual stream after every layer (engine/probes.h); null: none
 };
 
 // Decode: sample up to `steps` ids, feeding each but the last through the model.

@@ -49,7 +49,7 @@ class CpuBackend final : public Backend {
   }
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
-    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits, opt.probes);
+    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits, opt.probes, opt.residuals);
   }
 
   void step(int32_t token, float* logits, ProbeSink* probes) override {
@@ -75,7 +75,8 @@ class CpuBackend final : public Backend {
     m_cap = T;
   }
 
-  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes) {
+  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes,
+           ResidualSink* residuals = nullptr) {
     const Config& c = m_model->config;
     const Weights& w = m_model->weights;
     const int64_t T = static_cast<int64_t>(tokens.size());
@@ -138,6 +139,7 @@ class CpuBackend final : public Backend {
       const int64_t n = T * D;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) m_resid[i] += m_h[i];
+      if (residuals) residuals->residual(l, m_state.n_tokens, T, D, m_resid.data());
     }
 
     // Logits of every position into the caller's buffer, or of the last one into m_last (kept for decode).

@@ -92,8 +92,9 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
     l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
     l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
     l.dt_bias = ld.take({p + "mixer.dt_bias"}, {H});
-    l.A = ld.take({p + "mixer.A_log"}, {H});
-    for (float& a : l.A) a = -std::exp(a);
+    l.A_log = ld.take({p + "mixer.A_log"}, {H});
+    l.A.resize(l.A_log.size());
+    for (size_t h = 0; h < l.A.size(); ++h) l.A[h] = -std::exp(l.A_log[h]);
     l.D = ld.take({p + "mixer.D"}, {H});
     l.gnorm = ld.take({p + "mixer.norm.weight"}, {E});
     l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
@@ -143,13 +144,15 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
     l.conv_w = fill(c.conv_dim * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
     if (c.conv_bias) l.conv_b = fill(c.conv_dim, 0.02f, 0.f);
     l.dt_bias.resize(H);
+    l.A_log.resize(H);
     l.A.resize(H);
     l.D.resize(H);
     for (int64_t h = 0; h < H; ++h) {
       // dt in [1e-3, 0.1] as mamba_ssm initialises it; A in [1, 16].
       float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));
       l.dt_bias[h] = dt + std::log(-std::expm1(-dt));
-      l.A[h] = -(1.f + 15.f * u(rng));
+      l.A_log[h] = std::log(1.f + 15.f * u(rng));
+      l.A[h] = -std::exp(l.A_log[h]);
       l.D[h] = 1.f;
     }
     l.gnorm = fill(E, 0.1f, 1.f);

@@ -9,6 +9,10 @@
 //   resid_norm  (1)  ||r||, the residual stream entering the layer (the embedding row for layer 0)
 // Every backend, scan and path (prefill, decode, decode chains) reports the same definitions; with no sink
 // (ForwardOptions::probes / DecodeRequest::probes null) nothing is computed.
+//
+// Residuals (ForwardOptions::residuals, prefill only): the residual stream after layer l, i.e. what enters
+// layer l + 1 (after the last layer: what norm_f reads), (T, D) fp32 — the values the scan comparison
+// (engine/compare.h) measures against the float64 reference.
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +37,13 @@ struct LayerProbe {
 struct ProbeSink {
   virtual ~ProbeSink() = default;
   virtual void layer(const LayerProbe& p) = 0;
+};
+
+// Receives the residual stream after every layer of a forward, layers in order: r (T, D) row-major for
+// positions [first, first + T). The pointer is valid during the call only.
+struct ResidualSink {
+  virtual ~ResidualSink() = default;
+  virtual void residual(int64_t layer, int64_t first, int64_t T, int64_t D, const float* r) = 0;
 };
 
 // A run of consecutive complete positions, all layers. (count, L, H) / (count, L), row-major.
@@ -69,10 +80,10 @@ class ProbeRecorder final : public ProbeSink {
   float* slot(int64_t pos);
   const float* slot(int64_t pos) const;
   int64_t m_L = 0, m_H = 0, m_window = 0;
-  std::vector<float> m_A;      // (L, H)
-  std::vector<float> m_ring;   // (window, L, 3H + 1), grown as positions arrive
-  int64_t m_end = 0;           // one past the newest complete position
-  int64_t m_held = 0;          // complete positions in the ring, ending at m_end
+  std::vector<float> m_A;     // (L, H)
+  std::vector<float> m_ring;  // (window, L, 3H + 1), grown as positions arrive
+  int64_t m_end = 0;          // one past the newest complete position
+  int64_t m_held = 0;         // complete positions in the ring, ending at m_end
 };
 
 }  // namespace mamba
