@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 
+#include "ui/CompareTypes.h"
 #include "ui/EngineTypes.h"
 
 namespace mamba {
@@ -32,6 +33,20 @@ class EngineWorker : public QObject {
   // Test seam: use a model that is already in memory. Must run on the worker thread (queue a functor).
   void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& label);
 
+  // The scan comparison (engine/compare.h, EngineWorkerCompare.cpp) of the sequence's text. Thread-safe:
+  // cancel takes effect before the comparison's next piece of work.
+  void requestCancelCompare() { m_cancelCompare.store(true); }
+
+ public slots:
+  void compare(const studio::CompareRequest& request);
+
+ signals:
+  void compareStarted(qint64 tokens);
+  void compareProgress(double fraction, const QString& what);
+  void compareFinished(const studio::CompareData& data);
+  void compareFailed(const QString& error, bool cancelled);
+
+ public:
  public slots:
   void probeDevices();
   void loadModel(const QString& dir);
@@ -54,6 +69,7 @@ class EngineWorker : public QObject {
   void sessionCleared();
 
  private:
+  std::atomic<bool> m_cancelCompare{false};
   void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
                const QString& label, double loadSeconds);
   std::vector<int32_t> promptIds(const QString& prompt) const;
