@@ -66,8 +66,8 @@ double rel_err(const A* a, const B* b, size_t n) {
 }
 
 template <class A, class B>
-void state_diff(const std::vector<std::vector<A>>& ssm_a, const std::vector<std::vector<A>>& conv_a, const std::vector<std::vector<B>>& ssm_b,
-                const std::vector<std::vector<B>>& conv_b, LayerDiff& d) {
+void state_diff(const std::vector<std::vector<A>>& ssm_a, const std::vector<std::vector<A>>& conv_a,
+                const std::vector<std::vector<B>>& ssm_b, const std::vector<std::vector<B>>& conv_b, LayerDiff& d) {
   for (size_t l = 0; l < ssm_a.size(); ++l) {
     d.ssm_err[l] = rel_err(ssm_a[l].data(), ssm_b[l].data(), ssm_a[l].size());
     d.conv_err[l] = rel_err(conv_a[l].data(), conv_b[l].data(), conv_a[l].size());
@@ -225,7 +225,8 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
   const int64_t T = static_cast<int64_t>(ids.size()), L = c.n_layer, D = c.d_model, V = c.vocab_size;
   if (T == 0) throw Error("compare: no tokens");
   for (int32_t id : ids)
-    if (id < 0 || id >= V) throw Error("compare: token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+    if (id < 0 || id >= V)
+      throw Error("compare: token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
   const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : c.chunk_size;
   const std::vector<CompareRun> runs = opt.runs.empty() ? default_compare_runs("cpu", {}) : opt.runs;
   std::set<std::string> names;
@@ -388,7 +389,8 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       states.push_back(split(backends[r]->get_state()));
       state_diff(states[r].ssm, states[r].conv, rs.ssm, rs.conv, res.runs[r].vs_ref);
     }
-    for (auto& p : res.pairs) state_diff(states[size_t(p.a)].ssm, states[size_t(p.a)].conv, states[size_t(p.b)].ssm, states[size_t(p.b)].conv, p.diff);
+    for (auto& p : res.pairs)
+      state_diff(states[size_t(p.a)].ssm, states[size_t(p.a)].conv, states[size_t(p.b)].ssm, states[size_t(p.b)].conv, p.diff);
   }
 
   // 3. Each run timed as a prefill of the whole text (last logits only), on its warmed-up backend. On the
@@ -453,7 +455,8 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       p.max_rel_err = me.rows == L * T ? me.max : kNaN;
       const State s = b->get_state();
       for (int64_t l = 0; l < L; ++l)
-        p.state_rel_err = std::max(p.state_rel_err, rel_err(s.layers[size_t(l)].ssm.data(), rs.ssm[size_t(l)].data(), rs.ssm[size_t(l)].size()));
+        p.state_rel_err =
+            std::max(p.state_rel_err, rel_err(s.layers[size_t(l)].ssm.data(), rs.ssm[size_t(l)].data(), rs.ssm[size_t(l)].size()));
       const std::string what = scan == ScanMode::Chunked ? "sweep Q = " + std::to_string(q) : "sweep: recurrent";
       prog.step(2 * run_flops(scan, q, 1), what);
       return p;
@@ -518,7 +521,8 @@ nlohmann::json compare_json(const CompareResult& r) {
   j["flops"] = flops;
 
   auto point = [&](const SweepPoint& p) {
-    json e = {{"seconds", p.seconds}, {"flops", p.flops.total()}, {"max_rel_err", num(p.max_rel_err)}, {"state_rel_err", num(p.state_rel_err)}};
+    json e = {
+        {"seconds", p.seconds}, {"flops", p.flops.total()}, {"max_rel_err", num(p.max_rel_err)}, {"state_rel_err", num(p.state_rel_err)}};
     if (p.chunk_size > 0) e["chunk_size"] = p.chunk_size;
     return e;
   };

@@ -28,17 +28,18 @@ struct CompareRun {
 };
 
 // Makes the backend of a run; the engine only knows the CPU, the app passes backends/make_backend.
-using BackendMaker = std::function<std::unique_ptr<Backend>(const std::string& device, std::shared_ptr<const Model>, const BackendOptions&)>;
+using BackendMaker =
+    std::function<std::unique_ptr<Backend>(const std::string& device, std::shared_ptr<const Model>, const BackendOptions&)>;
 
 struct CompareOptions {
   int64_t chunk_size = 0;        // Q of the chunked runs; 0: the model's
   std::vector<CompareRun> runs;  // empty: default_compare_runs("cpu", {})
   std::vector<int64_t> sweep;    // chunk sizes of the sweep (empty: none); each is clamped to T
   std::string sweep_device = "cpu", sweep_dtype = "f32";
-  int threads = 0;                       // CPU threads (0: all cores)
-  BackendMaker make_backend;             // null: CPU only
-  uint64_t memory_limit = 0;             // bytes the reference's stored layer outputs may take; 0: a quarter of RAM
-  int max_repeats = 3;                   // a timed prefill shorter than 0.2 s is repeated up to this many times (best kept)
+  int threads = 0;            // CPU threads (0: all cores)
+  BackendMaker make_backend;  // null: CPU only
+  uint64_t memory_limit = 0;  // bytes the reference's stored layer outputs may take; 0: a quarter of RAM
+  int max_repeats = 3;        // a timed prefill shorter than 0.2 s is repeated up to this many times (best kept)
   std::function<void(double fraction, const std::string& what)> progress;  // from the calling thread
   const std::atomic<bool>* cancel = nullptr;                               // polled between pieces of work
 };
@@ -49,9 +50,9 @@ std::vector<CompareRun> default_compare_runs(const std::string& device, const st
 
 // Positions are the text's tokens; per (layer, position), layers fastest-varying last: index l * T + t.
 struct LayerDiff {
-  std::vector<float> err;    // (L, T)  ||a - b|| / ||b||  over the D channels of the residual after layer l
-  std::vector<int32_t> at;   // (L, T)  the channel with the largest |a - b|
-  std::vector<double> a, b;  // (L, T)  the two values in that channel
+  std::vector<float> err;                 // (L, T)  ||a - b|| / ||b||  over the D channels of the residual after layer l
+  std::vector<int32_t> at;                // (L, T)  the channel with the largest |a - b|
+  std::vector<double> a, b;               // (L, T)  the two values in that channel
   std::vector<double> ssm_err, conv_err;  // (L)  final SSM and conv states, ||a - b|| / ||b||
   double max_err(int64_t layer, int64_t T) const;
   double mean_err(int64_t layer, int64_t T) const;
@@ -62,11 +63,11 @@ struct RunReport {
   CompareRun spec;
   std::string backend;  // the backend's own name
   int64_t chunk_size = 0;
-  LayerDiff vs_ref;           // a = this run, b = float64
-  std::vector<float> norm;    // (L, T)  ||r|| of this run's residual
+  LayerDiff vs_ref;                   // a = this run, b = float64
+  std::vector<float> norm;            // (L, T)  ||r|| of this run's residual
   std::vector<double> logit_err, kl;  // (T)  ||l - l64|| / ||l64||;  KL(p64 || p), nats
-  std::vector<uint8_t> top1;  // (T)  1 where the arg max equals the float64 one
-  double seconds = 0;         // whole-text prefill (last logits only), best of the repeats
+  std::vector<uint8_t> top1;          // (T)  1 where the arg max equals the float64 one
+  double seconds = 0;                 // whole-text prefill (last logits only), best of the repeats
   std::vector<double> layer_seconds;  // (L + 1) per layer, then the final norm + LM head; empty off the CPU
   FlopCount flops;
   double max_logit_err() const;

@@ -160,7 +160,8 @@ TEST(Compare, NumbersAreTheBackendsAgainstTheReference) {
   for (int64_t l = 0; l < L; ++l)
     for (int64_t t : {int64_t(0), int64_t(1), int64_t(254), int64_t(255), int64_t(299)}) {
       const size_t i = size_t(l * T + t);
-      EXPECT_NEAR(run.vs_ref.err[i], rel(chunked.r[size_t(l)].data() + t * D, ref_rows[size_t(l)].data() + t * D, D), 1e-6 * run.vs_ref.err[i])
+      EXPECT_NEAR(run.vs_ref.err[i], rel(chunked.r[size_t(l)].data() + t * D, ref_rows[size_t(l)].data() + t * D, D),
+                  1e-6 * run.vs_ref.err[i])
           << l << "," << t;
       const int32_t at = run.vs_ref.at[i];
       EXPECT_EQ(run.vs_ref.a[i], double(chunked.r[size_t(l)][size_t(t * D + at)]));
@@ -195,7 +196,8 @@ TEST(Compare, NumbersAreTheBackendsAgainstTheReference) {
     EXPECT_NEAR(run.kl[size_t(t)], std::max(kl, 0.0), 1e-12);
   }
   // the reference's norms
-  EXPECT_NEAR(r.ref_norm[size_t(1 * T + 7)], std::sqrt(std::inner_product(ref_rows[1].begin() + 7 * D, ref_rows[1].begin() + 8 * D, ref_rows[1].begin() + 7 * D, 0.0)),
+  EXPECT_NEAR(r.ref_norm[size_t(1 * T + 7)],
+              std::sqrt(std::inner_product(ref_rows[1].begin() + 7 * D, ref_rows[1].begin() + 8 * D, ref_rows[1].begin() + 7 * D, 0.0)),
               1e-5);
 }
 
