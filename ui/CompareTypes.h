@@ -13,11 +13,11 @@ struct CompareResult;
 namespace studio {
 
 struct CompareRequest {
-  qint64 chunkSize = 0;      // Q of the chunked runs; 0: the model's
-  bool sweep = true;         // chunk sizes 1, 2, 4, ..., T
-  bool gpu = false;          // add CUDA runs (f32, bf16, f16) where a GPU is present
+  qint64 chunkSize = 0;  // Q of the chunked runs; 0: the model's
+  bool sweep = true;     // chunk sizes 1, 2, 4, ..., T
+  bool gpu = false;      // add CUDA runs (f32, bf16, f16) where a GPU is present
   QString sweepDevice = QStringLiteral("cpu");
-  QString prompt;            // used when the session holds no text yet
+  QString prompt;  // used when the session holds no text yet
 };
 
 // One run: a backend, a scan, a dtype. Per position (T) and per layer (L) as named.
@@ -35,9 +35,9 @@ struct CompareRunData {
 // Run a against run b (b = -1: the float64 reference), per layer l and position t at l * T + t.
 struct CompareDiffData {
   int a = 0, b = -1;
-  QVector<float> err;         // (L, T) ||r_a - r_b|| / ||r_b||  (NaN: run a or b gave no layer outputs)
-  QVector<qint32> at;         // (L, T) channel of the largest |r_a - r_b|
-  QVector<double> va, vb;     // (L, T) the two values there
+  QVector<float> err;                   // (L, T) ||r_a - r_b|| / ||r_b||  (NaN: run a or b gave no layer outputs)
+  QVector<qint32> at;                   // (L, T) channel of the largest |r_a - r_b|
+  QVector<double> va, vb;               // (L, T) the two values there
   QVector<double> layerMax, layerMean;  // (L) over positions
   QVector<double> ssmErr, convErr;      // (L) final states
   double maxErr = 0, minErr = 0;        // over every finite, positive cell (the colour scale's range)

@@ -12,6 +12,7 @@
 #include "ui/SamplingPanel.h"
 #include "ui/TokenTooltip.h"
 #include "ui/TokenView.h"
+#include "ui/views/InspectorView.h"
 
 namespace studio {
 
@@ -126,6 +127,11 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
+  // A view whose data is computed on request gets it computed first, once.
+  if (!m_failed && !m_prepared) {
+    m_prepared = true;
+    if (InspectorView* v = m_window->inspectorView(m_options.view); v && v->prepareCapture([this] { captureSoon(); })) return;
+  }
   // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
   QTimer::singleShot(400, this, &ScreenshotRunner::capture);
 }

@@ -3,6 +3,7 @@
 #include <QStandardPaths>
 #include <QTest>
 
+#include "tests/ui/CompareViewTest.h"
 #include "tests/ui/EngineWorkerTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
@@ -27,5 +28,6 @@ int main(int argc, char** argv) {
   run(studio::test::EngineWorkerTest{});
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
+  run(studio::test::CompareViewTest{});
   return failures == 0 ? 0 : 1;
 }

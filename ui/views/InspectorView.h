@@ -39,6 +39,12 @@ class InspectorView : public QWidget {
   virtual QString title() const = 0;  // the dock's title
   virtual bool needsProbes() const { return false; }
   virtual QList<Exportable> exportables() = 0;
+  // Before a headless capture (--screenshot): a view whose data is computed on request (Compare) starts
+  // that, returns true and calls `ready` once it is drawn; false: capture as it is.
+  virtual bool prepareCapture(const std::function<void()>& ready) {
+    (void)ready;
+    return false;
+  }
 
   // Writes every exportable as <base>-<name>.{png,svg,pdf,csv,json}; "" on success, else the error.
   QString exportAll(const QString& base);

@@ -14,6 +14,7 @@ QList<ViewFactory> registeredViews() {
   QList<ViewFactory> views;
   STUDIO_VIEW(makeDynamicsView)
   STUDIO_VIEW(makeMemoryView)
+  STUDIO_VIEW(makeCompareView)
   return views;
 }
 
