@@ -3,20 +3,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <set>
 
+#include "engine/clock.h"
 #include "engine/reference.h"
 
 namespace mamba {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Tokens per piece of the reference and measuring passes (rounded to whole chunks): bounds their buffers
 // and is how often progress is reported and cancel polled.
@@ -24,7 +22,7 @@ constexpr int64_t kSegment = 256;
 constexpr double kRepeatBelow = 0.2;  // seconds: a timed prefill shorter than this is repeated
 
 void check_cancel(const std::atomic<bool>* c) {
-  if (c && c->load()) throw CompareCancelled();
+  if (c && c->load()) throw Cancelled("comparison cancelled");
 }
 
 void resize_diff(LayerDiff& d, int64_t L, int64_t T) {
@@ -120,8 +118,8 @@ struct Capture final : ResidualSink {
 
 // When each layer finished (a timed CPU run: a clock read per layer, nothing else).
 struct Stamps final : ResidualSink {
-  std::vector<Clock::time_point> t;
-  void residual(int64_t, int64_t, int64_t, int64_t, const float*) override { t.push_back(Clock::now()); }
+  std::vector<double> t;
+  void residual(int64_t, int64_t, int64_t, int64_t, const float*) override { t.push_back(now_seconds()); }
 };
 
 // The sweep's error pass: each layer's output against the stored float64 one, as it arrives.
@@ -234,6 +232,9 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
     if (r.name.empty() || !names.insert(r.name).second) throw Error("compare: every run needs a name of its own ('" + r.name + "')");
   for (int64_t q : opt.sweep)
     if (q < 1) throw Error("compare: sweep chunk sizes must be >= 1 (got " + std::to_string(q) + ")");
+  if (Q > ForwardOptions::kMaxChunk)
+    throw Error("compare: chunk size " + std::to_string(Q) + " is over the largest a backend takes (" +
+                std::to_string(ForwardOptions::kMaxChunk) + ")");
 
   const uint64_t ref_bytes = uint64_t(8) * uint64_t(L) * uint64_t(T) * uint64_t(D);
   const uint64_t limit = opt.memory_limit ? opt.memory_limit : default_memory_limit();
@@ -263,7 +264,7 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
   res.model_chunk_size = c.chunk_size;
 
   std::vector<int64_t> sweep;
-  for (int64_t q : opt.sweep) sweep.push_back(std::min(q, T));
+  for (int64_t q : opt.sweep) sweep.push_back(std::min({q, T, ForwardOptions::kMaxChunk}));
 
   auto run_flops = [&](ScanMode scan, int64_t q, int64_t rows) { return double(forward_flops(c, T, scan, q, rows).total()); };
   Progress prog{opt};
@@ -284,9 +285,9 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
     for (int64_t t0 = 0; t0 < T; t0 += kSegment) {
       check_cancel(opt.cancel);
       const int64_t n = std::min(kSegment, T - t0);
-      const auto a = Clock::now();
+      const double a = now_seconds();
       ref.forward(ids.subspan(size_t(t0), size_t(n)), ro, t0 + n == T ? last.data() : nullptr);
-      res.ref_seconds += seconds(a, Clock::now());
+      res.ref_seconds += now_seconds() - a;
       prog.step(4 * run_flops(ScanMode::Recurrent, 0, 1) * double(n) / double(T), "float64 reference");
     }
     res.ref_flops = forward_flops(c, T, ScanMode::Recurrent, 0, 1);
@@ -347,6 +348,7 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
         fo.chunk_size = Q;
         fo.all_logits = true;
         fo.residuals = &cap[r];
+        fo.cancel = opt.cancel;
         cap[r].rows = 0;
         backends[r]->forward(seg, fo, logits[r].data());
         if (cap[r].rows != L * n) layers_ok[r] = false;
@@ -397,9 +399,9 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
   //    CPU a clock read per layer splits the time by layer.
   auto timed = [&](Backend& b, ScanMode scan, int64_t q, bool per_layer, std::vector<double>* layer_seconds) {
     double best = std::numeric_limits<double>::infinity();
-    const auto start = Clock::now();
+    const double start = now_seconds();
     for (int rep = 0; rep < std::max(1, opt.max_repeats); ++rep) {
-      if (rep > 0 && (best >= kRepeatBelow || seconds(start, Clock::now()) > 1.0)) break;
+      if (rep > 0 && (best >= kRepeatBelow || now_seconds() - start > 1.0)) break;
       check_cancel(opt.cancel);
       b.reset_state();
       Stamps stamps;
@@ -408,16 +410,22 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       fo.scan = scan;
       fo.chunk_size = q;
       fo.residuals = per_layer ? &stamps : nullptr;
-      const auto a = Clock::now();
+      fo.cancel = opt.cancel;
+      const double a = now_seconds();
       b.forward(ids, fo, nullptr);
-      const auto z = Clock::now();
-      if (seconds(a, z) < best) {
-        best = seconds(a, z);
-        if (layer_seconds && stamps.t.size() == size_t(L)) {
-          layer_seconds->clear();
-          auto prev = a;
-          for (const auto& s : stamps.t) layer_seconds->push_back(seconds(prev, s)), prev = s;
-          layer_seconds->push_back(seconds(prev, z));
+      const double z = now_seconds();
+      if (z - a < best) {
+        best = z - a;
+        // the CPU backend runs a long text in segments: each layer's time is summed over them
+        if (layer_seconds && !stamps.t.empty() && stamps.t.size() % size_t(L) == 0) {
+          layer_seconds->assign(size_t(L + 1), 0.0);
+          double prev = a;
+          for (size_t i = 0; i < stamps.t.size(); ++i) {
+            // (layer 0 of each segment includes that segment's embedding lookup)
+            (*layer_seconds)[i % size_t(L)] += stamps.t[i] - prev;
+            prev = stamps.t[i];
+          }
+          (*layer_seconds)[size_t(L)] = z - prev;
         }
       }
     }
@@ -451,6 +459,7 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       fo.scan = scan;
       fo.chunk_size = q;
       fo.residuals = &me;
+      fo.cancel = opt.cancel;
       b->forward(ids, fo, nullptr);
       p.max_rel_err = me.rows == L * T ? me.max : kNaN;
       const State s = b->get_state();

@@ -34,14 +34,14 @@ using BackendMaker =
 struct CompareOptions {
   int64_t chunk_size = 0;        // Q of the chunked runs; 0: the model's
   std::vector<CompareRun> runs;  // empty: default_compare_runs("cpu", {})
-  std::vector<int64_t> sweep;    // chunk sizes of the sweep (empty: none); each is clamped to T
+  std::vector<int64_t> sweep;    // chunk sizes of the sweep (empty: none); each is clamped to T and kMaxChunk
   std::string sweep_device = "cpu", sweep_dtype = "f32";
   int threads = 0;            // CPU threads (0: all cores)
   BackendMaker make_backend;  // null: CPU only
   uint64_t memory_limit = 0;  // bytes the reference's stored layer outputs may take; 0: a quarter of RAM
   int max_repeats = 3;        // a timed prefill shorter than 0.2 s is repeated up to this many times (best kept)
   std::function<void(double fraction, const std::string& what)> progress;  // from the calling thread
-  const std::atomic<bool>* cancel = nullptr;                               // polled between pieces of work
+  const std::atomic<bool>* cancel = nullptr;                               // polled between pieces of work and layers
 };
 
 // The runs a device offers: CPU chunked and recurrent, then on CUDA the chunked scan per weight dtype
@@ -104,12 +104,7 @@ struct CompareResult {
   int run_index(const std::string& name) const;  // -1 when absent
 };
 
-class CompareCancelled : public Error {
- public:
-  CompareCancelled() : Error("comparison cancelled") {}
-};
-
-// Runs the comparison; throws CompareCancelled when cancelled, mamba::Error on bad input or when the
+// Runs the comparison; throws mamba::Cancelled when cancelled, mamba::Error on bad input or when the
 // reference's layer outputs (8 L T D bytes) would not fit the memory limit.
 CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_t> ids, const CompareOptions& opt);
 

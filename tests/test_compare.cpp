@@ -316,7 +316,7 @@ TEST(Compare, CancelMidSweepLeavesEverythingUsable) {
     seen.push_back(what);
     if (what == "sweep Q = 2") cancel = true;
   };
-  EXPECT_THROW(compare(model, ids, o), CompareCancelled);
+  EXPECT_THROW(compare(model, ids, o), Cancelled);
   EXPECT_EQ(seen.back(), "sweep Q = 2");  // nothing ran after the flag
 
   // the session is untouched and goes on; a new comparison runs to the end

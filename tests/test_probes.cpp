@@ -2,13 +2,18 @@
 // (tests/naive_mamba2.h), on fixture models with n_groups > 1, a finite dt limit and partial chunks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "engine/backend.h"
+#include "engine/probe_stats.h"
 #include "engine/probes.h"
 #include "engine/session.h"
 #include "tests/naive_mamba2.h"
 #include "tests/test_util.h"
+
+#include <nlohmann/json.hpp>
 
 using namespace mamba;
 using namespace mamba::test;
@@ -204,4 +209,118 @@ TEST(Probes, WindowBoundsMemoryAndKeepsTheNewest) {
   all.clear();
   EXPECT_EQ(all.end(), 0);
   EXPECT_THROW(ProbeRecorder(c, m->weights, 0), Error);
+}
+
+// The views' statistics against a direct computation: the layer series for one head and the reductions,
+// each head's half-life (median over positions of ln 2 / -(dt A)) and its decay over lag (median over
+// start positions of the product of the next k decays).
+TEST(ProbeStats, SeriesHalfLifeAndDecayOverLag) {
+  ProbeFrames f;
+  f.first = 10;
+  f.count = 7;
+  f.L = 2;
+  f.H = 3;
+  const size_t n = size_t(f.count * f.L * f.H);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(0.05f, 0.95f);
+  for (size_t i = 0; i < n; ++i) {
+    f.decay.push_back(u(rng));
+    f.dt.push_back(u(rng));
+    f.state_norm.push_back(u(rng));
+    f.y_norm.push_back(u(rng));
+  }
+  for (int64_t i = 0; i < f.count * f.L; ++i) f.resid_norm.push_back(float(i));
+  auto at = [&](const std::vector<float>& v, int64_t t, int64_t l, int64_t h) { return v[size_t((t * f.L + l) * f.H + h)]; };
+
+  const auto one = layer_series(f, ProbeMetric::StateNorm, 2), mean = layer_series(f, ProbeMetric::Dt, kMeanOverHeads),
+             mx = layer_series(f, ProbeMetric::Decay, kMaxOverHeads), r = layer_series(f, ProbeMetric::ResidNorm, 0);
+  for (int64_t l = 0; l < f.L; ++l)
+    for (int64_t t = 0; t < f.count; ++t) {
+      EXPECT_EQ(one[size_t(l * f.count + t)], at(f.state_norm, t, l, 2));
+      EXPECT_NEAR(mean[size_t(l * f.count + t)], (at(f.dt, t, l, 0) + at(f.dt, t, l, 1) + at(f.dt, t, l, 2)) / 3.0, 1e-6);
+      EXPECT_EQ(mx[size_t(l * f.count + t)], std::max({at(f.decay, t, l, 0), at(f.decay, t, l, 1), at(f.decay, t, l, 2)}));
+      EXPECT_EQ(r[size_t(l * f.count + t)], float(t * f.L + l));
+    }
+  EXPECT_THROW(layer_series(f, ProbeMetric::Dt, 3), Error);
+
+  const auto mem = layer_memory(f, 1, 100);
+  ASSERT_EQ(mem.size(), 3u);
+  for (int64_t h = 0; h < 3; ++h) {
+    std::vector<double> hl;
+    for (int64_t t = 0; t < f.count; ++t) hl.push_back(std::log(2.0) / -std::log(double(at(f.decay, t, 1, h))));
+    std::sort(hl.begin(), hl.end());
+    EXPECT_NEAR(mem[h].half_life, hl[3], 1e-9 * hl[3]);  // 7 positions: the 4th smallest
+    ASSERT_EQ(mem[h].decay_at_lag.size(), 6u);           // lags 1..count-1
+    for (int64_t k = 1; k <= 6; ++k) {
+      std::vector<double> d;
+      for (int64_t t = 0; t + k < f.count; ++t) {
+        double p = 1;
+        for (int64_t j = t + 1; j <= t + k; ++j) p *= at(f.decay, j, 1, h);
+        d.push_back(p);
+      }
+      std::sort(d.begin(), d.end());
+      const double med = d.size() % 2 ? d[d.size() / 2] : 0.5 * (d[d.size() / 2 - 1] + d[d.size() / 2]);
+      EXPECT_NEAR(mem[h].decay_at_lag[size_t(k - 1)], med, 1e-9) << "head " << h << " lag " << k;
+    }
+  }
+  const auto all = half_lives(f);
+  ASSERT_EQ(all.size(), 6u);
+  EXPECT_EQ(all[3 + 1], mem[1].half_life);
+  EXPECT_EQ(parse_metric("state_norm"), ProbeMetric::StateNorm);
+  EXPECT_THROW(parse_metric("h"), Error);
+}
+
+// mamba-cli probe: the prompt and its greedy continuation, every value [layer][position][head] equal to
+// the float64 recomputation over those tokens, in both scans; bad input exits as documented.
+TEST(Probes, CliPrintsEveryLayerPositionAndHead) {
+  auto m = fixture_model("dtclamp_k2_bias");
+  const Config& c = m->config;
+  const auto prompt = random_ids(19, c.vocab_size, 21);
+  std::string ids;
+  for (size_t i = 0; i < prompt.size(); ++i) ids += (i ? "," : "") + std::to_string(prompt[i]);
+  for (const std::string scan : {"chunked", "recurrent"}) {
+    const CommandResult r = run_command(std::string(MAMBA_CLI_PATH) + " probe -m " + source_dir() +
+                                        "/tests/fixtures/models/dtclamp_k2_bias --ids " + ids + " -n 5 --scan " + scan);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["layers"], c.n_layer);
+    EXPECT_EQ(j["heads"], c.n_heads);
+    const std::vector<int32_t> tokens = j["tokens"];
+    ASSERT_EQ(tokens.size(), prompt.size() + 5);
+    EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), tokens.begin()));
+    // the continuation is the greedy one
+    Session s(make_cpu_backend(m));
+    GenerateOptions go;
+    go.sampling.temperature = 0;
+    go.stop_at_eos = false;
+    go.max_new_tokens = 5;
+    EXPECT_EQ(std::vector<int32_t>(tokens.begin() + 19, tokens.end()), s.generate(prompt, go).ids);
+
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    const Expected e = expected_probes(*m, naive_mamba2(*m, tokens), T);
+    auto cube = [&](const char* name) {
+      std::vector<float> v(static_cast<size_t>(T * c.n_layer * c.n_heads));
+      EXPECT_EQ(j[name].size(), size_t(c.n_layer)) << name;
+      for (int64_t l = 0; l < c.n_layer; ++l) {
+        EXPECT_EQ(j[name][l].size(), size_t(T)) << name;
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t h = 0; h < c.n_heads; ++h) v[size_t((t * c.n_layer + l) * c.n_heads + h)] = j[name][l][t][h];
+      }
+      return v;
+    };
+    EXPECT_LE(rel_err(cube("dt"), e.dt), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("decay"), e.decay), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("state_norm"), e.state_norm), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("y_norm"), e.y_norm), 1e-5) << scan;
+    std::vector<float> rn(static_cast<size_t>(T * c.n_layer));
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      for (int64_t t = 0; t < T; ++t) rn[size_t(t * c.n_layer + l)] = j["resid_norm"][l][t];
+    EXPECT_LE(rel_err(rn, e.resid_norm), 1e-5) << scan;
+  }
+  const std::string cli = std::string(MAMBA_CLI_PATH) + " probe -m " + source_dir() + "/tests/fixtures/models/dtclamp_k2_bias";
+  EXPECT_EQ(run_command(cli + " -n 2").code, 2);                   // no prompt
+  EXPECT_EQ(run_command(cli + " --ids 1,2 -n -1").code, 2);        // negative count
+  const CommandResult oov = run_command(cli + " --ids 1,100000");  // outside the vocabulary
+  EXPECT_EQ(oov.code, 1);
+  EXPECT_NE(oov.err.find("outside the vocabulary"), std::string::npos) << oov.err;
 }

@@ -43,7 +43,7 @@ void EngineWorker::compare(const CompareRequest& request) {
     CompareData data = toCompareData(r);
     for (int32_t id : ids) data.pieces.push_back(tokenText(id));
     emit compareFinished(data);
-  } catch (const mamba::CompareCancelled&) {
+  } catch (const mamba::Cancelled&) {
     emit compareFailed(tr("cancelled"), true);
   } catch (const std::bad_alloc&) {
     emit compareFailed(tr("out of memory"), false);

@@ -5,6 +5,7 @@
 
 #include "tests/ui/CompareViewTest.h"
 #include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   run(studio::test::EngineWorkerTest{});
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
+  run(studio::test::InspectorTest{});
   run(studio::test::CompareViewTest{});
   return failures == 0 ? 0 : 1;
 }

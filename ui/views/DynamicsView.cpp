@@ -1,5 +1,6 @@
 // The Dynamics view: per layer and token, dt and the state norm (or any probe) as heat strips, and chosen
 // layers as lines below; everything fills in while text streams and follows the linked hover.
+#include <qcustomplot.h>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
@@ -10,7 +11,6 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <cmath>
-#include <qcustomplot.h>
 
 #include "engine/probe_stats.h"
 #include "ui/views/InspectorContext.h"
@@ -38,9 +38,14 @@ QString metricText(ProbeMetric m) {
 
 QString metricNote(ProbeMetric m) {
   switch (m) {
-    case ProbeMetric::Dt: return QObject::tr("dt: how far each token moves the state, after softplus and the time-step limit. Large dt: the token is written in strongly and the old state fades.");
-    case ProbeMetric::Decay: return QObject::tr("exp(dt·A): the share of the head's state that survives this token. 1: kept; 0: forgotten.");
-    case ProbeMetric::StateNorm: return QObject::tr("‖h‖: Frobenius norm of the head's state (head_dim × d_state) after the token: how much the head holds.");
+    case ProbeMetric::Dt:
+      return QObject::tr(
+          "dt: how far each token moves the state, after softplus and the time-step limit. Large dt: the token is written in strongly and "
+          "the old state fades.");
+    case ProbeMetric::Decay:
+      return QObject::tr("exp(dt·A): the share of the head's state that survives this token. 1: kept; 0: forgotten.");
+    case ProbeMetric::StateNorm:
+      return QObject::tr("‖h‖: Frobenius norm of the head's state (head_dim × d_state) after the token: how much the head holds.");
     case ProbeMetric::YNorm: return QObject::tr("‖y‖: norm of the head's output before the gate (the scan's output plus D·x).");
     case ProbeMetric::ResidNorm: return QObject::tr("‖r‖: norm of the residual stream entering the layer.");
   }
@@ -269,7 +274,8 @@ class DynamicsView final : public InspectorView {
 
   void hookMouse(QCustomPlot* plot, Map* map) {
     plot->setMouseTracking(true);
-    connect(plot, &QCustomPlot::mouseMove, this, [this, plot, map](QMouseEvent* e) { onMouse(plot, map, e->pos(), e->globalPosition().toPoint()); });
+    connect(plot, &QCustomPlot::mouseMove, this,
+            [this, plot, map](QMouseEvent* e) { onMouse(plot, map, e->pos(), e->globalPosition().toPoint()); });
     connect(plot, &QCustomPlot::mousePress, this, [this, plot](QMouseEvent* e) {
       if (e->button() != Qt::LeftButton) return;
       const qint64 pos = positionAt(plot, e->pos().x());
@@ -317,7 +323,10 @@ class DynamicsView final : public InspectorView {
       const ProbeMetric m = metricOf(m_lineMetric);
       text = token;
       for (int l : checkedLayers())
-        text += QStringLiteral("<br>layer %1: %2 = %3").arg(l).arg(QString::fromUtf8(mamba::metric_label(m))).arg(valueAt(m, l, pos), 0, 'g', 6);
+        text += QStringLiteral("<br>layer %1: %2 = %3")
+                    .arg(l)
+                    .arg(QString::fromUtf8(mamba::metric_label(m)))
+                    .arg(valueAt(m, l, pos), 0, 'g', 6);
       text += QStringLiteral("<br>(%1)").arg(headText());
     }
     QToolTip::showText(global, text, plot);
@@ -369,7 +378,8 @@ class DynamicsView final : public InspectorView {
       item->setForeground(lineColour(int(l)));
     }
     for (QCustomPlot* p : plots()) {
-      p->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(p->xAxis, [this](qint64 pos) { return context()->tokenLabel(pos); })));
+      p->xAxis->setTicker(
+          QSharedPointer<QCPAxisTicker>(new TokenTicker(p->xAxis, [this](qint64 pos) { return context()->tokenLabel(pos); })));
       p->xAxis->setTickLabelRotation(-60);
     }
     for (Map& m : m_maps) {
@@ -403,7 +413,8 @@ class DynamicsView final : public InspectorView {
     m.note->setText(metricNote(metric));
     m.scale->axis()->setLabel(QString::fromUtf8(mamba::metric_label(metric)) + (log ? tr(" (log)") : QString()));
     m.scale->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    m.scale->axis()->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog) : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    m.scale->axis()->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog)
+                                   : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     const qint64 L = std::max<qint64>(1, f.L), T = f.count;
     if (T == 0) {
       m.map->data()->clear();
@@ -424,7 +435,8 @@ class DynamicsView final : public InspectorView {
     const mamba::ProbeFrames& f = context()->probes();
     const ProbeMetric metric = metricOf(m_lineMetric);
     m_lines->clearGraphs();
-    m_lines->yAxis->setLabel(QStringLiteral("%1 — %2").arg(metricText(metric), metric == ProbeMetric::ResidNorm ? tr("per layer") : headText()));
+    m_lines->yAxis->setLabel(
+        QStringLiteral("%1 — %2").arg(metricText(metric), metric == ProbeMetric::ResidNorm ? tr("per layer") : headText()));
     m_lines->yAxis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     m_lines->yAxis->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog) : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     if (f.count == 0) return;
@@ -479,8 +491,8 @@ class DynamicsView final : public InspectorView {
     const mamba::ProbeFrames& f = context()->probes();
     const ProbeMetric m = metricOf(mapMetric(i));
     Table t;
-    t.columns = {QStringLiteral("position"), QStringLiteral("token_id"), QStringLiteral("token"), QStringLiteral("layer"),
-                 QStringLiteral("heads"), QString::fromUtf8(mamba::metric_name(m))};
+    t.columns = {QStringLiteral("position"), QStringLiteral("token_id"), QStringLiteral("token"),
+                 QStringLiteral("layer"),    QStringLiteral("heads"),    QString::fromUtf8(mamba::metric_name(m))};
     if (f.count == 0) return t;
     const std::vector<float> v = mamba::layer_series(f, m, m == ProbeMetric::ResidNorm ? 0 : headChoice());
     const QString heads = m == ProbeMetric::ResidNorm ? QStringLiteral("layer") : headText();
@@ -507,7 +519,8 @@ class DynamicsView final : public InspectorView {
     const auto& toks = context()->tokens();
     for (qint64 s = 0; s < f.count; ++s) {
       const qint64 pos = f.first + s;
-      QStringList row{QString::number(pos), pos < toks.size() ? QString::number(toks[pos].id) : QString(), pos < toks.size() ? toks[pos].text : QString()};
+      QStringList row{QString::number(pos), pos < toks.size() ? QString::number(toks[pos].id) : QString(),
+                      pos < toks.size() ? toks[pos].text : QString()};
       for (int l : layers) row << QString::number(v[size_t(l * f.count + s)], 'g', 9);
       t.rows.push_back(row);
     }

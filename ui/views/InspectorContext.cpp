@@ -10,7 +10,9 @@ InspectorContext::InspectorContext(EngineWorker* worker, QObject* parent) : QObj
 QString InspectorContext::tokenLabel(qint64 position, int maxChars) const {
   if (position < 0 || position >= m_tokens.size()) return {};
   QString s = m_tokens[position].text;
-  s.replace(QLatin1Char('\n'), QStringLiteral("↵")).replace(QLatin1Char('\t'), QStringLiteral("⇥")).replace(QLatin1Char(' '), QStringLiteral("·"));
+  s.replace(QLatin1Char('\n'), QStringLiteral("↵"))
+      .replace(QLatin1Char('\t'), QStringLiteral("⇥"))
+      .replace(QLatin1Char(' '), QStringLiteral("·"));
   if (s.isEmpty()) s = QStringLiteral("#%1").arg(m_tokens[position].id);
   if (s.size() > maxChars) s = s.left(maxChars - 1) + QStringLiteral("…");
   return s;

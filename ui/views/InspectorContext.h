@@ -21,9 +21,9 @@ class InspectorContext : public QObject {
  public:
   struct Token {
     qint32 id = 0;
-    QString text;        // as decoded (may be empty inside a split UTF-8 character)
+    QString text;  // as decoded (may be empty inside a split UTF-8 character)
     bool prompt = false;
-    float prob = -1.f;   // model probability when generated; -1 for prompt tokens
+    float prob = -1.f;  // model probability when generated; -1 for prompt tokens
   };
   static constexpr qint64 kProbeWindow = mamba::ProbeRecorder::kDefaultWindow;
 
@@ -59,7 +59,7 @@ class InspectorContext : public QObject {
  signals:
   void modelChanged();
   void sequenceReset();
-  void tokensChanged(qint64 first);             // positions >= first were added
+  void tokensChanged(qint64 first);              // positions >= first were added
   void probesChanged(qint64 first, qint64 end);  // probe values of [first, end) arrived
   void hoveredChanged(qint64 position);
   void selectedChanged(qint64 position);

@@ -20,7 +20,8 @@ QHBoxLayout* InspectorView::controlRow() {
   m_controls->setContentsMargins(4, 2, 4, 2);
   m_export = new QToolButton(this);
   m_export->setText(tr("Export"));
-  m_export->setToolTip(tr("Save a plot as PNG, SVG or PDF, or its numbers as CSV; each with a JSON record of the model, prompt and settings"));
+  m_export->setToolTip(
+      tr("Save a plot as PNG, SVG or PDF, or its numbers as CSV; each with a JSON record of the model, prompt and settings"));
   m_export->setPopupMode(QToolButton::InstantPopup);
   auto* menu = new QMenu(m_export);
   connect(menu, &QMenu::aboutToShow, this, [this, menu] {
@@ -50,7 +51,8 @@ QHBoxLayout* InspectorView::controlRow() {
 
 void InspectorView::chooseExport(const Exportable& e, const QString& format) {
   const QString suggested = QStringLiteral("%1-%2.%3").arg(name(), e.name, format);
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(e.name), suggested, format.toUpper() + QStringLiteral(" (*.") + format + QLatin1Char(')'));
+  const QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(e.name), suggested,
+                                                    format.toUpper() + QStringLiteral(" (*.") + format + QLatin1Char(')'));
   if (path.isEmpty()) return;
   const QJsonObject record = exportRecord(context()->provenance(), name(), e.name);
   prepareExport(true);

@@ -1,6 +1,7 @@
 // The Memory view: how long each head keeps what it saw. A half-life per head (tokens until the state's
 // share of a token halves) over the whole model, the heads of one layer sorted by it, their decay over
 // lag for the current text, and the dt trace of the head picked.
+#include <qcustomplot.h>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -12,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <qcustomplot.h>
 
 #include "engine/probe_stats.h"
 #include "ui/views/InspectorContext.h"
@@ -41,7 +41,8 @@ class MemoryView final : public InspectorView {
     row->addWidget(new QLabel(tr("Max lag"), this));
     row->addWidget(m_maxLag);
     m_note = new QLabel(this);
-    m_note->setText(tr("half-life = ln 2 / (−dt·A) per token, median over the text: how many tokens until a head keeps half of what it saw"));
+    m_note->setText(
+        tr("half-life = ln 2 / (−dt·A) per token, median over the text: how many tokens until a head keeps half of what it saw"));
     m_note->setStyleSheet(QStringLiteral("color: #555;"));
     m_note->setWordWrap(true);
     m_note->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
@@ -172,7 +173,8 @@ class MemoryView final : public InspectorView {
     m_layer->clear();
     for (qint64 l = 0; l < context()->model().layers; ++l) m_layer->addItem(tr("layer %1").arg(l));
     m_head = -1;
-    m_trace->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_trace->xAxis, [this](qint64 pos) { return context()->tokenLabel(pos); })));
+    m_trace->xAxis->setTicker(
+        QSharedPointer<QCPAxisTicker>(new TokenTicker(m_trace->xAxis, [this](qint64 pos) { return context()->tokenLabel(pos); })));
     m_trace->xAxis->setTickLabelRotation(-60);
     refresh();
   }
@@ -251,12 +253,14 @@ class MemoryView final : public InspectorView {
     m_memory = f.count && l < f.L ? mamba::layer_memory(f, l, m_maxLag->value()) : std::vector<mamba::HeadMemory>();
     m_order.resize(m_memory.size());
     std::iota(m_order.begin(), m_order.end(), 0);
-    std::stable_sort(m_order.begin(), m_order.end(), [this](qint64 a, qint64 b) { return m_memory[size_t(a)].half_life > m_memory[size_t(b)].half_life; });
+    std::stable_sort(m_order.begin(), m_order.end(),
+                     [this](qint64 a, qint64 b) { return m_memory[size_t(a)].half_life > m_memory[size_t(b)].half_life; });
     if (m_head < 0 && !m_order.empty()) m_head = m_order.front();  // the longest memory first
     if (m_head >= qint64(m_memory.size())) m_head = -1;
 
     // the whole model: layer x head
-    m_mapTitle->setText(f.count ? tr("Half-life of every head (%n token(s) of text)", nullptr, int(f.count)) : tr("Half-life of every head — no probes yet: generate some text"));
+    m_mapTitle->setText(f.count ? tr("Half-life of every head (%n token(s) of text)", nullptr, int(f.count))
+                                : tr("Half-life of every head — no probes yet: generate some text"));
     auto* d = m_colorMap->data();
     d->setSize(int(H), int(L));
     d->setRange(QCPRange(0, double(std::max<qint64>(H, 2) - 1)), QCPRange(0, double(std::max<qint64>(L, 2) - 1)));
@@ -310,14 +314,17 @@ class MemoryView final : public InspectorView {
       g->setData(kx, ky, true);
       g->setName(tr("head %1").arg(hm.head));
     }
-    if (m_head >= 0) m_curves->graph(int(std::find(m_order.begin(), m_order.end(), m_head) - m_order.begin()))->setLayer(QStringLiteral("overlay"));
+    if (m_head >= 0)
+      m_curves->graph(int(std::find(m_order.begin(), m_order.end(), m_head) - m_order.begin()))->setLayer(QStringLiteral("overlay"));
     m_curves->xAxis->setRange(1, std::max(2.0, double(m_memory.empty() ? 2 : m_memory[0].decay_at_lag.size())));
     m_curves->yAxis->setRange(1e-4, 1.2);
 
     // the chosen head's dt
     m_trace->clearGraphs();
-    m_traceTitle->setText(m_head >= 0 ? tr("dt of layer %1, head %2 (half-life %3 tokens)").arg(l).arg(m_head).arg(tokensText(m_memory[size_t(m_head)].half_life))
-                                      : tr("dt of the head picked above"));
+    m_traceTitle->setText(
+        m_head >= 0
+            ? tr("dt of layer %1, head %2 (half-life %3 tokens)").arg(l).arg(m_head).arg(tokensText(m_memory[size_t(m_head)].half_life))
+            : tr("dt of the head picked above"));
     if (m_head >= 0 && f.count) {
       QVector<double> px(f.count), py(f.count);
       for (qint64 t = 0; t < f.count; ++t) {
@@ -341,7 +348,8 @@ class MemoryView final : public InspectorView {
     if (m_halfLives.empty()) return t;
     for (qint64 l = 0; l < f.L; ++l)
       for (qint64 h = 0; h < f.H; ++h)
-        if (onlyLayer < 0 || l == onlyLayer) t.rows.push_back({QString::number(l), QString::number(h), QString::number(m_halfLives[size_t(l * f.H + h)], 'g', 9)});
+        if (onlyLayer < 0 || l == onlyLayer)
+          t.rows.push_back({QString::number(l), QString::number(h), QString::number(m_halfLives[size_t(l * f.H + h)], 'g', 9)});
     return t;
   }
 
@@ -361,14 +369,15 @@ class MemoryView final : public InspectorView {
   Table traceTable() const {
     const mamba::ProbeFrames& f = context()->probes();
     Table t;
-    t.columns = {QStringLiteral("position"), QStringLiteral("token_id"), QStringLiteral("token"), QStringLiteral("layer"), QStringLiteral("head"),
-                 QStringLiteral("dt")};
+    t.columns = {QStringLiteral("position"), QStringLiteral("token_id"), QStringLiteral("token"),
+                 QStringLiteral("layer"),    QStringLiteral("head"),     QStringLiteral("dt")};
     if (m_head < 0) return t;
     const auto& toks = context()->tokens();
     for (qint64 s = 0; s < f.count; ++s) {
       const qint64 pos = f.first + s;
-      t.rows.push_back({QString::number(pos), pos < toks.size() ? QString::number(toks[pos].id) : QString(), pos < toks.size() ? toks[pos].text : QString(),
-                        QString::number(layer()), QString::number(m_head), QString::number(f.dt[size_t((s * f.L + layer()) * f.H + m_head)], 'g', 9)});
+      t.rows.push_back({QString::number(pos), pos < toks.size() ? QString::number(toks[pos].id) : QString(),
+                        pos < toks.size() ? toks[pos].text : QString(), QString::number(layer()), QString::number(m_head),
+                        QString::number(f.dt[size_t((s * f.L + layer()) * f.H + m_head)], 'g', 9)});
     }
     return t;
   }
@@ -384,10 +393,10 @@ class MemoryView final : public InspectorView {
   QCPBars *m_barItems = nullptr, *m_barSel = nullptr;
   QCPItemStraightLine* m_traceHover = nullptr;
   QTimer m_timer;
-  std::vector<double> m_halfLives;           // (L, H)
-  std::vector<mamba::HeadMemory> m_memory;   // the chosen layer's heads
-  std::vector<qint64> m_order;               // heads by half-life, longest first
-  qint64 m_head = -1;                        // the head picked
+  std::vector<double> m_halfLives;          // (L, H)
+  std::vector<mamba::HeadMemory> m_memory;  // the chosen layer's heads
+  std::vector<qint64> m_order;              // heads by half-life, longest first
+  qint64 m_head = -1;                       // the head picked
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "ui/views/PlotExport.h"
 
+#include <qcustomplot.h>
 #include <QFileInfo>
 #include <QImage>
 #include <QJsonArray>
@@ -7,7 +8,6 @@
 #include <QPdfWriter>
 #include <QSaveFile>
 #include <QSvgGenerator>
-#include <qcustomplot.h>
 
 #include "ui/views/InspectorView.h"
 
@@ -85,7 +85,8 @@ QString saveTableCsv(const Table& table, const QJsonObject& record, const QStrin
   out += "# model_dir: " + model.value(QStringLiteral("dir")).toString().toUtf8() + "\n";
   out += "# model_hash: " + model.value(QStringLiteral("hash")).toString().toUtf8() + "\n";
   // the prompt as a JSON string (quoted and escaped, so newlines stay on this line): a one-element array's content
-  out += "# prompt: " + QJsonDocument(QJsonArray{record.value(QStringLiteral("prompt"))}).toJson(QJsonDocument::Compact).mid(1).chopped(1) + "\n";
+  out += "# prompt: " + QJsonDocument(QJsonArray{record.value(QStringLiteral("prompt"))}).toJson(QJsonDocument::Compact).mid(1).chopped(1) +
+         "\n";
   out += "# settings: " + QJsonDocument(record.value(QStringLiteral("settings")).toObject()).toJson(QJsonDocument::Compact) + "\n";
   out += "# created: " + record.value(QStringLiteral("created")).toString().toUtf8() + "\n";
   QStringList header;
@@ -102,7 +103,8 @@ QString saveTableCsv(const Table& table, const QJsonObject& record, const QStrin
 
 QString saveRecordSidecar(const QJsonObject& record, const QString& path) {
   const QFileInfo fi(path);
-  const QString json = fi.suffix().isEmpty() ? path + QStringLiteral(".json") : fi.path() + QLatin1Char('/') + fi.completeBaseName() + QStringLiteral(".json");
+  const QString json = fi.suffix().isEmpty() ? path + QStringLiteral(".json")
+                                             : fi.path() + QLatin1Char('/') + fi.completeBaseName() + QStringLiteral(".json");
   QSaveFile f(json);
   if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
   const QByteArray bytes = QJsonDocument(record).toJson(QJsonDocument::Indented);

@@ -1,8 +1,8 @@
 #pragma once
 // The look the inspection plots share: colour scales, the token axis, hover markers.
+#include <qcustomplot.h>
 #include <QString>
 #include <functional>
-#include <qcustomplot.h>
 
 namespace studio {
 

@@ -4,10 +4,10 @@
 
 namespace studio {
 
-#define STUDIO_VIEW(factory)                                      \
-  {                                                               \
-    InspectorView* factory(InspectorContext*, QWidget*);          \
-    views.push_back(&factory);                                    \
+#define STUDIO_VIEW(factory)                             \
+  {                                                      \
+    InspectorView* factory(InspectorContext*, QWidget*); \
+    views.push_back(&factory);                           \
   }
 
 QList<ViewFactory> registeredViews() {
