@@ -375,3 +375,59 @@ TEST(Compare, PowerOfTwoSweep) {
   EXPECT_EQ(power_of_two_sweep(8), (std::vector<int64_t>{1, 2, 4, 8}));
   EXPECT_EQ(power_of_two_sweep(37), (std::vector<int64_t>{1, 2, 4, 8, 16, 32, 37}));
 }
+
+// ---- mamba-cli compare ---------------------------------------------------------------------------
+
+namespace {
+test::CommandResult run_cli(const std::string& args) { return test::run_command(std::string(MAMBA_CLI_PATH) + " " + args); }
+std::string fixture_dir(const std::string& name) { return test::source_dir() + "/tests/fixtures/models/" + name; }
+}  // namespace
+
+TEST(CompareCli, PrintsTheJsonOfTheIssue) {
+  const auto r = run_cli("compare -m " + fixture_dir("g2_untied_k3") +
+                         " --ids 5,9,1,7,3,3,8,2,11,40,41,42,7,7 --chunk-size 4 --sweep 1,3,16 --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const Config& c = fixture("g2_untied_k3")->config;
+  EXPECT_EQ(j["tokens"].get<int64_t>(), 14);
+  EXPECT_EQ(j["chunk_size"].get<int64_t>(), 4);
+  EXPECT_EQ(j["ids"].size(), 14u);
+  ASSERT_EQ(j["layers"].size(), size_t(c.n_layer));
+  for (const auto& l : j["layers"])
+    for (const char* k : {"chunked_vs_f64", "recurrent_vs_f64", "chunked_vs_recurrent"}) {
+      EXPECT_GT(l[k].get<double>(), 1e-9) << k;
+      EXPECT_LT(l[k].get<double>(), kF32Layer) << k;
+    }
+  EXPECT_EQ(j["flops"]["chunked"].get<int64_t>(), doc_forward(c, 14, true, 4, 1));
+  EXPECT_EQ(j["flops"]["recurrent"].get<int64_t>(), doc_forward(c, 14, false, 0, 1));
+  ASSERT_EQ(j["sweep"].size(), 3u);
+  const int64_t want_q[] = {1, 3, 14};  // 16 is clamped to the text
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(j["sweep"][i]["chunk_size"].get<int64_t>(), want_q[i]);
+    EXPECT_EQ(j["sweep"][i]["flops"].get<int64_t>(), doc_forward(c, 14, true, want_q[i], 1));
+  }
+  EXPECT_TRUE(j["sweep_recurrent"].contains("seconds"));
+  EXPECT_EQ(j["logits"]["chunked"]["top1_agree"].get<double>(), 1.0);
+}
+
+TEST(CompareCli, TextPromptAndErrors) {
+  // the default model has a tokenizer: -i works, pow2 sweeps 1, 2, 4, ..., T
+  const auto r = run_cli("compare -i \"ROMEO:\" --sweep pow2 --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt"].get<std::string>(), "ROMEO:");
+  EXPECT_EQ(j["sweep"].size(), power_of_two_sweep(j["tokens"].get<int64_t>()).size());
+
+  const std::string m = " -m " + fixture_dir("g1_tied_k4") + " --ids 1,2,3";
+  EXPECT_EQ(run_cli("compare" + m + " --dtype bf16").code, 2);  // the CPU computes in f32
+  EXPECT_EQ(run_cli("compare" + m + " --device cuda --dtype f8").code, 2);
+  EXPECT_EQ(run_cli("compare" + m + " --sweep 0").code, 2);
+  EXPECT_EQ(run_cli("compare" + m + " --sweep 1,x").code, 2);
+  EXPECT_EQ(run_cli("compare -m " + fixture_dir("g1_tied_k4")).code, 2);  // no text
+  const auto oov = run_cli("compare -m " + fixture_dir("g1_tied_k4") + " --ids 1,96");
+  EXPECT_EQ(oov.code, 1);
+  EXPECT_NE(oov.err.find("outside the vocabulary"), std::string::npos) << oov.err;
+  const auto big = run_cli("compare" + m + " --memory-limit 0 --chunk-size 5000");
+  EXPECT_EQ(big.code, 1);
+  EXPECT_NE(big.err.find("chunk size"), std::string::npos) << big.err;
+}
