@@ -83,14 +83,17 @@ int run(const ProbeArgs& a) {
 
 void add_probe(Commands& commands) {
   auto a = std::make_shared<ProbeArgs>();
-  CLI::App* sub = commands.add("probe",
-                               "dt, decay, state and output norms per layer, token and head (and the residual norm per layer) of a "
-                               "prompt and N greedy tokens, as JSON indexed [layer][position][head] ([layer][position] for the residual norm)",
-                               [a] { return run(*a); });
+  CLI::App* sub =
+      commands.add("probe",
+                   "dt, decay, state and output norms per layer, token and head (and the residual norm per layer) of a "
+                   "prompt and N greedy tokens, as JSON indexed [layer][position][head] ([layer][position] for the residual norm)",
+                   [a] { return run(*a); });
   add_model_option(sub, a->model);
   add_prompt_options(sub, a->prompt);
   sub->add_option("-n,--new-tokens", a->new_tokens, "greedy tokens decoded after the prompt (default 0)")->check(NonNegative);
-  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan (default: the model's)")->type_name("Q")->check(NonNegative);
+  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan (default: the model's)")
+      ->type_name("Q")
+      ->check(NonNegative);
   add_device_options(sub, a->device, true);
 }
 

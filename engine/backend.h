@@ -16,6 +16,8 @@
 
 namespace mamba {
 
+struct LayerCapture;
+
 enum class ScanMode { Chunked, Recurrent };
 const char* scan_name(ScanMode m);
 ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws otherwise
@@ -32,6 +34,8 @@ struct ForwardOptions {
   const std::atomic<bool>* cancel = nullptr;
   // progress(done, total) in tokens, after every layer of every segment (done interpolated across layers).
   std::function<void(int64_t, int64_t)> progress;
+  // One layer's scan inputs and output copied out (engine/ssd_matrix.h; CPU backend). Not owned.
+  LayerCapture* capture = nullptr;
   static constexpr int64_t kMaxChunk = 4096;
 };
 

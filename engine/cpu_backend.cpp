@@ -10,6 +10,7 @@
 #include "engine/cpu_ops.h"
 #include "engine/error.h"
 #include "engine/ssd.h"
+#include "engine/ssd_matrix.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -69,7 +70,13 @@ class CpuBackend final : public Backend {
       saved_state = m_state;
       saved_last = m_last;
     }
-    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.residuals, opt.cancel, &opt.progress, T, 0};
+    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.residuals, opt.cancel, &opt.progress, T, 0, opt.capture};
+    if (opt.capture) {
+      if (opt.capture->layer < 0 || opt.capture->layer >= m_model->config.n_layer) throw Error("capture: no such layer");
+      LayerCapture& cap = *opt.capture;
+      cap.T = 0;
+      for (auto* v : {&cap.x, &cap.B, &cap.C, &cap.dt, &cap.y}) v->clear();
+    }
     try {
       for (int64_t start = 0; start < T; start += seg) {
         const int64_t len = std::min(seg, T - start);
@@ -88,7 +95,7 @@ class CpuBackend final : public Backend {
 
   void step(int32_t token, float* logits, ProbeSink* probes) override {
     check_ids(std::span<const int32_t>(&token, 1));
-    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, nullptr, 1, 0};
+    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, nullptr, 1, 0, nullptr};
     run(std::span<const int32_t>(&token, 1), r, true, logits);
   }
 
@@ -128,7 +135,23 @@ class CpuBackend final : public Backend {
     const std::atomic<bool>* cancel;
     const std::function<void(int64_t, int64_t)>* progress;
     int64_t total, done;  // tokens of the whole forward; those before this segment
+    LayerCapture* capture;
   };
+
+  // Appends this segment's rows of the captured layer.
+  void capture_rows(LayerCapture& cap, int64_t T) const {
+    const Config& c = m_model->config;
+    const int64_t E = c.d_inner, GN = c.n_groups * c.d_state, H = c.n_heads;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = m_xbc.data() + t * c.conv_dim;
+      cap.x.insert(cap.x.end(), row, row + E);  // float to double: exact
+      cap.B.insert(cap.B.end(), row + E, row + E + GN);
+      cap.C.insert(cap.C.end(), row + E + GN, row + E + 2 * GN);
+    }
+    cap.dt.insert(cap.dt.end(), m_dt.begin(), m_dt.begin() + T * H);
+    cap.y.insert(cap.y.end(), m_y.begin(), m_y.begin() + T * E);
+    cap.T += T;
+  }
 
   // One segment through every layer. `last`: the forward's final segment, whose last row's logits are
   // kept for decode (and copied to `logits` when given); with r.all_logits every segment writes its rows.
@@ -188,6 +211,13 @@ class CpuBackend final : public Backend {
       if (probes) {
         cpu::group_norms(m_y.data(), E, T, H, P, pr_yn);
         probes->layer({l, m_state.n_tokens, T, H, m_dt.data(), pr_sn, pr_yn, pr_rn});
+      }
+      if (r.capture && r.capture->layer == l) {
+        capture_rows(*r.capture, T);
+        if (r.capture->stop_after) {
+          m_state.n_tokens += T;
+          return;
+        }
       }
       cpu::gated_rmsnorm(m_y.data(), z, c.d_in_proj, lw.gnorm.data(), T, E, G, c.norm_eps);
       cpu::linear(m_y.data(), T, E, lw.out_proj.data(), D, lw.out_proj_bias.empty() ? nullptr : lw.out_proj_bias.data(), m_h.data());
