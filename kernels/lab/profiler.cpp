@@ -1,6 +1,12 @@
-#include "kernels/profiler.h"
+#include "kernels/lab/profiler.h"
+
+#include "kernels/lab.h"
 
 namespace mamba {
+
+namespace {
+OpProfiler* g_profiler = nullptr;
+}  // namespace
 
 void OpProfiler::mark(const char* label, cudaStream_t s) {
   if (m_used == m_events.size()) m_events.emplace_back(true);
@@ -10,16 +16,22 @@ void OpProfiler::mark(const char* label, cudaStream_t s) {
   ++m_used;
 }
 
-void OpProfiler::finish(cudaStream_t s) { mark("", s); }
-
 void OpProfiler::collect() {
   for (size_t i = 0; i + 1 < m_used; ++i) {
-    if (m_labels[i].empty()) continue;  // the gap between a finish() and the next mark
+    if (m_labels[i].empty()) continue;  // the gap between a closing mark and the next op
     const float ms = m_events[i + 1].ms_since(m_events[i]);
     m_totals[m_labels[i]] += ms;
     m_counts[m_labels[i]] += 1;
   }
   m_used = 0;
 }
+
+namespace lab {
+void attach(OpProfiler* p) { g_profiler = p; }
+void mark(const char* label, cudaStream_t s) {
+  if (g_profiler) g_profiler->mark(label, s);
+}
+bool profiling() { return g_profiler != nullptr; }
+}  // namespace lab
 
 }  // namespace mamba

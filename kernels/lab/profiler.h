@@ -1,7 +1,8 @@
 #pragma once
-// Event timer for a breakdown of where device time goes. The backend calls prof_mark() before each
-// operation; with no profiler attached that is one null test, so it costs nothing when off.
-// Timing one op at a time serialises launches, so the sum is an upper bound on graph-replay time.
+// Lab build: an event timer for a breakdown of where device time goes. While one is attached (attach()), the
+// backend runs its operations one by one without graphs, and each LAB_MARK(label, stream) (kernels/lab.h)
+// closes the previous operation and opens `label`. Timing one op at a time serialises launches, so the sum is
+// an upper bound on graph-replay time.
 #include <cuda_runtime_api.h>
 
 #include <map>
@@ -14,8 +15,7 @@ namespace mamba {
 
 class OpProfiler {
  public:
-  void mark(const char* label, cudaStream_t s);  // closes the previous op and opens `label`
-  void finish(cudaStream_t s);                   // closes the last op
+  void mark(const char* label, cudaStream_t s);  // closes the previous op and opens `label` ("" closes only)
   void collect();                                // synchronises and adds this round's times into totals
   void clear() {
     m_totals.clear();
@@ -32,8 +32,8 @@ class OpProfiler {
   std::map<std::string, int64_t> m_counts;
 };
 
-inline void prof_mark(OpProfiler* p, const char* label, cudaStream_t s) {
-  if (p) p->mark(label, s);
-}
+namespace lab {
+void attach(OpProfiler* p);  // null detaches; one per process
+}  // namespace lab
 
 }  // namespace mamba
