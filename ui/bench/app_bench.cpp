@@ -1,7 +1,8 @@
 // mamba-app-bench: the app's generation speed on a random-init model of a preset shape (hub downloads are not
 // needed). EngineWorker runs on its QThread (EngineThread, as in the GUI) and streams every token with its
 // probability and the GUI's 10 alternatives over queued signals to a receiver on the main thread, which keeps
-// what the transcript view keeps (the text and every token with its alternatives; no painting). Beside it, the
+// what the transcript view keeps (the text and every token with its alternatives; no painting), without and with
+// the probes the inspection views receive (EngineWorker::setProbesEnabled). Beside it, the
 // engine alone in this process: Session::generate with and without the alternatives, and with probes recorded
 // (what the Dynamics view will read). Prints one JSON object.
 //   mamba-app-bench [--config 130m] [--device cuda] [--tokens 1024] [--prompt-len 64] [--reps 3]
@@ -121,52 +122,58 @@ int main(int argc, char** argv) {
     QCoreApplication::processEvents();
     if (!failure.isEmpty()) throw std::runtime_error(failure.toStdString());
 
-    for (double temp : {0.0, 0.8}) {
-      double best_worker = 0, best_receiver = 0, wall = 0;
-      bool complete = true;
-      int64_t received = 0;
-      for (int r = 0; r < reps + 1; ++r) {
-        Receiver rec;
-        GenerationStats stats;
-        QEventLoop loop;
-        auto c1 = QObject::connect(w, &EngineWorker::tokenGenerated, &loop, [&](const TokenData& t) { rec.onToken(t); });
-        auto c2 = QObject::connect(w, &EngineWorker::generationFinished, &loop, [&](const GenerationStats& st) {
-          stats = st;
-          loop.quit();
-        });
-        auto c3 = QObject::connect(w, &EngineWorker::generationFailed, &loop, [&](const QString&) { loop.quit(); });
-        GenerationRequest req;
-        req.kind = GenerationRequest::Kind::Fresh;
-        req.prompt = prompt_text.join(QStringLiteral(", "));
-        req.sampling.maxNewTokens = int(tokens);
-        req.sampling.temperature = temp;
-        req.sampling.topP = 1.0;
-        req.sampling.seed = 7;
-        req.sampling.randomSeed = false;
-        rec.clock.start();
-        const double t0 = now_s();
-        QMetaObject::invokeMethod(w, "generate", Qt::QueuedConnection, Q_ARG(studio::GenerationRequest, req));
-        loop.exec();
-        const double t1 = now_s();
-        QObject::disconnect(c1);
-        QObject::disconnect(c2);
-        QObject::disconnect(c3);
-        if (!failure.isEmpty()) throw std::runtime_error(failure.toStdString());
-        if (r == 0) continue;  // captures the graphs
-        best_worker = std::max(best_worker, stats.tokensPerSecond);
-        if (rec.tokens.size() > 1)
-          best_receiver = std::max(best_receiver, double(rec.tokens.size() - 1) / ((rec.last_ns - rec.first_ns) * 1e-9));
-        wall = t1 - t0;
-        complete = complete && rec.complete;
-        received = rec.tokens.size();
+    // Without and with the probes the inspection views ask for (EngineWorker::setProbesEnabled).
+    for (bool probes : {false, true})
+      for (double temp : {0.0, 0.8}) {
+        QMetaObject::invokeMethod(
+            w, [&] { w->setProbesEnabled(probes); }, Qt::BlockingQueuedConnection);
+        double best_worker = 0, best_receiver = 0, wall = 0;
+        bool complete = true;
+        int64_t received = 0, probe_positions = 0;
+        for (int r = 0; r < reps + 1; ++r) {
+          Receiver rec;
+          GenerationStats stats;
+          QEventLoop loop;
+          int64_t positions = 0;
+          auto c0 = QObject::connect(w, &EngineWorker::probesReady, &loop, [&](const ProbeBatch& b) { positions += b.count; });
+          auto c1 = QObject::connect(w, &EngineWorker::tokenGenerated, &loop, [&](const TokenData& t) { rec.onToken(t); });
+          auto c2 = QObject::connect(w, &EngineWorker::generationFinished, &loop, [&](const GenerationStats& st) {
+            stats = st;
+            loop.quit();
+          });
+          auto c3 = QObject::connect(w, &EngineWorker::generationFailed, &loop, [&](const QString&) { loop.quit(); });
+          GenerationRequest req;
+          req.kind = GenerationRequest::Kind::Fresh;
+          req.prompt = prompt_text.join(QStringLiteral(", "));
+          req.sampling.maxNewTokens = int(tokens);
+          req.sampling.temperature = temp;
+          req.sampling.topP = 1.0;
+          req.sampling.seed = 7;
+          req.sampling.randomSeed = false;
+          rec.clock.start();
+          const double t0 = now_s();
+          QMetaObject::invokeMethod(w, "generate", Qt::QueuedConnection, Q_ARG(studio::GenerationRequest, req));
+          loop.exec();
+          const double t1 = now_s();
+          QObject::disconnect(c0);
+          QObject::disconnect(c1);
+          QObject::disconnect(c2);
+          QObject::disconnect(c3);
+          if (!failure.isEmpty()) throw std::runtime_error(failure.toStdString());
+          if (r == 0) continue;  // captures the graphs
+          best_worker = std::max(best_worker, stats.tokensPerSecond);
+          if (rec.tokens.size() > 1)
+            best_receiver = std::max(best_receiver, double(rec.tokens.size() - 1) / ((rec.last_ns - rec.first_ns) * 1e-9));
+          wall = t1 - t0;
+          complete = complete && rec.complete;
+          received = rec.tokens.size();
+          probe_positions = positions;
+        }
+        const std::string key = std::string(temp == 0.0 ? "greedy" : "t0.8") + (probes ? "_probes" : "");
+        out["app"][key] = {{"worker_tok_s", best_worker}, {"received_tok_s", best_receiver},
+                           {"tokens_received", received}, {"probe_positions_received", probe_positions},
+                           {"last_run_wall_s", wall},     {"every_token_has_prob_and_10_alternatives", complete}};
       }
-      const std::string key = temp == 0.0 ? "greedy" : "t0.8";
-      out["app"][key] = {{"worker_tok_s", best_worker},
-                         {"received_tok_s", best_receiver},
-                         {"tokens_received", received},
-                         {"last_run_wall_s", wall},
-                         {"every_token_has_prob_and_10_alternatives", complete}};
-    }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   } catch (const std::exception& e) {
