@@ -7,6 +7,7 @@
 #   mkdir -p .carry/ab/base && git archive REV CMakeLists.txt engine kernels app backends | tar -x -C .carry/ab/base)
 # its mamba-cli bench runs on the same GPU in the same call. Logs go to $OUT (at most 8 files come back); the
 # last lines printed are a short summary. DEVICE_QUICK=1: the build, the CUDA tests, the 130m benches only.
+# BUDGET=seconds: stages that would start past it are skipped (tools/device_common.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_common.sh
@@ -31,12 +32,11 @@ grep -E "^\[  FAILED  \]|Failure$|Expected|Which is" "$T" | head -40 | tee -a "$
 B="build/bin/mamba-cli bench --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json"
 stage bench-130m 120 "$OUT/bench_130m.json" $B --config 130m
 [ "$QUICK" = 1 ] || stage bench-2.7b 200 "$OUT/bench_2.7b.json" $B --config 2.7b
-if [ -d .carry/ab/base ]; then  # the same benches from the revision compared against, same GPU
+if [ -d .carry/ab/base ] && [ "$QUICK" != 1 ]; then  # the same benches from the revision compared against, same GPU
   AB="$OUT/base_bench.log"
   configure build-base "$BL" .carry/ab/base -DMAMBA_TESTS=OFF &&
     stage build-base 300 "$BL" cmake --build build-base -j16 --target mamba-cli &&
     for c in 130m 2.7b; do
-      [ "$QUICK" = 1 ] && [ $c = 2.7b ] && continue
       stage "base bench-$c" 200 "$AB" build-base/bin/mamba-cli bench --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json --config $c
     done
   grep -E '"(decode_tok_s|prefill_tok_s|decode_fraction_of_bound|prefill_fraction_of_bound|model)"' "$AB" | tee -a "$S"
