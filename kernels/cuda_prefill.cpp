@@ -103,14 +103,14 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
   // Fused chunk scan (bf16 operands, supported shapes, CudaOptions::fused_scan): one tensor-core kernel for
   // the SSD's output side with the D skip and the gate in its epilogue, then a light kernel that finishes the
   // grouped norm. The f32 mode keeps the unfused path as the check.
-  SsdChunkedArgs probe;
-  probe.P = P;
-  probe.N = N;
-  probe.dtype = m_sdt;
-  probe.x_act = xbc_act;
-  probe.ld_act = CD;
-  probe.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
-  const bool fused = chunked && m_sdt != DType::F32 && m_opt.fused_scan && ssd_chunked_fused_supported(probe);
+  SsdChunkedArgs shape;
+  shape.P = P;
+  shape.N = N;
+  shape.dtype = m_sdt;
+  shape.x_act = xbc_act;
+  shape.ld_act = CD;
+  shape.C_act = static_cast<const char*>(xbc_act) + (E + G * N) * int64_t(sd);
+  const bool fused = chunked && m_sdt != DType::F32 && m_opt.fused_scan && ssd_chunked_fused_supported(shape);
   // v in bf16 goes straight into the out_proj input buffer (normalised in place); else fp32 on the side.
   const DType v_dtype = m_wdt == DType::BF16 ? DType::BF16 : DType::F32;
   if (fused && v_dtype != m_wdt) m_gate_v.reserve(sizeof(float) * size_t(T_pad * E), "gated SSD output");
