@@ -1,5 +1,7 @@
 #include "ui/EngineTypes.h"
 
+#include "ui/MatrixTypes.h"
+
 namespace studio {
 
 void registerEngineMetaTypes() {
@@ -11,6 +13,8 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::DeviceInfo>();
   qRegisterMetaType<studio::PromptTokens>();
   qRegisterMetaType<studio::ProbeBatch>();
+  qRegisterMetaType<studio::MatrixRequest>();
+  qRegisterMetaType<studio::MatrixResult>();
 }
 
 }  // namespace studio

@@ -127,10 +127,11 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
-  // A view whose data is computed on request gets it computed first, once.
-  if (!m_failed && !m_prepared) {
+  // An inspection view may first have work to do on the engine's thread (the SSD matrix): capture once it is drawn.
+  if (InspectorView* v = m_window->inspectorView(m_options.view); v && !m_failed && !m_prepared) {
     m_prepared = true;
-    if (InspectorView* v = m_window->inspectorView(m_options.view); v && v->prepareCapture([this] { captureSoon(); })) return;
+    connect(v, &InspectorView::captureReady, this, &ScreenshotRunner::captureSoon, Qt::QueuedConnection);
+    if (v->prepareCapture(m_options.viewOptions)) return;
   }
   // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
   QTimer::singleShot(400, this, &ScreenshotRunner::capture);

@@ -38,7 +38,7 @@ class ScreenshotRunner : public QObject {
   QTimer m_timeout;
   bool m_failed = false;
   bool m_done = false;
-  bool m_prepared = false;  // the view's prepareCapture has been asked
+  bool m_prepared = false;  // the captured view has been told what to show
 };
 
 }  // namespace studio

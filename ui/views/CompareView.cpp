@@ -170,9 +170,11 @@ class CompareView final : public InspectorView {
             {QStringLiteral("sweep-error"), m_err, [this] { return sweepTable(); }}};
   }
 
-  bool prepareCapture(const std::function<void()>& ready) override {
-    if (m_data.tokens > 0 || !context()->hasModel()) return false;
-    m_captureReady = ready;
+  // --screenshot --view compare: compare the text first (--chunk Q sets the chunk size), then captureReady().
+  bool prepareCapture(const QMap<QString, QString>& options) override {
+    if (m_data.tokens > 0 || !context()->hasModel() || !context()->worker()) return false;
+    if (options.contains(QStringLiteral("chunk"))) m_chunk->setValue(options.value(QStringLiteral("chunk")).toInt());
+    m_capturing = true;
     start();
     return true;
   }
@@ -301,10 +303,10 @@ class CompareView final : public InspectorView {
     m_cancel->setEnabled(on);
     m_progress->setVisible(on);
     if (on) m_progress->setValue(0);
-    if (!on && m_captureReady) {
-      auto ready = std::move(m_captureReady);
-      m_captureReady = nullptr;
-      QMetaObject::invokeMethod(this, ready, Qt::QueuedConnection);  // after setData has drawn
+    if (!on && m_capturing) {
+      m_capturing = false;
+      QMetaObject::invokeMethod(
+          this, [this] { emit captureReady(); }, Qt::QueuedConnection);  // after setData has drawn
     }
   }
 
@@ -633,7 +635,7 @@ class CompareView final : public InspectorView {
   QCustomPlot *m_time = nullptr, *m_err = nullptr;
   CompareData m_data;
   bool m_running = false;
-  std::function<void()> m_captureReady;
+  bool m_capturing = false;  // a headless capture waits for this comparison
 };
 
 }  // namespace
