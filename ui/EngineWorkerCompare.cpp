@@ -18,7 +18,7 @@ void EngineWorker::compare(const CompareRequest& request) {
   }
   try {
     std::vector<int32_t> ids = m_session && !m_session->tokens().empty() ? m_session->tokens() : promptIds(request.prompt);
-    if (ids.empty()) throw mamba::Error(tr("there is no text to compare: type a prompt or generate first").toStdString());
+    if (ids.empty()) throw mamba::Error(tr("there is no text to compare yet: generate some first").toStdString());
     const bool gpu = request.gpu && mamba::cuda_available();
     mamba::CompareOptions o;
     o.chunk_size = request.chunkSize;

@@ -55,7 +55,7 @@ class CompareView final : public InspectorView {
     QHBoxLayout* row = controlRow();
     m_run = new QPushButton(tr("Compare"), this);
     m_run->setObjectName(QStringLiteral("runCompare"));
-    m_run->setToolTip(tr("Run the text (the transcript, or the prompt when there is none) through every scan against float64"));
+    m_run->setToolTip(tr("Run the text (prompt and generated tokens) through every scan and compare each with float64"));
     m_cancel = new QPushButton(tr("Cancel"), this);
     m_cancel->setObjectName(QStringLiteral("cancelCompare"));
     m_cancel->setEnabled(false);
@@ -288,10 +288,6 @@ class CompareView final : public InspectorView {
     req.chunkSize = m_chunk->value();
     req.sweep = m_sweep->isChecked();
     req.gpu = m_gpu->isEnabled() && m_gpu->isChecked();
-    QString prompt;
-    for (const auto& t : context()->tokens())
-      if (t.prompt) prompt += t.text;
-    req.prompt = prompt;
     setRunning(true);
     QMetaObject::invokeMethod(
         worker, [worker, req] { worker->compare(req); }, Qt::QueuedConnection);
