@@ -13,6 +13,7 @@
   X(generate)                 \
   X(logits)                   \
   X(probe)                    \
+  X(matrix)                   \
   X(score)                    \
   X(bench)                    \
   X(info)                     \

@@ -58,6 +58,11 @@ class PlaygroundView final : public InspectorView {
     m_Q = intSlider(form, tr("chunk size Q"), 1, 64, 8);
     m_A = logSlider(form, tr("−A (forgetting)"), 0.01, 5.0, 0.5);
     m_dt = logSlider(form, tr("dt (step)"), 0.01, 2.0, 0.3);
+    m_T.slider->setObjectName(QStringLiteral("tokens"));
+    m_N.slider->setObjectName(QStringLiteral("stateSize"));
+    m_Q.slider->setObjectName(QStringLiteral("chunkSize"));
+    m_A.slider->setObjectName(QStringLiteral("forgetting"));
+    m_dt.slider->setObjectName(QStringLiteral("dtStep"));
     m_pattern = new QComboBox(controls);
     m_pattern->setObjectName(QStringLiteral("dtPattern"));
     for (ToyDt p : {ToyDt::Constant, ToyDt::Spike, ToyDt::Ramp, ToyDt::Periodic, ToyDt::Random})
