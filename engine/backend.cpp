@@ -21,6 +21,11 @@ void check_decode_request(const DecodeRequest& r) {
     throw Error("decode: alternatives per token must be in 0.." + std::to_string(DecodeRequest::kMaxTopN));
 }
 
+void Backend::set_dt_edits(std::vector<DtEdit> edits) {
+  if (!edits.empty())
+    throw Error(name() + ": dt edits are applied by the CPU backend only; switch the device to the CPU to run with " + edits[0].describe());
+}
+
 int64_t Backend::decode(const DecodeRequest& r, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) {
   check_decode_request(r);
   std::vector<float> logits(static_cast<size_t>(model().config.vocab_size));

@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
   // `logits` may be null when the caller samples on the device afterwards (sample_last).
   void step(int32_t token, float* logits, ProbeSink* probes = nullptr) override;
   uint64_t weight_bytes() const override;
+  std::string weights_dtype() const override { return dtype_name(m_wdt); }
 
   // Decode one token and sample the next on the GPU: only the id crosses the bus.
   // `uniform` is the caller's draw in [0, 1); repeat_penalty must be 1 (it needs the host history).
