@@ -69,10 +69,10 @@ class ProbeRecorder final : public ProbeSink {
   float* slot(int64_t pos);
   const float* slot(int64_t pos) const;
   int64_t m_L = 0, m_H = 0, m_window = 0;
-  std::vector<float> m_A;      // (L, H)
-  std::vector<float> m_ring;   // (window, L, 3H + 1), grown as positions arrive
-  int64_t m_end = 0;           // one past the newest complete position
-  int64_t m_held = 0;          // complete positions in the ring, ending at m_end
+  std::vector<float> m_A;     // (L, H)
+  std::vector<float> m_ring;  // (window, L, 3H + 1), grown as positions arrive
+  int64_t m_end = 0;          // one past the newest complete position
+  int64_t m_held = 0;         // complete positions in the ring, ending at m_end
 };
 
 }  // namespace mamba
