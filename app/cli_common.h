@@ -29,5 +29,6 @@ int run_bench(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
+int run_state(int argc, char** argv);
 
 }  // namespace mamba::cli

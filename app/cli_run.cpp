@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/json_lenient.h"
 #include "engine/session.h"
+#include "engine/snapshot.h"
 
 namespace mamba::cli {
 
@@ -35,19 +36,29 @@ void print_row(std::ostream& os, const float* v, int64_t n) {
 
 int run_generate(int argc, char** argv) {
   Args args(argc, argv,
-            with(kDeviceFlags, {"-i", "--ids", "-n", "-t", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--chunk-size"}),
+            with(kDeviceFlags, {"-i", "--ids", "-n", "-t", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--chunk-size",
+                                "--save-state", "--load-state"}),
             {"--print-ids", "--no-stop"});
   Loaded l = load_model_arg(args);
-  const std::vector<int32_t> prompt = prompt_ids_arg(args, l, true);
-  if (prompt.empty()) throw UsageError("the prompt encodes to no tokens");
+  const bool resume = args.has("--load-state");
+  // From a snapshot the prompt is optional: -i / --ids append to its text before continuing.
+  const std::vector<int32_t> prompt = prompt_ids_arg(args, l, !resume);
+  if (!resume && prompt.empty()) throw UsageError("the prompt encodes to no tokens");
+  std::optional<Snapshot> snap;
+  if (resume) snap = load_snapshot(args.str("--load-state"));
+
   GenerateOptions go;
   go.max_new_tokens = args.integer("-n", 128);
-  go.sampling.temperature = static_cast<float>(args.number("-t", 0.8));
-  go.sampling.top_k = static_cast<int>(args.integer("--top-k", 0));
-  go.sampling.top_p = static_cast<float>(args.number("--top-p", 1.0));
-  go.sampling.min_p = static_cast<float>(args.number("--min-p", 0.0));
-  go.sampling.repeat_penalty = static_cast<float>(args.number("--repeat-penalty", 1.0));
-  go.sampling.seed = static_cast<uint64_t>(args.integer("--seed", 1));
+  // a snapshot's sampler settings and generator, unless flags say otherwise (--seed starts a new generator)
+  const SamplerParams base = snap && snap->sampler ? snap->sampler->params : SamplerParams{};
+  go.sampling.temperature = static_cast<float>(args.number("-t", snap && snap->sampler ? base.temperature : 0.8));
+  go.sampling.top_k = static_cast<int>(args.integer("--top-k", base.top_k));
+  go.sampling.top_p = static_cast<float>(args.number("--top-p", base.top_p));
+  go.sampling.min_p = static_cast<float>(args.number("--min-p", base.min_p));
+  go.sampling.repeat_penalty = static_cast<float>(args.number("--repeat-penalty", base.repeat_penalty));
+  go.sampling.seed = static_cast<uint64_t>(args.integer("--seed", snap && snap->sampler ? int64_t(base.seed) : 1));
+  go.sampling.n_valid = base.n_valid;
+  go.reseed = !(snap && snap->sampler) || args.has("--seed");
   go.scan = parse_scan(args.str("--scan", "chunked"));
   go.chunk_size = args.integer("--chunk-size", 0);
   go.stop_at_eos = !args.has("--no-stop");
@@ -63,6 +74,7 @@ int run_generate(int argc, char** argv) {
   if (go.max_new_tokens < 0) throw UsageError("-n must be >= 0");
 
   Session session(make_backend_arg(args, l.model));
+  if (snap) session.restore_snapshot(*snap, args.str("--load-state"));
   std::unique_ptr<StreamDecoder> dec;
   if (l.tokenizer) {
     dec = std::make_unique<StreamDecoder>(*l.tokenizer);
@@ -70,17 +82,28 @@ int run_generate(int argc, char** argv) {
     for (int32_t id : prompt) head += dec->push(id);
     std::fputs(head.c_str(), stdout);
   }
-  GenerateResult r = session.generate(prompt, go, [&](const TokenEvent& ev) {
+  const auto on_token = [&](const TokenEvent& ev) {
     if (dec) std::fputs(dec->push(ev.id).c_str(), stdout);
     else std::printf("%s%d", ev.index ? " " : "", ev.id);
     std::fflush(stdout);
-  });
+  };
+  GenerateResult r;
+  if (go.max_new_tokens == 0) {
+    // nothing to sample: the prompt is queued (its last token pending), so a saved state continues exactly
+    session.queue(prompt, go.scan, go.chunk_size);
+    r.prompt_tokens = static_cast<int64_t>(prompt.size());
+    r.stop_reason = "length";
+  } else {
+    r = session.generate(prompt, go, on_token);
+  }
   if (dec) std::fputs(dec->flush().c_str(), stdout);
   std::fputs("\n", stdout);
+  if (args.has("--save-state")) save_snapshot(session.snapshot(), args.str("--save-state"));
   if (args.has("--print-ids")) std::printf("%s\n", nlohmann::json(r.ids).dump().c_str());
-  std::fprintf(stderr, "[%lld prompt tokens in %.3f s, %lld new tokens at %.2f tok/s, stop: %s, %s]\n", (long long)r.prompt_tokens,
+  std::fprintf(stderr, "[%lld prompt tokens in %.3f s, %lld new tokens at %.2f tok/s, stop: %s, %s%s]\n", (long long)r.prompt_tokens,
                r.prefill_seconds, (long long)r.ids.size(), r.ids.size() > 1 ? (r.ids.size() - 1) / std::max(1e-9, r.decode_seconds) : 0.0,
-               r.stop_reason.c_str(), session.backend().name().c_str());
+               r.stop_reason.c_str(), session.backend().name().c_str(),
+               args.has("--save-state") ? (", state saved to " + args.str("--save-state")).c_str() : "");
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// mamba-cli: generate, logits, score, bench, info, tokenize, detokenize.
+// mamba-cli: generate, logits, score, bench, info, tokenize, detokenize, state.
 // Errors: exit 1 with one line on stderr; usage errors: exit 2.
 #include <cstdio>
 #include <cstring>
@@ -13,6 +13,9 @@ const char* kUsage =
     "usage: mamba-cli COMMAND [options]\n"
     "  generate   [-m DIR] (-i TEXT | --ids 1,2,3) [-n N] [-t TEMP] [--top-k K] [--top-p P] [--min-p P]\n"
     "             [--repeat-penalty R] [--seed S] [--device cpu|cuda] [--scan chunked|recurrent] [--print-ids]\n"
+    "             [--save-state FILE]   save the state after the last token (docs/SNAPSHOTS.md)\n"
+    "  generate   [-m DIR] --load-state FILE [-n N] [-i TEXT | --ids 1,2,3] [--print-ids] [sampling flags]\n"
+    "             continue from a saved state with its sampler and generator (flags override; -i appends)\n"
     "  logits     [-m DIR] --ids 1,2,3 [--device D] [--scan S]\n"
     "  score      [-m DIR] --text-file F [--device D]\n"
     "  bench      [-m DIR | --config 130m|370m|780m|1.3b|2.7b] [--device D] [--dtype f32|bf16|f16]\n"
@@ -20,6 +23,7 @@ const char* kUsage =
     "  info       [-m DIR]\n"
     "  tokenize   --tokenizer FILE_OR_DIR (--text S | --text-file F)\n"
     "  detokenize --tokenizer FILE_OR_DIR --ids 1,2,3\n"
+    "  state info FILE       a snapshot's header as JSON (model id, tokens, sizes, format version)\n"
     "common: --threads N (CPU threads, default all cores); without -m the embedded default model is used\n";
 
 }  // namespace
@@ -39,6 +43,7 @@ int main(int argc, char** argv) {
   else if (cmd == "info") fn = run_info;
   else if (cmd == "tokenize") fn = run_tokenize;
   else if (cmd == "detokenize") fn = run_detokenize;
+  else if (cmd == "state") fn = run_state;
   if (!fn) {
     std::fprintf(stderr, "mamba-cli: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;

@@ -14,8 +14,8 @@ struct Config;
 
 struct DtEdit {
   int64_t layer = 0, head = 0;
-  float scale = 1.f;     // >= 0
-  float lo = 0.f;        // clamp after scaling; lo <= hi
+  float scale = 1.f;  // >= 0
+  float lo = 0.f;     // clamp after scaling; lo <= hi
   float hi = INFINITY;
   bool operator==(const DtEdit&) const = default;
   std::string describe() const;  // e.g. "dt x0.5 in L3 H7", "dt clamped to [0, 0.01] in L0 H2"

@@ -37,8 +37,8 @@ std::string Model::identity() const {
   // tensor's length, so a value cannot move across a tensor boundary unseen) are hashed in order.
   std::vector<const Tensor*> tensors = {&weights.embedding};
   for (const LayerWeights& l : weights.layers)
-    for (const Tensor* t : {&l.norm, &l.in_proj, &l.in_proj_bias, &l.conv_w, &l.conv_b, &l.dt_bias, &l.A, &l.D, &l.gnorm, &l.out_proj,
-                            &l.out_proj_bias})
+    for (const Tensor* t :
+         {&l.norm, &l.in_proj, &l.in_proj_bias, &l.conv_w, &l.conv_b, &l.dt_bias, &l.A, &l.D, &l.gnorm, &l.out_proj, &l.out_proj_bias})
       tensors.push_back(t);
   tensors.push_back(&weights.norm_f);
   tensors.push_back(&weights.lm_head);

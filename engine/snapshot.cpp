@@ -19,7 +19,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kMagic[8] = {'M', 'A', 'M', 'B', 'A', 'S', 'N', 'P'};
-constexpr size_t kPrefixBytes = 40;   // magic, version, flags, header bytes, payload bytes, prefix check
+constexpr size_t kPrefixBytes = 40;    // magic, version, flags, header bytes, payload bytes, prefix check
 constexpr size_t kChecksumBytes = 16;  // XXH3-128 of everything before it
 constexpr uint64_t kMaxHeaderBytes = 16ull << 20;
 constexpr int64_t kMaxDim = int64_t(1) << 24;
@@ -43,16 +43,16 @@ std::string short_id(const std::string& id) { return id.size() > 12 ? id.substr(
 
 json sampler_json(const SamplerState& s) {
   const SamplerParams& p = s.params;
-  return {{"temperature", p.temperature}, {"top_k", p.top_k},
-          {"top_p", p.top_p},             {"min_p", p.min_p},
-          {"repeat_penalty", p.repeat_penalty}, {"seed", p.seed},
-          {"n_valid", p.n_valid},         {"rng", {s.rng[0], s.rng[1], s.rng[2], s.rng[3]}}};
+  return {
+      {"temperature", p.temperature},       {"top_k", p.top_k}, {"top_p", p.top_p},     {"min_p", p.min_p},
+      {"repeat_penalty", p.repeat_penalty}, {"seed", p.seed},   {"n_valid", p.n_valid}, {"rng", {s.rng[0], s.rng[1], s.rng[2], s.rng[3]}}};
 }
 
 json header_json(const Snapshot& s) {
   json edits = json::array();
   for (const DtEdit& e : s.dt_edits)
-    edits.push_back({{"layer", e.layer}, {"head", e.head}, {"scale", e.scale}, {"lo", e.lo}, {"hi", std::isfinite(e.hi) ? json(e.hi) : json()}});
+    edits.push_back(
+        {{"layer", e.layer}, {"head", e.head}, {"scale", e.scale}, {"lo", e.lo}, {"hi", std::isfinite(e.hi) ? json(e.hi) : json()}});
   const SnapshotShape& sh = s.shape;
   return {{"kind", "mamba-studio snapshot"},
           {"engine_version", s.engine_version},
@@ -102,7 +102,8 @@ Frame read_frame(std::string_view b, const std::string& origin) {
                std::to_string(kSnapshotFormatVersion) + "); open it with a newer Mamba Studio");
   if (f.version == 0) refuse(SnapshotProblem::Damaged, origin, "altered or damaged: format version 0");
   const uint64_t hb = get_le<uint64_t>(b.data() + 16), pb = get_le<uint64_t>(b.data() + 24);
-  if (hb > kMaxHeaderBytes) refuse(SnapshotProblem::SizeMismatch, origin, "its header claims " + std::to_string(hb) + " bytes (at most 16 MiB)");
+  if (hb > kMaxHeaderBytes)
+    refuse(SnapshotProblem::SizeMismatch, origin, "its header claims " + std::to_string(hb) + " bytes (at most 16 MiB)");
   if (pb > std::numeric_limits<uint64_t>::max() / 2)
     refuse(SnapshotProblem::SizeMismatch, origin, "its payload claims " + std::to_string(pb) + " bytes");
   const uint64_t total = kPrefixBytes + hb + pb + kChecksumBytes;
@@ -110,8 +111,9 @@ Frame read_frame(std::string_view b, const std::string& origin) {
     refuse(SnapshotProblem::Truncated, origin,
            "truncated: " + std::to_string(n) + " bytes of the " + std::to_string(total) + " its sizes say it has");
   if (n > total)
-    refuse(SnapshotProblem::Damaged, origin,
-           "altered or damaged: " + std::to_string(n - total) + " bytes after the end its sizes say it has (" + std::to_string(total) + ")");
+    refuse(
+        SnapshotProblem::Damaged, origin,
+        "altered or damaged: " + std::to_string(n - total) + " bytes after the end its sizes say it has (" + std::to_string(total) + ")");
   const Digest128 want{get_le<uint64_t>(b.data() + total - 16), get_le<uint64_t>(b.data() + total - 8)};
   f.checksum = xxh3_128(b.data(), total - kChecksumBytes);
   if (!(f.checksum == want)) refuse(SnapshotProblem::Damaged, origin, "altered or damaged: the checksum over its contents does not match");
@@ -251,8 +253,8 @@ Snapshot decode_snapshot(std::string_view bytes, const std::string& origin) {
     const int64_t count = tk.at("count").get<int64_t>(), fed = tk.at("fed").get<int64_t>(), pending = tk.at("pending").get<int64_t>();
     if (count < 0 || fed < 0 || pending < 0 || fed + pending != count)
       refuse(SnapshotProblem::SizeMismatch, origin,
-             "its token counts do not add up (" + std::to_string(fed) + " fed + " + std::to_string(pending) + " pending != " +
-                 std::to_string(count) + ")");
+             "its token counts do not add up (" + std::to_string(fed) + " fed + " + std::to_string(pending) +
+                 " pending != " + std::to_string(count) + ")");
     // in 128 bits: crafted dimensions must not wrap around to the payload's size
     const unsigned __int128 want = (unsigned __int128)sh.n_layer *
                                        ((unsigned __int128)(sh.conv_dim * sh.conv_len) +
@@ -363,10 +365,11 @@ void check_snapshot_fits(const Snapshot& s, const Model& model, const std::strin
   const std::string name = model.source.empty() ? std::string("the loaded model") : std::filesystem::path(model.source).filename().string();
   if (s.model_id != id)
     refuse(SnapshotProblem::OtherModel, origin,
-           "made with another model (" + (s.model_name.empty() ? std::string() : s.model_name + ", ") + "id " + short_id(s.model_id) + ", " +
-               s.shape.describe() + "); the loaded model is " + name + " (id " + short_id(id) + ", " + want.describe() + ")");
+           "made with another model (" + (s.model_name.empty() ? std::string() : s.model_name + ", ") + "id " + short_id(s.model_id) +
+               ", " + s.shape.describe() + "); the loaded model is " + name + " (id " + short_id(id) + ", " + want.describe() + ")");
   if (!(s.shape == want))
-    refuse(SnapshotProblem::SizeMismatch, origin, "its state (" + s.shape.describe() + ") does not match the model's (" + want.describe() + ")");
+    refuse(SnapshotProblem::SizeMismatch, origin,
+           "its state (" + s.shape.describe() + ") does not match the model's (" + want.describe() + ")");
   if (!s.state.matches(c)) refuse(SnapshotProblem::SizeMismatch, origin, "its state's sizes do not match the model's");
   try {
     check_dt_edits(s.dt_edits, c);

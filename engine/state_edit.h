@@ -16,7 +16,7 @@ std::vector<float> state_head_norms(const State& s, const Config& c);
 
 struct StateDiff {
   int64_t L = 0, H = 0;
-  std::vector<float> delta;  // (L, H) ||h_a - h_b||_F per layer and head
+  std::vector<float> delta;           // (L, H) ||h_a - h_b||_F per layer and head
   std::vector<float> norm_a, norm_b;  // (L, H) ||h_a||_F, ||h_b||_F
   std::vector<float> conv_delta;      // (L) ||conv_a - conv_b||_F of the layer's conv window
 };

@@ -11,11 +11,11 @@
 namespace mamba::test {
 
 struct NaiveLayer {
-  std::vector<double> resid_in;  // (T, D) residual stream entering the layer
-  std::vector<double> x;         // (T, E) after conv + SiLU
-  std::vector<double> B, C;      // (T, G, N)
-  std::vector<double> dt;        // (T, H) after softplus and the clamp
-  std::vector<double> y;         // (T, E) SSD output + D x, before the gate
+  std::vector<double> resid_in;    // (T, D) residual stream entering the layer
+  std::vector<double> x;           // (T, E) after conv + SiLU
+  std::vector<double> B, C;        // (T, G, N)
+  std::vector<double> dt;          // (T, H) after softplus and the clamp
+  std::vector<double> y;           // (T, E) SSD output + D x, before the gate
   std::vector<double> state_norm;  // (T, H) ||S_t||_F after token t
 };
 

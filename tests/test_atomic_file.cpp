@@ -80,7 +80,8 @@ std::string failing_write_in_child(const std::string& file, bool read_only_folde
     } catch (const Error& e) {
       const std::string msg = e.what();
       if (msg.find(fs::path(file).filename().string()) == std::string::npos) return "message does not name the file: " + msg;
-      if (msg.find(read_only_folder ? "permission denied" : "file size limit") == std::string::npos) return "message does not say why: " + msg;
+      if (msg.find(read_only_folder ? "permission denied" : "file size limit") == std::string::npos)
+        return "message does not say why: " + msg;
     }
     return "";
   });

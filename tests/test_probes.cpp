@@ -15,9 +15,7 @@ using namespace mamba::test;
 
 namespace {
 
-std::shared_ptr<const Model> fixture_model(const std::string& name) {
-  return Model::load(source_dir() + "/tests/fixtures/models/" + name);
-}
+std::shared_ptr<const Model> fixture_model(const std::string& name) { return Model::load(source_dir() + "/tests/fixtures/models/" + name); }
 
 // ||a - b|| / ||b|| over a whole series.
 double rel_err(const std::vector<float>& a, const std::vector<double>& b) {

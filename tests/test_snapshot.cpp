@@ -58,8 +58,7 @@ struct Fingerprint {
   std::vector<int32_t> tokens, pending;
   std::optional<SamplerState> sampler;
   std::vector<DtEdit> edits;
-  explicit Fingerprint(const Session& s)
-      : state(s.state()), tokens(s.tokens()), pending(s.pending()), edits(s.dt_edits()) {
+  explicit Fingerprint(const Session& s) : state(s.state()), tokens(s.tokens()), pending(s.pending()), edits(s.dt_edits()) {
     if (s.sampler()) sampler = SamplerState::of(*s.sampler());
   }
   bool operator==(const Fingerprint& o) const {
@@ -219,7 +218,7 @@ TEST(Snapshot, CheckpointsDoNotChangeTheIds) {
   EXPECT_TRUE(same_state(pieces->state(), plain->state()));
   const auto st = pieces->checkpoint_stats();
   EXPECT_EQ(st.every, 4);
-  EXPECT_GE(st.count, 6);  // the start, after the prompt, every 4 ids, the end
+  EXPECT_GE(st.count, 6);                                 // the start, after the prompt, every 4 ids, the end
   EXPECT_LE(st.max_replay, int64_t(kPrompt.size()) - 1);  // a prompt position replays its prefix; generated ones at most 3
 }
 
@@ -258,17 +257,19 @@ TEST(Snapshot, SnapshotAtEarlierTokenEqualsLiveSnapshot) {
   // the live session still continues as it would have
   auto twin = make_session(m);
   twin->generate(kPrompt, options(17, 0.9f));
-  EXPECT_EQ(s->generate({}, [&] {
-               GenerateOptions go = options(5, 0.9f);
-               go.reseed = false;
-               return go;
-             }())
+  EXPECT_EQ(s->generate({},
+                        [&] {
+                          GenerateOptions go = options(5, 0.9f);
+                          go.reseed = false;
+                          return go;
+                        }())
                 .ids,
-            twin->generate({}, [&] {
-               GenerateOptions go = options(5, 0.9f);
-               go.reseed = false;
-               return go;
-             }())
+            twin->generate({},
+                           [&] {
+                             GenerateOptions go = options(5, 0.9f);
+                             go.reseed = false;
+                             return go;
+                           }())
                 .ids);
 }
 
@@ -538,8 +539,7 @@ TEST(StateEdit, ZeroAndScaleOneHead) {
   EXPECT_EQ(s.layers[1].conv, snap.state.layers[1].conv);
   State half = snap.state;
   scale_head_state(half, c, 0, 3, 0.5f);
-  for (int64_t i = 0; i < PN; ++i)
-    ASSERT_EQ(half.layers[0].ssm[size_t(3 * PN + i)], snap.state.layers[0].ssm[size_t(3 * PN + i)] * 0.5f);
+  for (int64_t i = 0; i < PN; ++i) ASSERT_EQ(half.layers[0].ssm[size_t(3 * PN + i)], snap.state.layers[0].ssm[size_t(3 * PN + i)] * 0.5f);
   EXPECT_THROW(scale_head_state(half, c, 2, 0, 0.f), Error);
   EXPECT_THROW(scale_head_state(half, c, 0, 4, 0.f), Error);
   // a zeroed head in a restored branch: its norm is 0 right after the edit
