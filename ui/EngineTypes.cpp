@@ -1,5 +1,7 @@
 #include "ui/EngineTypes.h"
 
+#include "ui/SnapshotTypes.h"
+
 namespace studio {
 
 void registerEngineMetaTypes() {
@@ -9,6 +11,7 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::GenerationStats>();
   qRegisterMetaType<studio::ModelInfo>();
   qRegisterMetaType<studio::DeviceInfo>();
+  registerSnapshotMetaTypes();
 }
 
 }  // namespace studio

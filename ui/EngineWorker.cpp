@@ -11,6 +11,7 @@
 #include "engine/model.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
+#include "ui/SnapshotStore.h"
 
 namespace studio {
 
@@ -110,11 +111,13 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   info.summary = QString::fromStdString(c.summary());
 
   m_session = std::move(session);
+  m_session->set_checkpoints(m_checkpointEvery);
   m_model = std::move(model);
   m_tokenizer = std::move(tokenizer);
   m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
   m_info = info;
   emit modelChanged(info);
+  snapshotsAfterModelChange();
 }
 
 void EngineWorker::setDevice(const QString& device) {
@@ -138,10 +141,12 @@ void EngineWorker::setDevice(const QString& device) {
       kept = true;
     }
     m_session = std::move(session);
+    m_session->set_checkpoints(m_checkpointEvery);  // earlier tokens were run on the other device
     m_device = device;
     m_info.backendName = QString::fromStdString(m_session->backend().name());
     emit deviceChanged(device, m_info.backendName);
     if (!kept) {
+      sessionRestarted();
       if (m_decoder) m_decoder->reset();
       emit sessionCleared();
     }
@@ -152,6 +157,7 @@ void EngineWorker::setDevice(const QString& device) {
 
 void EngineWorker::clearSession() {
   if (m_session) m_session->reset();
+  sessionRestarted();
   if (m_decoder) m_decoder->reset();
   emit sessionCleared();
 }
@@ -192,9 +198,12 @@ void EngineWorker::generate(const GenerationRequest& request) {
       prompt = promptIds(request.prompt);
       if (prompt.empty()) throw mamba::Error(tr("the prompt is empty").toStdString());
       m_session->reset();
+      sessionRestarted();
       if (m_decoder) m_decoder->reset();
     } else if (m_session->tokens().empty()) {
       throw mamba::Error(tr("nothing to continue: generate first").toStdString());
+    } else if (!request.prompt.isEmpty()) {
+      prompt = promptIds(request.prompt);  // text appended before continuing
     }
 
     // Exactly the options mamba-cli generate builds, so the same seed gives the same ids.
@@ -213,6 +222,13 @@ void EngineWorker::generate(const GenerationRequest& request) {
       if (auto e = m_tokenizer->eos_id()) go.eos_id = *e;
     }
     go.top_alternatives = kAlternatives;
+    if (request.keepSampler && m_session->sampler()) {
+      // the sampler and generator as they are (a restored snapshot's): an exact continuation
+      const mamba::SamplerParams n = go.sampling;
+      go.sampling = m_session->sampler()->params();
+      go.sampling.n_valid = n.n_valid;
+      go.reseed = false;
+    }
 
     emit generationStarted(qint64(prompt.size()));
     QElapsedTimer sinceFirst;
@@ -221,6 +237,7 @@ void EngineWorker::generate(const GenerationRequest& request) {
         [&](const mamba::TokenEvent& ev) {
           TokenData t;
           t.index = ev.index;
+          t.position = qint64(m_session->tokens().size()) - 1;
           t.id = ev.id;
           t.prob = ev.info.prob;
           if (m_decoder) t.piece = QString::fromUtf8(m_decoder->push(ev.id));

@@ -27,6 +27,7 @@
 #include "ui/ModelInfoPanel.h"
 #include "ui/ProbabilityLegend.h"
 #include "ui/SamplingPanel.h"
+#include "ui/SnapshotPanel.h"
 #include "ui/StudioSettings.h"
 #include "ui/TokenView.h"
 
@@ -139,6 +140,15 @@ void MainWindow::buildDocks() {
   addDockWidget(Qt::RightDockWidgetArea, samplingDock);
 
   connect(m_greedyAction, &QAction::triggered, m_sampling, &SamplingPanel::applyGreedyPreset);
+
+  m_snapshotPanel = new SnapshotPanel(this);
+  auto* snapshotDock = new QDockWidget(tr("Snapshots"), this);
+  snapshotDock->setObjectName(QStringLiteral("snapshotDock"));
+  snapshotDock->setWidget(m_snapshotPanel);
+  addDockWidget(Qt::RightDockWidgetArea, snapshotDock);
+  registerView(QStringLiteral("snapshots"), m_snapshotPanel);
+  registerView(QStringLiteral("snapshot-diff"), m_snapshotPanel->diffPage());
+  registerView(QStringLiteral("snapshot-branches"), m_snapshotPanel->tracePage());
 }
 
 void MainWindow::buildToolBar() {

@@ -1,15 +1,18 @@
 #include "ui/ScreenshotRunner.h"
 
 #include <QApplication>
+#include <QDockWidget>
 #include <QFileInfo>
 #include <QLabel>
 #include <QPainter>
+#include <QTabWidget>
 #include <QTextCursor>
 #include <QToolTip>
 #include <cstdio>
 
 #include "ui/MainWindow.h"
 #include "ui/SamplingPanel.h"
+#include "ui/SnapshotPanel.h"
 #include "ui/TokenTooltip.h"
 #include "ui/TokenView.h"
 
@@ -109,10 +112,25 @@ void ScreenshotRunner::onModelLoadFailed(const QString& dir, const QString& erro
 }
 
 void ScreenshotRunner::onGenerationDone(const GenerationStats& stats) {
-  if (m_done) return;
+  if (m_done || m_demo) return;
   std::fprintf(stderr, "mamba-studio: %lld prompt tokens in %.3f s, %lld new tokens at %.1f tok/s (%s)\n",
                static_cast<long long>(stats.promptTokens), stats.prefillSeconds, static_cast<long long>(stats.newTokens),
                stats.tokensPerSecond, qPrintable(stats.stopReason));
+  if (m_options.snapshotDemo) {
+    m_demo = true;
+    SnapshotPanel* panel = m_window->snapshotPanel();
+    connect(panel, &SnapshotPanel::taskFinished, this, &ScreenshotRunner::captureSoon, Qt::SingleShotConnection);
+    connect(
+        panel, &SnapshotPanel::taskFailed, this,
+        [this](const QString& error) {
+          warn(QStringLiteral("snapshot demo failed: %1").arg(error));
+          m_failed = true;
+          captureSoon();
+        },
+        Qt::SingleShotConnection);
+    panel->runDemo(m_options.generate);
+    return;
+  }
   captureSoon();
 }
 
@@ -134,6 +152,19 @@ QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int
     *error = QStringLiteral("unknown view '%1'").arg(viewName);
     return {};
   }
+  // a view on a tab that is not showing is brought to the front; one in a dock is captured floating at the
+  // window's size, so it is not squeezed beside the other docks
+  for (QWidget* w = target; w && w != window; w = w->parentWidget()) {
+    if (auto* tabs = qobject_cast<QTabWidget*>(w->parentWidget() ? w->parentWidget()->parentWidget() : nullptr))
+      if (tabs->indexOf(w) >= 0) tabs->setCurrentWidget(w);
+    if (auto* dock = qobject_cast<QDockWidget*>(w); dock && target != window) {
+      const QSize size = window->size();
+      dock->setFloating(true);
+      dock->resize(size.width() * 3 / 4, size.height());
+    }
+  }
+  QApplication::processEvents();
+  QApplication::sendPostedEvents();
   QApplication::processEvents();
   QImage image = target->grab().toImage();
   if (hoverToken >= 0) paintHoverCard(image, window, target, hoverToken);

@@ -16,6 +16,7 @@ struct StudioOptions {
   QString view;                 // --view NAME ("window" when empty)
   QSize size;                   // --size WxH
   int hoverToken = -1;          // --hover-token K: draw token K's hover card into the capture
+  bool snapshotDemo = false;    // --snapshot-demo: after --generate, snapshot, branch, edit a head and compare
 
   // Parses arguments (argv[0] first). On a bad value returns nullopt and sets `error`;
   // --help and --version print and exit as QCommandLineParser does.
