@@ -2,9 +2,12 @@
 // (tests/naive_mamba2.h), on fixture models with n_groups > 1, a finite dt limit and partial chunks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "engine/backend.h"
+#include "engine/probe_stats.h"
 #include "engine/probes.h"
 #include "engine/session.h"
 #include "tests/naive_mamba2.h"
@@ -204,4 +207,63 @@ TEST(Probes, WindowBoundsMemoryAndKeepsTheNewest) {
   all.clear();
   EXPECT_EQ(all.end(), 0);
   EXPECT_THROW(ProbeRecorder(c, m->weights, 0), Error);
+}
+
+// The views' statistics against a direct computation: the layer series for one head and the reductions,
+// each head's half-life (median over positions of ln 2 / -(dt A)) and its decay over lag (median over
+// start positions of the product of the next k decays).
+TEST(ProbeStats, SeriesHalfLifeAndDecayOverLag) {
+  ProbeFrames f;
+  f.first = 10;
+  f.count = 7;
+  f.L = 2;
+  f.H = 3;
+  const size_t n = size_t(f.count * f.L * f.H);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(0.05f, 0.95f);
+  for (size_t i = 0; i < n; ++i) {
+    f.decay.push_back(u(rng));
+    f.dt.push_back(u(rng));
+    f.state_norm.push_back(u(rng));
+    f.y_norm.push_back(u(rng));
+  }
+  for (int64_t i = 0; i < f.count * f.L; ++i) f.resid_norm.push_back(float(i));
+  auto at = [&](const std::vector<float>& v, int64_t t, int64_t l, int64_t h) { return v[size_t((t * f.L + l) * f.H + h)]; };
+
+  const auto one = layer_series(f, ProbeMetric::StateNorm, 2), mean = layer_series(f, ProbeMetric::Dt, kMeanOverHeads),
+             mx = layer_series(f, ProbeMetric::Decay, kMaxOverHeads), r = layer_series(f, ProbeMetric::ResidNorm, 0);
+  for (int64_t l = 0; l < f.L; ++l)
+    for (int64_t t = 0; t < f.count; ++t) {
+      EXPECT_EQ(one[size_t(l * f.count + t)], at(f.state_norm, t, l, 2));
+      EXPECT_NEAR(mean[size_t(l * f.count + t)], (at(f.dt, t, l, 0) + at(f.dt, t, l, 1) + at(f.dt, t, l, 2)) / 3.0, 1e-6);
+      EXPECT_EQ(mx[size_t(l * f.count + t)], std::max({at(f.decay, t, l, 0), at(f.decay, t, l, 1), at(f.decay, t, l, 2)}));
+      EXPECT_EQ(r[size_t(l * f.count + t)], float(t * f.L + l));
+    }
+  EXPECT_THROW(layer_series(f, ProbeMetric::Dt, 3), Error);
+
+  const auto mem = layer_memory(f, 1, 100);
+  ASSERT_EQ(mem.size(), 3u);
+  for (int64_t h = 0; h < 3; ++h) {
+    std::vector<double> hl;
+    for (int64_t t = 0; t < f.count; ++t) hl.push_back(std::log(2.0) / -std::log(double(at(f.decay, t, 1, h))));
+    std::sort(hl.begin(), hl.end());
+    EXPECT_NEAR(mem[h].half_life, hl[3], 1e-9 * hl[3]);  // 7 positions: the 4th smallest
+    ASSERT_EQ(mem[h].decay_at_lag.size(), 6u);           // lags 1..count-1
+    for (int64_t k = 1; k <= 6; ++k) {
+      std::vector<double> d;
+      for (int64_t t = 0; t + k < f.count; ++t) {
+        double p = 1;
+        for (int64_t j = t + 1; j <= t + k; ++j) p *= at(f.decay, j, 1, h);
+        d.push_back(p);
+      }
+      std::sort(d.begin(), d.end());
+      const double med = d.size() % 2 ? d[d.size() / 2] : 0.5 * (d[d.size() / 2 - 1] + d[d.size() / 2]);
+      EXPECT_NEAR(mem[h].decay_at_lag[size_t(k - 1)], med, 1e-9) << "head " << h << " lag " << k;
+    }
+  }
+  const auto all = half_lives(f);
+  ASSERT_EQ(all.size(), 6u);
+  EXPECT_EQ(all[3 + 1], mem[1].half_life);
+  EXPECT_EQ(parse_metric("state_norm"), ProbeMetric::StateNorm);
+  EXPECT_THROW(parse_metric("h"), Error);
 }

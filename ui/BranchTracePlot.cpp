@@ -1,13 +1,11 @@
 #include "ui/BranchTracePlot.h"
 
-#include <QFile>
-#include <QFileInfo>
+#include <qcustomplot.h>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QSpinBox>
 #include <QToolTip>
 #include <QVBoxLayout>
-#include <qcustomplot.h>
 
 namespace studio {
 
@@ -74,6 +72,8 @@ void BranchTracePlot::setTraces(const BranchTraces& traces) {
   const QSignalBlocker a(m_layer), b(m_head);
   m_layer->setRange(0, int(L - 1));
   m_head->setRange(0, int(H - 1));
+  m_layer->setValue(traces.focusLayer);  // where the two ends differ most
+  m_head->setValue(traces.focusHead);
   redraw();
 }
 
@@ -183,46 +183,28 @@ void BranchTracePlot::onMouseMove(QMouseEvent* event) {
   if (!hasTraces()) return;
   QCPAxisRect* rect = m_dtRect->rect().contains(event->position().toPoint())     ? m_dtRect
                       : m_normRect->rect().contains(event->position().toPoint()) ? m_normRect
-                                                                                   : nullptr;
+                                                                                 : nullptr;
   const QString text = rect ? pointText(std::llround(rect->axis(QCPAxis::atBottom)->pixelToCoord(event->position().x()))) : QString();
   if (text.isEmpty()) QToolTip::hideText();
   else QToolTip::showText(event->globalPosition().toPoint(), text, m_plot);
 }
 
-QString BranchTracePlot::exportTo(const QString& path, const QStringList& provenance) const {
-  if (!hasTraces()) return tr("there are no traces to export");
-  const QString suffix = QFileInfo(path).suffix().toLower();
-  bool ok = false;
-  if (suffix == QLatin1String("png")) ok = m_plot->savePng(path, 0, 0, 2.0);
-  else if (suffix == QLatin1String("pdf")) ok = m_plot->savePdf(path);
-  else if (suffix == QLatin1String("csv")) {
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return f.errorString();
-    QByteArray out;
-    for (const QString& line : provenance) out += "# " + line.toUtf8() + "\n";
-    out += "# branches part at token " + QByteArray::number(m_traces.forkPosition) + "\n";
-    out += "branch,label,position,layer,head,dt,state_norm\n";
-    for (int k = 0; k < m_traces.traces.size(); ++k) {
-      const BranchTrace& t = m_traces.traces[k];
-      for (qint64 r = 0; r < t.count; ++r)
-        for (qint64 l = 0; l < t.layers; ++l)
-          for (qint64 h = 0; h < t.heads; ++h) {
-            const int i = int((r * t.layers + l) * t.heads + h);
-            out += QStringLiteral("%1,\"%2\",%3,%4,%5,%6,%7\n")
-                       .arg(k == 0 ? QStringLiteral("a") : QStringLiteral("b"), QString(t.label).replace(QLatin1Char('"'), QLatin1String("\"\"")))
-                       .arg(t.first + r)
-                       .arg(l)
-                       .arg(h)
-                       .arg(double(t.dt[i]), 0, 'g', 9)
-                       .arg(double(t.stateNorm[i]), 0, 'g', 9)
-                       .toUtf8();
-          }
-    }
-    ok = f.write(out) == out.size();
-  } else {
-    return tr("unknown format '%1' (png, pdf or csv)").arg(suffix);
+Table BranchTracePlot::table() const {
+  Table t;
+  t.columns = {QStringLiteral("branch"), QStringLiteral("label"), QStringLiteral("position"),  QStringLiteral("layer"),
+               QStringLiteral("head"),   QStringLiteral("dt"),    QStringLiteral("state_norm")};
+  for (int k = 0; k < m_traces.traces.size(); ++k) {
+    const BranchTrace& tr = m_traces.traces[k];
+    for (qint64 r = 0; r < tr.count; ++r)
+      for (qint64 l = 0; l < tr.layers; ++l)
+        for (qint64 h = 0; h < tr.heads; ++h) {
+          const int i = int((r * tr.layers + l) * tr.heads + h);
+          t.rows.push_back({k == 0 ? QStringLiteral("a") : QStringLiteral("b"), tr.label, QString::number(tr.first + r), QString::number(l),
+                            QString::number(h), QString::number(double(tr.dt[i]), 'g', 9),
+                            QString::number(double(tr.stateNorm[i]), 'g', 9)});
+        }
   }
-  return ok ? QString() : tr("could not write %1").arg(path);
+  return t;
 }
 
 }  // namespace studio

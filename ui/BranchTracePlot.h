@@ -2,9 +2,11 @@
 // Two branches of the snapshot tree side by side: dt and ||h|| of one layer and head against the token
 // position, both branches overlaid from the snapshot where they part (a dashed line marks it). The
 // traces come from the worker (recomputed on the CPU along the tree); hovering tells the exact values.
+// Shown by the branches view (ui/views/).
 #include <QWidget>
 
 #include "ui/SnapshotTypes.h"
+#include "ui/views/InspectorView.h"
 
 class QCustomPlot;
 class QCPAxisRect;
@@ -26,7 +28,7 @@ class BranchTracePlot : public QWidget {
   void setHead(int layer, int head);
   QCustomPlot* plot() const { return m_plot; }
   QString pointText(qint64 position) const;  // what the hover shows at a position
-  QString exportTo(const QString& path, const QStringList& provenance) const;
+  Table table() const;                       // every layer and head of both traces, for CSV
 
  private:
   void redraw();

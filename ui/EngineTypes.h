@@ -46,6 +46,20 @@ struct TokenData {
   double tokensPerSecond = 0;              // decode rate so far in this run (0 until there are two tokens)
 };
 
+// The tokens of a prompt as the model sees them, from sequence position `first` on.
+struct PromptTokens {
+  qint64 first = 0;
+  QVector<qint32> ids;
+  QVector<QString> pieces;  // each token's text (empty while a UTF-8 character is split across tokens)
+};
+
+// Probe values (engine/probes.h) of consecutive positions [first, first + count), every layer and head,
+// as the worker batches them: (count, layers, heads) / (count, layers) row-major.
+struct ProbeBatch {
+  qint64 first = 0, count = 0, layers = 0, heads = 0;
+  QVector<float> dt, decay, stateNorm, yNorm, residNorm;
+};
+
 struct GenerationStats {
   qint64 promptTokens = 0;
   qint64 newTokens = 0;
@@ -59,6 +73,7 @@ struct GenerationStats {
 struct ModelInfo {
   QString dir;
   QString label;  // folder name, or what a test called it
+  QString hash;   // the model's identity (config and weights), when known
   qint64 layers = 0, dModel = 0, heads = 0, headDim = 0, dState = 0, groups = 0, convKernel = 0, chunkSize = 0;
   qint64 vocabSize = 0, params = 0;
   qint64 tokenizerVocab = 0;  // 0: no tokenizer, prompts are typed as ids
@@ -85,5 +100,7 @@ Q_DECLARE_METATYPE(studio::SamplingSettings)
 Q_DECLARE_METATYPE(studio::GenerationRequest)
 Q_DECLARE_METATYPE(studio::TokenData)
 Q_DECLARE_METATYPE(studio::GenerationStats)
+Q_DECLARE_METATYPE(studio::PromptTokens)
+Q_DECLARE_METATYPE(studio::ProbeBatch)
 Q_DECLARE_METATYPE(studio::ModelInfo)
 Q_DECLARE_METATYPE(studio::DeviceInfo)

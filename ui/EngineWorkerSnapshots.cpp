@@ -94,6 +94,11 @@ void EngineWorker::restoreSnapshot(int id) {
       seq.text += seq.pieces.back();
     }
     emit snapshotRestored(seq);
+    if (m_probesOn) {
+      // the inspection views follow: the restored text's probes, recomputed as when a view opens
+      m_probesOn = false;
+      setProbesEnabled(true);
+    }
     reportCheckpoints();
   } catch (const std::exception& e) {
     emit snapshotFailed(tr("Could not restore the snapshot"), why(e));
@@ -111,8 +116,8 @@ void EngineWorker::editSnapshot(int id, const SnapshotEdit& edit) {
     const QString srcLabel = src.label;
     // restore first: a backend that cannot run the edit (dt edits on CUDA) refuses before anything is added
     m_session->restore_snapshot(snap, (srcLabel + QStringLiteral(" · ") + what).toStdString());
-    const int child = m_snapshots->add(std::move(snap), id, QStringLiteral("edit"), m_snapshots->nextLabel(srcLabel + QStringLiteral(" · ") + what),
-                                       false);
+    const int child = m_snapshots->add(std::move(snap), id, QStringLiteral("edit"),
+                                       m_snapshots->nextLabel(srcLabel + QStringLiteral(" · ") + what), false);
     m_snapshots->find(child)->edit = what;
     emitSnapshot(child, true);
     restoreSnapshot(child);

@@ -86,6 +86,8 @@ void ScreenshotRunner::start() {
     QTimer::singleShot(0, this, [this] { finish(2); });
     return;
   }
+  // An inspection view is shown from the start (so it collects what streams), floating at the capture size.
+  m_window->presentView(m_options.view, m_options.size.isValid() ? m_options.size : QSize(1400, 820));
   m_timeout.start();
 }
 
@@ -142,8 +144,8 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
-  // let queued token signals, layouts and repaints settle first
-  QTimer::singleShot(50, this, &ScreenshotRunner::capture);
+  // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
+  QTimer::singleShot(400, this, &ScreenshotRunner::capture);
 }
 
 QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int hoverToken, QString* error) {
@@ -152,15 +154,15 @@ QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int
     *error = QStringLiteral("unknown view '%1'").arg(viewName);
     return {};
   }
-  // a view on a tab that is not showing is brought to the front; one in a dock is captured floating at the
-  // window's size, so it is not squeezed beside the other docks
+  // a view on a tab that is not showing is brought to the front; one in a docked dock is captured floating
+  // at the window's size, so it is not squeezed beside the other docks
   for (QWidget* w = target; w && w != window; w = w->parentWidget()) {
     if (auto* tabs = qobject_cast<QTabWidget*>(w->parentWidget() ? w->parentWidget()->parentWidget() : nullptr))
       if (tabs->indexOf(w) >= 0) tabs->setCurrentWidget(w);
-    if (auto* dock = qobject_cast<QDockWidget*>(w); dock && target != window) {
+    if (auto* dock = qobject_cast<QDockWidget*>(w); dock && !dock->isFloating()) {
       const QSize size = window->size();
       dock->setFloating(true);
-      dock->resize(size.width() * 3 / 4, size.height());
+      dock->resize(size);
     }
   }
   QApplication::processEvents();

@@ -1,11 +1,11 @@
 #include "ui/SnapshotDiffPlot.h"
 
-#include <QFile>
-#include <QFileInfo>
+#include <qcustomplot.h>
 #include <QLabel>
 #include <QToolTip>
 #include <QVBoxLayout>
-#include <qcustomplot.h>
+
+#include "ui/views/PlotStyle.h"
 
 namespace studio {
 
@@ -13,7 +13,8 @@ SnapshotDiffPlot::SnapshotDiffPlot(QWidget* parent) : QWidget(parent) {
   m_plot = new QCustomPlot(this);
   m_plot->setMinimumHeight(220);
   m_plot->plotLayout()->insertRow(0);
-  m_plot->plotLayout()->addElement(0, 0, new QCPTextElement(m_plot, tr("‖Δh‖ per layer and head"), QFont(font().family(), 10, QFont::Bold)));
+  m_plot->plotLayout()->addElement(0, 0,
+                                   new QCPTextElement(m_plot, tr("‖Δh‖ per layer and head"), QFont(font().family(), 10, QFont::Bold)));
   m_plot->xAxis->setLabel(tr("head"));
   m_plot->yAxis->setLabel(tr("layer"));
   m_plot->axisRect()->setupFullAxesBox(true);
@@ -23,7 +24,7 @@ SnapshotDiffPlot::SnapshotDiffPlot(QWidget* parent) : QWidget(parent) {
   m_scale->setType(QCPAxis::atRight);
   m_scale->axis()->setLabel(tr("‖h_a − h_b‖ (Frobenius)"));
   m_map->setColorScale(m_scale);
-  m_map->setGradient(QCPColorGradient::gpThermal);
+  m_map->setGradient(sequentialGradient());
   m_map->setInterpolate(false);
   auto* group = new QCPMarginGroup(m_plot);
   m_plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
@@ -48,10 +49,8 @@ void SnapshotDiffPlot::clear() {
   m_plot->replot();
 }
 
-void SnapshotDiffPlot::setDiff(const SnapshotDiff& diff, const QString& labelA, const QString& labelB) {
+void SnapshotDiffPlot::setDiff(const SnapshotDiff& diff) {
   m_diff = diff;
-  m_labelA = labelA;
-  m_labelB = labelB;
   const int H = int(diff.heads), L = int(diff.layers);
   m_map->data()->setSize(H, L);
   m_map->data()->setRange(QCPRange(0, H - 1), QCPRange(0, L - 1));
@@ -70,7 +69,7 @@ void SnapshotDiffPlot::setDiff(const SnapshotDiff& diff, const QString& labelA, 
   integerTicks(m_plot->xAxis, H);
   integerTicks(m_plot->yAxis, L);
   if (auto* title = qobject_cast<QCPTextElement*>(m_plot->plotLayout()->element(0, 0)))
-    title->setText(tr("‖Δh‖ per layer and head: a = “%1”, b = “%2”").arg(labelA, labelB));
+    title->setText(tr("‖Δh‖ per layer and head: a = “%1”, b = “%2”").arg(diff.labelA, diff.labelB));
   m_hint->setVisible(false);
   m_plot->setVisible(true);
   m_plot->replot();
@@ -84,9 +83,9 @@ QString SnapshotDiffPlot::cellText(int layer, int head) const {
       .arg(head)
       .arg(double(m_diff.delta[i]), 0, 'g', 6)
       .arg(double(m_diff.normA[i]), 0, 'g', 6)
-      .arg(m_labelA)
+      .arg(m_diff.labelA)
       .arg(double(m_diff.normB[i]), 0, 'g', 6)
-      .arg(m_labelB)
+      .arg(m_diff.labelB)
       .arg(double(m_diff.convDelta[layer]), 0, 'g', 6);
 }
 
@@ -99,36 +98,18 @@ void SnapshotDiffPlot::onMouseMove(QMouseEvent* event) {
   else QToolTip::showText(event->globalPosition().toPoint(), text, m_plot);
 }
 
-QString SnapshotDiffPlot::exportTo(const QString& path, const QStringList& provenance) const {
-  if (!hasDiff()) return tr("there is no diff to export");
-  const QString suffix = QFileInfo(path).suffix().toLower();
-  bool ok = false;
-  if (suffix == QLatin1String("png")) ok = m_plot->savePng(path, 0, 0, 2.0);
-  else if (suffix == QLatin1String("pdf")) ok = m_plot->savePdf(path);
-  else if (suffix == QLatin1String("csv")) {
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return f.errorString();
-    QByteArray out;
-    for (const QString& line : provenance) out += "# " + line.toUtf8() + "\n";
-    out += "# a = " + m_labelA.toUtf8() + ", b = " + m_labelB.toUtf8() + "\n";
-    out += "layer,head,delta_h,norm_h_a,norm_h_b,conv_delta\n";
-    for (int l = 0; l < m_diff.layers; ++l)
-      for (int h = 0; h < m_diff.heads; ++h) {
-        const int i = int(l * m_diff.heads + h);
-        out += QStringLiteral("%1,%2,%3,%4,%5,%6\n")
-                   .arg(l)
-                   .arg(h)
-                   .arg(double(m_diff.delta[i]), 0, 'g', 9)
-                   .arg(double(m_diff.normA[i]), 0, 'g', 9)
-                   .arg(double(m_diff.normB[i]), 0, 'g', 9)
-                   .arg(double(m_diff.convDelta[l]), 0, 'g', 9)
-                   .toUtf8();
-      }
-    ok = f.write(out) == out.size();
-  } else {
-    return tr("unknown format '%1' (png, pdf or csv)").arg(suffix);
-  }
-  return ok ? QString() : tr("could not write %1").arg(path);
+Table SnapshotDiffPlot::table() const {
+  Table t;
+  t.columns = {QStringLiteral("layer"),    QStringLiteral("head"),       QStringLiteral("delta_h"), QStringLiteral("norm_h_a"),
+               QStringLiteral("norm_h_b"), QStringLiteral("conv_delta"), QStringLiteral("a"),       QStringLiteral("b")};
+  for (qint64 l = 0; l < m_diff.layers; ++l)
+    for (qint64 h = 0; h < m_diff.heads; ++h) {
+      const int i = int(l * m_diff.heads + h);
+      t.rows.push_back({QString::number(l), QString::number(h), QString::number(double(m_diff.delta[i]), 'g', 9),
+                        QString::number(double(m_diff.normA[i]), 'g', 9), QString::number(double(m_diff.normB[i]), 'g', 9),
+                        QString::number(double(m_diff.convDelta[int(l)]), 'g', 9), m_diff.labelA, m_diff.labelB});
+    }
+  return t;
 }
 
 }  // namespace studio

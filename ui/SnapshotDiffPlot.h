@@ -1,9 +1,10 @@
 #pragma once
 // ||h_a - h_b|| per layer and head between two snapshots, as a heatmap (layer up, head across) with its
-// colour scale; hovering a cell tells the exact values. Exports PNG, PDF and CSV.
+// colour scale; hovering a cell tells the exact values. Shown by the snapshot-diff view (ui/views/).
 #include <QWidget>
 
 #include "ui/SnapshotTypes.h"
+#include "ui/views/InspectorView.h"
 
 class QCustomPlot;
 class QCPColorMap;
@@ -18,15 +19,14 @@ class SnapshotDiffPlot : public QWidget {
  public:
   explicit SnapshotDiffPlot(QWidget* parent = nullptr);
 
-  void setDiff(const SnapshotDiff& diff, const QString& labelA, const QString& labelB);
+  void setDiff(const SnapshotDiff& diff);
   void clear();
   bool hasDiff() const { return m_diff.layers > 0; }
   const SnapshotDiff& diff() const { return m_diff; }
   QCustomPlot* plot() const { return m_plot; }
   // The hover text of a cell (what the tooltip shows), or "" outside the map.
   QString cellText(int layer, int head) const;
-  // "" on success. `provenance`: lines written at the top of the CSV as comments.
-  QString exportTo(const QString& path, const QStringList& provenance) const;
+  Table table() const;  // the plotted numbers, for CSV
 
  private:
   void onMouseMove(QMouseEvent* event);
@@ -36,7 +36,6 @@ class SnapshotDiffPlot : public QWidget {
   QCPColorScale* m_scale = nullptr;
   QLabel* m_hint = nullptr;
   SnapshotDiff m_diff;
-  QString m_labelA, m_labelB;
 };
 
 }  // namespace studio

@@ -4,7 +4,6 @@
 #include <QComboBox>
 #include <QContextMenuEvent>
 #include <QCoreApplication>
-#include <QRegularExpression>
 #include <QDateTime>
 #include <QDir>
 #include <QDoubleSpinBox>
@@ -21,18 +20,15 @@
 #include <QMenu>
 #include <QMouseEvent>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSpinBox>
-#include <QSplitter>
 #include <QStandardPaths>
-#include <QTabWidget>
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
-#include "ui/BranchTracePlot.h"
 #include "ui/EngineWorker.h"
 #include "ui/MainWindow.h"
-#include "ui/SnapshotDiffPlot.h"
 #include "ui/TokenView.h"
 
 namespace studio {
@@ -63,7 +59,7 @@ void SnapshotPanel::buildUi() {
   m_pick = new QToolButton(this);
   m_pick->setText(tr("Pick a token…"));
   m_pick->setCheckable(true);
-  m_pick->setToolTip(tr("Then click a generated token in the transcript to keep the state after it (or right-click any token)"));
+  m_pick->setToolTip(tr("Then click a token in the transcript to keep the state after it (or right-click any token)"));
   m_atPosition = new QSpinBox(this);
   m_atPosition->setPrefix(tr("token "));
   m_atPosition->setToolTip(tr("A position in the sequence, prompt included (0 is the first token)"));
@@ -105,7 +101,8 @@ void SnapshotPanel::buildUi() {
 
   m_tree = new QTreeWidget(this);
   m_tree->setColumnCount(kColumns);
-  m_tree->setHeaderLabels({tr("Snapshot"), tr("Tokens"), tr("State"), tr("KV cache"), tr("Made on"), tr("Sampler / edit"), tr("Ends with")});
+  m_tree->setHeaderLabels(
+      {tr("Snapshot"), tr("Tokens"), tr("State"), tr("KV cache"), tr("Made on"), tr("Sampler / edit"), tr("Ends with")});
   m_tree->headerItem()->setToolTip(kState, tr("The recurrent state: per layer the conv window and the SSM state, fp32"));
   m_tree->headerItem()->setToolTip(
       kKv, tr("What a transformer's KV cache would take for as many tokens: a decoder with this model's depth L and width D, "
@@ -117,7 +114,8 @@ void SnapshotPanel::buildUi() {
   m_tree->header()->setStretchLastSection(true);
   m_tree->setMinimumHeight(140);
   connect(m_tree, &QTreeWidget::itemSelectionChanged, this, &SnapshotPanel::updateButtons);
-  connect(m_tree, &QTreeWidget::itemDoubleClicked, this, [this](QTreeWidgetItem* item) { restore(item->data(kName, Qt::UserRole).toInt()); });
+  connect(m_tree, &QTreeWidget::itemDoubleClicked, this,
+          [this](QTreeWidgetItem* item) { restore(item->data(kName, Qt::UserRole).toInt()); });
   connect(m_tree, &QTreeWidget::itemChanged, this, [this](QTreeWidgetItem* item, int column) {
     if (column != kName) return;
     const int id = item->data(kName, Qt::UserRole).toInt();
@@ -151,9 +149,8 @@ void SnapshotPanel::buildUi() {
   m_branchTokens->setValue(48);
   m_branchTokens->setSuffix(tr(" tokens"));
   m_branch = button(tr("Branch"), tr("Restore the selected snapshot, append the text, continue, and keep the end as a child"));
-  connect(m_branch, &QPushButton::clicked, this, [this] {
-    branch(selectedId(), m_branchText->text(), m_branchSampler->currentData().toBool(), m_branchTokens->value());
-  });
+  connect(m_branch, &QPushButton::clicked, this,
+          [this] { branch(selectedId(), m_branchText->text(), m_branchSampler->currentData().toBool(), m_branchTokens->value()); });
   auto* branchBox = new QGroupBox(tr("Branch from the selected snapshot"), this);
   auto* bl = new QFormLayout(branchBox);
   bl->addRow(tr("Text"), m_branchText);
@@ -218,48 +215,14 @@ void SnapshotPanel::buildUi() {
   m_status->setWordWrap(true);
   m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
 
-  // compare
-  m_diffPlot = new SnapshotDiffPlot(this);
-  m_tracePlot = new BranchTracePlot(this);
-  auto withExport = [this](QWidget* plot, bool isDiff) {
-    auto* page = new QWidget(this);
-    auto* l = new QVBoxLayout(page);
-    l->setContentsMargins(2, 2, 2, 2);
-    auto* row = new QHBoxLayout;
-    row->addStretch(1);
-    auto* b = new QToolButton(page);
-    b->setText(tr("Export…"));
-    b->setToolTip(tr("PNG, PDF or CSV (with the snapshots and model it came from)"));
-    connect(b, &QToolButton::clicked, this, [this, isDiff] { exportPlot(isDiff); });
-    row->addWidget(b);
-    l->addLayout(row);
-    l->addWidget(plot, 1);
-    return page;
-  };
-  m_tabs = new QTabWidget(this);
-  m_diffPage = withExport(m_diffPlot, true);
-  m_tracePage = withExport(m_tracePlot, false);
-  m_tabs->addTab(m_diffPage, tr("Diff ‖Δh‖"));
-  m_tabs->addTab(m_tracePage, tr("Branches: dt and ‖h‖"));
-
-  auto* top = new QWidget(this);
-  auto* tl = new QVBoxLayout(top);
-  tl->setContentsMargins(0, 0, 0, 0);
-  tl->addLayout(take);
-  tl->addWidget(m_tree, 1);
-  tl->addLayout(act);
-  tl->addLayout(checkpoints);
-  tl->addLayout(boxes);
-  tl->addWidget(m_status);
-  auto* split = new QSplitter(Qt::Vertical, this);
-  split->addWidget(top);
-  split->addWidget(m_tabs);
-  split->setStretchFactor(0, 1);
-  split->setStretchFactor(1, 1);
-  split->setChildrenCollapsible(false);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
-  layout->addWidget(split);
+  layout->addLayout(take);
+  layout->addWidget(m_tree, 1);
+  layout->addLayout(act);
+  layout->addLayout(checkpoints);
+  layout->addLayout(boxes);
+  layout->addWidget(m_status);
 }
 
 void SnapshotPanel::connectWorker() {
@@ -355,16 +318,17 @@ QList<SnapshotPanel::Step> SnapshotPanel::branchSteps(std::function<int()> id, c
     if (m_window->activity() != MainWindow::Activity::Idle) fail(tr("Could not continue"), tr("the model is busy"));
     else m_window->continueWith(text, keepSampler, tokens);
   };
-  return {{Wait::Restored, [this, id] { emit restoreRequested(id()); }},
-          {Wait::Generated, go},
-          {Wait::Added, [this, label] { emit takeRequested(label(), -1); }}};
+  return {{Wait::Restored, [this, id] { emit restoreRequested(id()); }}, {Wait::Generated, go}, {Wait::Added, [this, label] {
+                                                                                                   emit takeRequested(label(), -1);
+                                                                                                 }}};
 }
 
 QList<SnapshotPanel::Step> SnapshotPanel::editSteps(std::function<int()> id, const SnapshotEdit& edit, int tokens, bool control) {
   auto ends = std::make_shared<std::pair<int, int>>(-1, -1);  // the control's end, the edit's end
   QList<Step> steps;
   if (control) {
-    steps << branchSteps(id, QString(), true, tokens, [this, id, tokens] { return tr("%1 ▸ +%2 unedited").arg(m_infos.value(id()).label).arg(tokens); });
+    steps << branchSteps(id, QString(), true, tokens,
+                         [this, id, tokens] { return tr("%1 ▸ +%2 unedited").arg(m_infos.value(id()).label).arg(tokens); });
     steps << Step{Wait::None, [this, ends] { ends->first = m_lastAdded; }};
   }
   // the worker adds the edited child and restores it; it then continues like a branch
@@ -377,10 +341,10 @@ QList<SnapshotPanel::Step> SnapshotPanel::editSteps(std::function<int()> id, con
     steps << Step{Wait::Diff, [this, ends] { emit diffRequested(ends->first, ends->second); }}
           << Step{Wait::Traces, [this, ends] { emit traceRequested(ends->first, ends->second); }}
           << Step{Wait::None, [this, ends] {
-               m_tree->clearSelection();
-               if (auto* item = m_items.value(ends->first)) item->setSelected(true);
-               if (auto* item = m_items.value(ends->second)) item->setSelected(true);
-             }};
+                    m_tree->clearSelection();
+                    if (auto* item = m_items.value(ends->first)) item->setSelected(true);
+                    if (auto* item = m_items.value(ends->second)) item->setSelected(true);
+                  }};
   return steps;
 }
 
@@ -484,8 +448,8 @@ void SnapshotPanel::onChanged(const SnapshotInfo& info) {
   const int row = m_editSource->findData(info.id);
   if (row >= 0) m_editSource->setItemText(row, info.label);
   if (exported) {
-    m_status->setText(tr("Wrote “%1” to %2 (%3).").arg(info.label.toHtmlEscaped(), QDir::toNativeSeparators(info.path).toHtmlEscaped(),
-                                                        bytesText(info.fileBytes)));
+    m_status->setText(tr("Wrote “%1” to %2 (%3).")
+                          .arg(info.label.toHtmlEscaped(), QDir::toNativeSeparators(info.path).toHtmlEscaped(), bytesText(info.fileBytes)));
     next(Wait::Changed);
   }
 }
@@ -513,19 +477,17 @@ void SnapshotPanel::onRestored(const RestoredSequence& sequence) {
 }
 
 void SnapshotPanel::onDiff(const SnapshotDiff& diff) {
-  m_diffPlot->setDiff(diff, m_infos.value(diff.a).label, m_infos.value(diff.b).label);
-  m_tabs->setCurrentIndex(0);
+  m_lastDiff = diff;
+  m_window->presentView(QStringLiteral("snapshot-diff"));
+  m_status->setText(
+      tr("The snapshot-diff view shows ‖Δh‖ between “%1” and “%2”.").arg(diff.labelA.toHtmlEscaped(), diff.labelB.toHtmlEscaped()));
   next(Wait::Diff);
 }
 
 void SnapshotPanel::onTraces(const BranchTraces& traces) {
-  m_tracePlot->setTraces(traces);
-  // the head the diff shows as most changed is the one worth looking at first
-  const SnapshotDiff& d = m_diffPlot->diff();
-  if (m_diffPlot->hasDiff() && d.a == traces.traces.value(0).id && d.b == traces.traces.value(1).id) {
-    const auto top = std::max_element(d.delta.begin(), d.delta.end()) - d.delta.begin();
-    m_tracePlot->setHead(int(top / d.heads), int(top % d.heads));
-  }
+  m_lastTraces = traces;
+  m_window->presentView(QStringLiteral("branches"));
+  m_status->setText(tr("The branches view overlays both branches' dt and ‖h‖ from token %1.").arg(traces.forkPosition));
   next(Wait::Traces);
 }
 
@@ -542,7 +504,8 @@ QString SnapshotPanel::checkpointText() const {
   QString text = tr("%n state(s) held, %1 in all; a snapshot at an earlier token replays at most %2 token(s)", nullptr, int(c.count))
                      .arg(bytesText(c.bytes))
                      .arg(c.maxReplay);
-  if (m_decodeRate > 0 && c.maxReplay > 0) text += tr(" (≈ %1 s at the last run's %2 tok/s)").arg(c.maxReplay / m_decodeRate, 0, 'f', 2).arg(m_decodeRate, 0, 'f', 0);
+  if (m_decodeRate > 0 && c.maxReplay > 0)
+    text += tr(" (≈ %1 s at the last run's %2 tok/s)").arg(c.maxReplay / m_decodeRate, 0, 'f', 2).arg(m_decodeRate, 0, 'f', 0);
   if (c.first > 0) text += tr("; tokens before %1 came from a restored snapshot and are not replayed").arg(c.first);
   return text;
 }
@@ -563,8 +526,6 @@ void SnapshotPanel::onModelChanged(const ModelInfo& info) {
   m_model = info;
   m_editLayer->setRange(0, int(std::max<qint64>(0, info.layers - 1)));
   m_editHead->setRange(0, int(std::max<qint64>(0, info.heads - 1)));
-  m_diffPlot->clear();
-  m_tracePlot->clear();
   emit checkpointReportRequested();
 }
 
@@ -577,7 +538,8 @@ void SnapshotPanel::fillItem(QTreeWidgetItem* item, const SnapshotInfo& info) {
   item->setText(kTokens, QLocale().toString(info.tokens));
   item->setText(kState, bytesText(info.stateBytes));
   item->setText(kKv, bytesText(info.kvBytes));
-  item->setText(kMadeOn, info.dtype.isEmpty() ? info.device : QStringLiteral("%1, %2").arg(info.device.section(QLatin1Char(' '), 0, 0), info.dtype));
+  item->setText(kMadeOn,
+                info.dtype.isEmpty() ? info.device : QStringLiteral("%1, %2").arg(info.device.section(QLatin1Char(' '), 0, 0), info.dtype));
   QStringList how;
   if (!info.edit.isEmpty()) how << info.edit;
   else if (!info.sampler.isEmpty()) how << info.sampler;
@@ -665,7 +627,7 @@ void SnapshotPanel::setPickMode(bool on) {
   TokenView* view = m_window->tokenView();
   if (on) view->viewport()->setCursor(Qt::CrossCursor);
   else view->viewport()->unsetCursor();
-  if (on) m_status->setText(tr("Click a generated token in the transcript: the snapshot keeps the state after it."));
+  if (on) m_status->setText(tr("Click a token in the transcript: the snapshot keeps the state after it."));
 }
 
 bool SnapshotPanel::eventFilter(QObject* watched, QEvent* event) {
@@ -673,17 +635,16 @@ bool SnapshotPanel::eventFilter(QObject* watched, QEvent* event) {
   if (watched != view->viewport()) return QWidget::eventFilter(watched, event);
   if (event->type() == QEvent::MouseButtonPress && pickMode()) {
     auto* me = static_cast<QMouseEvent*>(event);
-    const int span = view->spanAt(me->position().toPoint());
-    if (me->button() == Qt::LeftButton && span >= 0) {
+    const TokenView::Span* span = view->tokenAt(me->position().toPoint());
+    if (me->button() == Qt::LeftButton && span) {
       setPickMode(false);
-      snapshotAt(view->spans()[span].token.position);
+      snapshotAt(span->token.position);
       return true;
     }
   } else if (event->type() == QEvent::ContextMenu) {
     auto* ce = static_cast<QContextMenuEvent*>(event);
-    const int span = view->spanAt(ce->pos());
-    if (span >= 0) {
-      const qint64 position = view->spans()[span].token.position;
+    if (const TokenView::Span* span = view->tokenAt(ce->pos())) {
+      const qint64 position = span->token.position;
       QMenu* menu = view->createStandardContextMenu(ce->pos());
       menu->addSeparator();
       QAction* a = menu->addAction(tr("Snapshot after this token (%1)").arg(position), this, [this, position] { snapshotAt(position); });
@@ -715,22 +676,6 @@ void SnapshotPanel::chooseImport() {
   const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + QStringLiteral("/snapshots");
   const QString path = QFileDialog::getOpenFileName(this, tr("Import Snapshot"), dir, tr("Mamba Studio snapshot (*.msnap);;Any file (*)"));
   if (!path.isEmpty()) importFrom(path);
-}
-
-QStringList SnapshotPanel::provenance() const {
-  return {QStringLiteral("Mamba Studio %1").arg(QCoreApplication::applicationVersion()),
-          QStringLiteral("model: %1 (%2), %3").arg(m_model.label, QDir::toNativeSeparators(m_model.dir), m_model.summary),
-          QStringLiteral("exported: %1").arg(QDateTime::currentDateTime().toString(Qt::ISODate))};
-}
-
-void SnapshotPanel::exportPlot(bool diffPlot) {
-  if (diffPlot ? !m_diffPlot->hasDiff() : !m_tracePlot->hasTraces()) return;
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export Plot"), diffPlot ? QStringLiteral("snapshot-diff.png") : QStringLiteral("branches.png"),
-                                                    tr("PNG image (*.png);;PDF (*.pdf);;CSV numbers (*.csv)"));
-  if (path.isEmpty()) return;
-  const QString error = diffPlot ? m_diffPlot->exportTo(path, provenance()) : m_tracePlot->exportTo(path, provenance());
-  if (!error.isEmpty()) m_window->showError(tr("Could not export the plot"), error);
-  else m_status->setText(tr("Wrote %1").arg(QDir::toNativeSeparators(path).toHtmlEscaped()));
 }
 
 }  // namespace studio

@@ -3,9 +3,9 @@
 // transcript, or type its position), name, restore, delete, export and import them; each one's size next
 // to a transformer's KV cache for as many tokens. Branch from a snapshot with other settings or text, or
 // edit its state (zero or scale a head, copy a layer from another snapshot, scale or clamp a head's dt)
-// and continue: the branches form a tree. Compare two snapshots: ||Δh|| per layer and head as a heatmap,
-// and both branches' dt and ||h|| overlaid from where they part. All engine work is the worker's
-// (EngineWorker's snapshot slots); the panel holds plain values only.
+// and continue: the branches form a tree. Compare two snapshots: ||Δh|| per layer and head as a heatmap
+// (the snapshot-diff view) and both branches' dt and ||h|| overlaid from where they part (the branches
+// view). All engine work is the worker's (EngineWorker's snapshot slots); the panel holds plain values.
 #include <QHash>
 #include <QList>
 #include <QWidget>
@@ -21,16 +21,13 @@ class QLabel;
 class QLineEdit;
 class QPushButton;
 class QSpinBox;
-class QTabWidget;
 class QToolButton;
 class QTreeWidget;
 class QTreeWidgetItem;
 
 namespace studio {
 
-class BranchTracePlot;
 class MainWindow;
-class SnapshotDiffPlot;
 
 class SnapshotPanel : public QWidget {
   Q_OBJECT
@@ -65,12 +62,9 @@ class SnapshotPanel : public QWidget {
   int lastAdded() const { return m_lastAdded; }
   bool busy() const { return !m_steps.isEmpty() || m_waiting != Wait::None; }
   QTreeWidget* tree() const { return m_tree; }
-  SnapshotDiffPlot* diffPlot() const { return m_diffPlot; }
-  BranchTracePlot* tracePlot() const { return m_tracePlot; }
-  QTabWidget* tabs() const { return m_tabs; }
-  QWidget* diffPage() const { return m_diffPage; }
-  QWidget* tracePage() const { return m_tracePage; }
   const CheckpointInfo& checkpoints() const { return m_checkpoints; }
+  const SnapshotDiff& lastDiff() const { return m_lastDiff; }
+  const BranchTraces& lastTraces() const { return m_lastTraces; }
   QString checkpointText() const;
   bool pickMode() const;
   void setPickMode(bool on);
@@ -130,8 +124,6 @@ class SnapshotPanel : public QWidget {
   void updateEditControls();
   void chooseExport();
   void chooseImport();
-  void exportPlot(bool diffPlot);
-  QStringList provenance() const;
   SnapshotEdit editFromControls() const;
 
   MainWindow* m_window;
@@ -153,13 +145,11 @@ class SnapshotPanel : public QWidget {
   QDoubleSpinBox *m_editFactor = nullptr, *m_editLo = nullptr, *m_editHi = nullptr;
   QComboBox* m_editSource = nullptr;
   QCheckBox* m_control = nullptr;
-  QTabWidget* m_tabs = nullptr;
-  QWidget *m_diffPage = nullptr, *m_tracePage = nullptr;
-  SnapshotDiffPlot* m_diffPlot = nullptr;
-  BranchTracePlot* m_tracePlot = nullptr;
 
   ModelInfo m_model;
   CheckpointInfo m_checkpoints;
+  SnapshotDiff m_lastDiff;
+  BranchTraces m_lastTraces;
   double m_decodeRate = 0;  // tok/s of the last run, for the replay estimate
   QList<Step> m_steps;
   Wait m_waiting = Wait::None;

@@ -14,6 +14,8 @@ namespace studio {
 
 namespace {
 
+constexpr qint64 kSharedContext = 24;  // tokens of the common history shown before two branches part
+
 QString samplerText(const mamba::Snapshot& s) {
   if (!s.sampler) return {};
   const mamba::SamplerParams& p = s.sampler->params;
@@ -184,6 +186,8 @@ SnapshotDiff SnapshotStore::diff(int a, int b, const mamba::Model& model) const 
   SnapshotDiff out;
   out.a = a;
   out.b = b;
+  out.labelA = na.label;
+  out.labelB = nb.label;
   out.layers = d.L;
   out.heads = d.H;
   out.delta = QVector<float>(d.delta.begin(), d.delta.end());
@@ -259,6 +263,23 @@ BranchTraces SnapshotStore::traces(int a, int b, const std::shared_ptr<const mam
   out.forkPosition = out.fork == -1 ? 0 : get(out.fork).snap.state.n_tokens;
   out.traces.push_back(trace(a, out.fork, model));
   out.traces.push_back(trace(b, out.fork, model));
+  if (out.fork != -1) {
+    // the shared text just before they part, for context: the same values in both
+    const BranchTrace shared = trace(out.fork, -1, model);
+    const qint64 keep = std::min<qint64>(shared.count, kSharedContext), skip = shared.count - keep;
+    const qint64 row = shared.layers * shared.heads;
+    for (BranchTrace& t : out.traces) {
+      if (t.count > 0 && t.first != shared.first + shared.count) continue;  // not contiguous (cannot happen on one tree path)
+      t.dt = shared.dt.mid(skip * row) + t.dt;
+      t.stateNorm = shared.stateNorm.mid(skip * row) + t.stateNorm;
+      t.first = shared.first + skip;
+      t.count += keep;
+    }
+  }
+  const SnapshotDiff d = diff(a, b, *model);
+  const int top = int(std::max_element(d.delta.begin(), d.delta.end()) - d.delta.begin());
+  out.focusLayer = top / int(d.heads);
+  out.focusHead = top % int(d.heads);
   return out;
 }
 

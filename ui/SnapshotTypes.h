@@ -12,10 +12,10 @@ struct SnapshotInfo {
   int id = -1;
   int parent = -1;  // -1: a root (the start of a text, or a file)
   QString label;
-  QString origin;  // "taken" | "at token" | "branch" | "edit" | "file"
-  QString edit;    // what an "edit" node changed, in words
-  qint64 tokens = 0;     // the sequence's length (fed + pending)
-  qint64 fed = 0;        // tokens run through the model; the last token is pending
+  QString origin;     // "taken" | "at token" | "branch" | "edit" | "file"
+  QString edit;       // what an "edit" node changed, in words
+  qint64 tokens = 0;  // the sequence's length (fed + pending)
+  qint64 fed = 0;     // tokens run through the model; the last token is pending
   quint64 stateBytes = 0;
   quint64 fileBytes = 0;
   quint64 kvBytes = 0;  // a transformer's KV cache for as many tokens (engine/snapshot.h)
@@ -33,14 +33,15 @@ struct SnapshotEdit {
   enum class Kind { ZeroHead, ScaleHead, CopyLayer, ScaleDt, ClampDt };
   Kind kind = Kind::ZeroHead;
   int layer = 0, head = 0;
-  double factor = 0.5;  // ScaleHead, ScaleDt
-  int source = -1;      // CopyLayer: the snapshot to copy from
+  double factor = 0.5;         // ScaleHead, ScaleDt
+  int source = -1;             // CopyLayer: the snapshot to copy from
   double lo = 0.0, hi = 0.01;  // ClampDt
 };
 
 // ||h_a - h_b|| per layer and head (row-major (layers, heads)), with each side's ||h||.
 struct SnapshotDiff {
   int a = -1, b = -1;
+  QString labelA, labelB;
   qint64 layers = 0, heads = 0;
   QVector<float> delta, normA, normB;
   QVector<float> convDelta;  // (layers) the conv windows' difference
@@ -56,8 +57,9 @@ struct BranchTrace {
 };
 
 struct BranchTraces {
-  int fork = -1;          // the common ancestor, or -1
-  qint64 forkPosition = 0;  // where they part
+  int fork = -1;                      // the common ancestor, or -1
+  qint64 forkPosition = 0;            // where they part
+  int focusLayer = 0, focusHead = 0;  // where the two ends' states differ most (||Δh||)
   QVector<BranchTrace> traces;
 };
 
@@ -70,7 +72,7 @@ struct RestoredSequence {
 };
 
 struct CheckpointInfo {
-  qint64 every = 0;     // 0: off
+  qint64 every = 0;  // 0: off
   qint64 count = 0;
   quint64 bytes = 0;
   qint64 maxReplay = 0;  // tokens a snapshot at an earlier token replays at most

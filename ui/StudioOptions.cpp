@@ -18,10 +18,10 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   const QCommandLineOption generate(QStringLiteral("generate"), QStringLiteral("Generate N tokens before the screenshot."),
                                     QStringLiteral("N"));
   const QCommandLineOption seed(QStringLiteral("seed"), QStringLiteral("Sampling seed (default for screenshots: 1)."), QStringLiteral("S"));
-  const QCommandLineOption view(
-      QStringLiteral("view"),
-      QStringLiteral("Capture only this view: window, tokens, prompt, model, sampling, snapshots, snapshot-diff, snapshot-branches."),
-      QStringLiteral("NAME"));
+  const QCommandLineOption view(QStringLiteral("view"),
+                                QStringLiteral("Capture only this view: window, tokens, prompt, model, sampling, snapshots, or an "
+                                               "inspection view (dynamics, memory, branches, snapshot-diff)."),
+                                QStringLiteral("NAME"));
   const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size for the screenshot, e.g. 1280x800."),
                                 QStringLiteral("WxH"));
   const QCommandLineOption hover(QStringLiteral("hover-token"), QStringLiteral("Show generated token K's hover card in the screenshot."),

@@ -4,9 +4,11 @@
 #include <QTest>
 
 #include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
+#include "tests/ui/SnapshotPanelTest.h"
 #include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
@@ -27,5 +29,7 @@ int main(int argc, char** argv) {
   run(studio::test::EngineWorkerTest{});
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
+  run(studio::test::InspectorTest{});
+  run(studio::test::SnapshotPanelTest{});
   return failures == 0 ? 0 : 1;
 }
