@@ -146,7 +146,8 @@ void add_bench(Commands& commands) {
   CLI::App* sub = commands.add("bench", "prefill and decode speed next to the machine's bandwidth and GEMM rate", [a] { return run(*a); });
   add_model_option(sub, a->model);
   sub->add_option("--config", a->config, "a random-weight model of this size instead of -m: 130m, 370m, 780m, 1.3b or 2.7b")
-      ->type_name("NAME");
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"130m", "370m", "780m", "1.3b", "2.7b"}));
   sub->add_option("--prompt-len", a->prompt_len, "prompt tokens")->type_name("T")->capture_default_str();
   sub->add_option("--gen", a->gen, "decoded tokens")->type_name("N")->capture_default_str();
   sub->add_option("--reps", a->reps, "timed prefill runs (the median counts)")->type_name("R")->capture_default_str();

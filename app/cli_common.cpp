@@ -16,7 +16,8 @@ Loaded load_model(const ModelArgs& m) {
     l.dir = m.dir;
   } else {
     l.dir = default_model_dir();
-    if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json"))
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json", ec))
       throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m DIR with a Mamba-2 model folder");
   }
   LoadOptions lo;
@@ -27,7 +28,10 @@ Loaded load_model(const ModelArgs& m) {
     };
   l.model = Model::load(l.dir, lo);
   const auto tok = std::filesystem::path(l.dir) / "tokenizer.json";
-  if (std::filesystem::exists(tok)) l.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tok.string()));
+  // A tokenizer.json that is there but not a readable file (a FIFO, a loop of links) is an error, not absent.
+  std::error_code ec;
+  if (std::filesystem::symlink_status(tok, ec).type() != std::filesystem::file_type::not_found)
+    l.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tok.string()));
   return l;
 }
 

@@ -21,6 +21,12 @@ void check_decode_request(const DecodeRequest& r) {
     throw Error("decode: alternatives per token must be in 0.." + std::to_string(DecodeRequest::kMaxTopN));
 }
 
+void check_forward_options(const ForwardOptions& o) {
+  if (o.chunk_size < 0 || o.chunk_size > ForwardOptions::kMaxChunk)
+    throw Error("chunk size must be 0 (the default) or 1.." + std::to_string(ForwardOptions::kMaxChunk) + ", got " +
+                std::to_string(o.chunk_size));
+}
+
 void Backend::set_dt_edits(std::vector<DtEdit> edits) {
   if (!edits.empty())
     throw Error(name() + ": dt edits are applied by the CPU backend only; switch the device to the CPU to run with " + edits[0].describe());

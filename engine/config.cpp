@@ -13,6 +13,37 @@ namespace {
 
 using nlohmann::json;
 
+// Upper bounds far above any real checkpoint (Mamba-2 2.7b: 64 layers, d_model 2560, vocab 50288) that
+// keep every derived size well inside int64 and refuse absurd values before anything is computed or
+// allocated from them.
+constexpr int64_t kMaxDim = int64_t{1} << 20;  // d_model, heads, head_dim, d_state, groups, chunk
+constexpr int64_t kMaxLayers = int64_t{1} << 14;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxSmall = 1024;               // expand, conv_kernel
+constexpr int64_t kMaxParams = int64_t{1} << 40;  // ~1.1e12 parameters
+
+int64_t max_of(const std::string& name) {
+  if (name == "num_hidden_layers" || name == "n_layer") return kMaxLayers;
+  if (name == "vocab_size") return kMaxVocab;
+  if (name == "expand" || name == "conv_kernel" || name == "d_conv") return kMaxSmall;
+  if (name == "chunk_size") return 4096;  // ForwardOptions::kMaxChunk
+  return kMaxDim;
+}
+
+void check_range(int64_t v, const std::string& name, const std::string& origin) {
+  if (v <= 0) throw Error(origin + ": field '" + name + "' must be positive, got " + std::to_string(v));
+  if (v > max_of(name))
+    throw Error(origin + ": field '" + name + "' is implausibly large: " + std::to_string(v) + " (at most " + std::to_string(max_of(name)) +
+                ")");
+}
+
+// a * b + c for sizes, refusing int64 overflow.
+int64_t mul_add(int64_t a, int64_t b, int64_t c, const std::string& origin) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r) || __builtin_add_overflow(r, c, &r)) throw Error(origin + ": the model's sizes overflow");
+  return r;
+}
+
 int64_t get_int(const json& j, const char* key, const std::string& origin, int64_t fallback, bool required) {
   if (!j.contains(key) || j[key].is_null()) {
     if (required) throw Error(origin + ": missing required field '" + key + "'");
@@ -24,12 +55,12 @@ int64_t get_int(const json& j, const char* key, const std::string& origin, int64
     double d = v.get<double>();
     if (std::floor(d) == d && std::abs(d) < 9e15) return static_cast<int64_t>(d);
   }
-  throw Error(origin + ": field '" + key + "' must be an integer, got " + v.dump());
+  throw Error(origin + ": field '" + key + "' must be an integer, got " + json_excerpt(v));
 }
 
 bool get_bool(const json& j, const char* key, const std::string& origin, bool fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) throw Error(origin + ": field '" + key + "' must be true or false, got " + j[key].dump());
+  if (!j[key].is_boolean()) throw Error(origin + ": field '" + key + "' must be true or false, got " + json_excerpt(j[key]));
   return j[key].get<bool>();
 }
 
@@ -43,7 +74,7 @@ void read_time_step_limit(const json& j, const char* key, const std::string& ori
   c.dt_max = INFINITY;
   if (!j.contains(key) || j[key].is_null()) return;
   const json& v = j[key];
-  if (!v.is_array() || v.size() != 2) throw Error(origin + ": field '" + key + "' must be a pair [min, max], got " + v.dump());
+  if (!v.is_array() || v.size() != 2) throw Error(origin + ": field '" + key + "' must be a pair [min, max], got " + json_excerpt(v));
   c.dt_min = json_to_double(v[0], origin, std::string(key) + "[0]");
   c.dt_max = json_to_double(v[1], origin, std::string(key) + "[1]");
 }
@@ -53,10 +84,13 @@ Config from_mamba_ssm_json(const json& j, const std::string& origin) {
   Config c;
   c.d_model = get_int(j, "d_model", origin, 0, true);
   c.n_layer = get_int(j, "n_layer", origin, 0, true);
-  int64_t vocab = get_int(j, "vocab_size", origin, 0, true);
-  int64_t pad_mult = get_int(j, "pad_vocab_size_multiple", origin, 1, false);
-  if (pad_mult < 1) throw Error(origin + ": field 'pad_vocab_size_multiple' must be >= 1");
-  c.vocab_size = (vocab + pad_mult - 1) / pad_mult * pad_mult;
+  const int64_t vocab = get_int(j, "vocab_size", origin, 0, true);
+  const int64_t pad_mult = get_int(j, "pad_vocab_size_multiple", origin, 1, false);
+  check_range(vocab, "vocab_size", origin);
+  if (pad_mult < 1 || pad_mult > kMaxVocab)
+    throw Error(origin + ": field 'pad_vocab_size_multiple' must be in 1.." + std::to_string(kMaxVocab) + ", got " +
+                std::to_string(pad_mult));
+  c.vocab_size = (vocab + pad_mult - 1) / pad_mult * pad_mult;  // both bounded above: no overflow
   if (get_int(j, "d_intermediate", origin, 0, false) != 0)
     throw Error(origin + ": field 'd_intermediate' is non-zero (MLP blocks are not supported)");
   if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() && !j["attn_layer_idx"].empty())
@@ -66,7 +100,7 @@ Config from_mamba_ssm_json(const json& j, const std::string& origin) {
   c.tie_embeddings = get_bool(j, "tie_embeddings", origin, true);
   json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"] : json::object();
   if (ssm.contains("layer") && ssm["layer"] != "Mamba2")
-    throw Error(origin + ": ssm_cfg.layer is " + ssm["layer"].dump() + "; only Mamba2 is supported");
+    throw Error(origin + ": ssm_cfg.layer is " + json_excerpt(ssm["layer"]) + "; only Mamba2 is supported");
   const std::string sorigin = origin + " (ssm_cfg)";
   c.d_state = get_int(ssm, "d_state", sorigin, 128, false);
   c.d_conv = get_int(ssm, "d_conv", sorigin, 4, false);
@@ -78,6 +112,10 @@ Config from_mamba_ssm_json(const json& j, const std::string& origin) {
   c.use_bias = get_bool(ssm, "bias", sorigin, false);
   if (get_bool(ssm, "norm_before_gate", sorigin, false)) throw Error(sorigin + ": norm_before_gate=true is not supported");
   read_time_step_limit(ssm, "dt_limit", sorigin, c);
+  // n_heads is derived: check its inputs before dividing by one of them.
+  check_range(c.d_model, "d_model", origin);
+  check_range(c.expand, "expand", sorigin);
+  check_range(c.head_dim, "headdim", sorigin);
   if (c.expand * c.d_model % c.head_dim != 0) throw Error(sorigin + ": expand*d_model is not a multiple of headdim");
   c.n_heads = c.expand * c.d_model / c.head_dim;
   c.norm_eps = 1e-5;
@@ -94,7 +132,7 @@ Config Config::from_json_text(const std::string& text, const std::string& origin
     c = from_mamba_ssm_json(j, origin);
   } else {
     if (j.contains("model_type") && j["model_type"].is_string() && j["model_type"] != "mamba2")
-      throw Error(origin + ": model_type is " + j["model_type"].dump() + "; only \"mamba2\" is supported");
+      throw Error(origin + ": model_type is " + json_excerpt(j["model_type"]) + "; only \"mamba2\" is supported");
     c.d_model = get_int(j, "hidden_size", origin, 0, true);
     c.n_layer = get_int(j, "num_hidden_layers", origin, 0, true);
     c.vocab_size = get_int(j, "vocab_size", origin, 0, true);
@@ -123,40 +161,48 @@ Config Config::from_json_text(const std::string& text, const std::string& origin
 
 Config Config::from_file(const std::string& path) {
   std::string p = path;
-  if (std::filesystem::is_directory(p)) p = (std::filesystem::path(p) / "config.json").string();
-  if (!std::filesystem::exists(p)) throw Error(p + ": file not found");
-  return from_json_text(read_text_file(p), p);
+  std::error_code ec;
+  if (std::filesystem::is_directory(p, ec)) p = (std::filesystem::path(p) / "config.json").string();
+  if (std::filesystem::symlink_status(p, ec).type() == std::filesystem::file_type::not_found) throw Error(p + ": file not found");
+  return from_json_text(read_text_file(p, uint64_t(16) << 20), p);
 }
 
 void Config::finalize(const std::string& origin) {
-  auto positive = [&](int64_t v, const char* name) {
-    if (v <= 0) throw Error(origin + ": field '" + std::string(name) + "' must be positive, got " + std::to_string(v));
-    if (v > (int64_t(1) << 31)) throw Error(origin + ": field '" + std::string(name) + "' is implausibly large: " + std::to_string(v));
-  };
-  positive(d_model, "hidden_size");
-  positive(n_layer, "num_hidden_layers");
-  positive(d_state, "state_size");
-  positive(n_heads, "num_heads");
-  positive(head_dim, "head_dim");
-  positive(expand, "expand");
-  positive(n_groups, "n_groups");
-  positive(chunk_size, "chunk_size");
-  positive(d_conv, "conv_kernel");
-  positive(vocab_size, "vocab_size");
+  check_range(d_model, "hidden_size", origin);
+  check_range(n_layer, "num_hidden_layers", origin);
+  check_range(d_state, "state_size", origin);
+  check_range(n_heads, "num_heads", origin);
+  check_range(head_dim, "head_dim", origin);
+  check_range(expand, "expand", origin);
+  check_range(n_groups, "n_groups", origin);
+  check_range(chunk_size, "chunk_size", origin);
+  check_range(d_conv, "conv_kernel", origin);
+  check_range(vocab_size, "vocab_size", origin);
+  // Each factor is at most 2^20 here, so these products and sums cannot overflow.
   if (n_heads * head_dim != expand * d_model)
     throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") x head_dim (" + std::to_string(head_dim) + ") must equal expand (" +
                 std::to_string(expand) + ") x hidden_size (" + std::to_string(d_model) + ")");
   if (n_heads % n_groups != 0)
     throw Error(origin + ": num_heads (" + std::to_string(n_heads) + ") must be divisible by n_groups (" + std::to_string(n_groups) + ")");
-  if (!(norm_eps > 0) || !std::isfinite(norm_eps)) throw Error(origin + ": field 'layer_norm_epsilon' must be a positive finite number");
+  // RMSNorm adds epsilon to a mean square of O(1): above 1 it swamps the signal (1e300 zeroes every
+  // output), below the smallest normal float it vanishes in float32.
+  if (!(norm_eps >= 1.2e-38 && norm_eps <= 1.0))
+    throw Error(origin + ": field 'layer_norm_epsilon' must be a positive number no larger than 1, got " + nlohmann::json(norm_eps).dump());
   if (std::isnan(dt_min) || std::isnan(dt_max) || dt_min < 0 || dt_max < dt_min)
     throw Error(origin + ": field 'time_step_limit' must be [min, max] with 0 <= min <= max");
   for (auto [v, name] : {std::pair{bos_token_id, "bos_token_id"}, {eos_token_id, "eos_token_id"}, {pad_token_id, "pad_token_id"}})
     if (v >= vocab_size) throw Error(origin + ": field '" + std::string(name) + "' (" + std::to_string(v) + ") is outside the vocabulary");
   d_inner = n_heads * head_dim;
-  conv_dim = d_inner + 2 * n_groups * d_state;
-  d_in_proj = 2 * d_inner + 2 * n_groups * d_state + n_heads;
+  conv_dim = mul_add(2 * n_groups, d_state, d_inner, origin);
+  d_in_proj = mul_add(2 * n_groups, d_state, 2 * d_inner + n_heads, origin);
   heads_per_group = n_heads / n_groups;
+  // Every size the loader and the backends compute from here on is a product of at most two of these
+  // and stays below the parameter count.
+  int64_t per_layer = mul_add(d_in_proj, d_model + 1, 0, origin);
+  per_layer = mul_add(conv_dim, d_conv + 1, per_layer, origin);
+  per_layer = mul_add(d_model, d_inner + 2, per_layer + 3 * n_heads + d_inner, origin);
+  const int64_t params = mul_add(n_layer, per_layer, mul_add(2 * vocab_size, d_model, d_model, origin), origin);
+  if (params > kMaxParams) throw Error(origin + ": the config describes " + std::to_string(params) + " parameters, implausibly many");
 }
 
 int64_t Config::n_params() const {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "engine/error.h"
+#include "engine/input_file.h"
 #include "engine/safetensors.h"
 
 namespace mamba {
@@ -17,9 +18,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Names the first non-finite value of `v` (a tensor just read), or returns "" when all are finite.
+std::string nonfinite(const float* v, size_t n) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) {
+      if (!bad) first = i;
+      ++bad;
+    }
+  if (!bad) return "";
+  return std::to_string(bad) + " non-finite value" + (bad > 1 ? "s" : "") + " (the first, " + (std::isnan(v[first]) ? "NaN" : "Inf") +
+         ", at flat index " + std::to_string(first) + ")";
+}
+
+// Every tensor is looked up in two passes: the first (dry) only checks that each exists with the shape
+// the config implies, so a config that promises more than the files hold is refused before anything is
+// allocated; the second reads and converts.
 struct Loader {
   const TensorStore& store;
   const LoadOptions& opt;
+  bool dry = true;
   uint64_t total = 0, done = 0;
   std::set<std::string> dtypes, used;
 
@@ -30,10 +48,10 @@ struct Loader {
   }
 
   void check_cancel() {
-    if (opt.cancel && opt.cancel->load()) throw Error(store.origin() + ": loading cancelled");
+    if (opt.cancel && opt.cancel->load()) throw Cancelled(store.origin() + ": loading cancelled");
   }
 
-  // Copies tensor `name` (trying each alias) converted to f32, checking its shape.
+  // Copies tensor `name` (trying each alias) converted to f32, checking its shape and its values.
   Tensor take(std::initializer_list<std::string> names, std::vector<int64_t> shape) {
     check_cancel();
     const TensorView* t = find_any(names);
@@ -41,14 +59,18 @@ struct Loader {
     if (t->shape != shape) {
       TensorView want;
       want.shape = shape;
-      throw Error(store.origin() + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
+      throw Error(t->file->path() + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
     }
     used.insert(t->name);
+    if (dry) {
+      total += t->nbytes;
+      return {};
+    }
     dtypes.insert(dtype_name(t->dtype));
     Tensor out(static_cast<size_t>(t->numel()));
     convert_to_f32(*t, out.data());
-    // The copy is ours now; drop the mapped pages so peak memory stays near the converted size.
-    t->file->release(static_cast<size_t>(t->data - t->file->data()), t->nbytes);
+    if (const std::string bad = nonfinite(out.data(), out.size()); !bad.empty())
+      throw Error(t->file->path() + ": tensor '" + t->name + "' holds " + bad);
     done += t->nbytes;
     if (opt.progress) opt.progress(done, total);
     return out;
@@ -57,17 +79,51 @@ struct Loader {
   Tensor take_optional(std::initializer_list<std::string> names, std::vector<int64_t> shape, bool expected) {
     const TensorView* t = find_any(names);
     if (!expected) {
-      if (t) throw Error(store.origin() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
+      if (t) throw Error(t->file->path() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
       return {};
     }
     return take(names, shape);
+  }
+
+  // One pass over every tensor of the model, in file-independent order.
+  void run(Model& m) {
+    const Config& c = m.config;
+    const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
+    Weights& w = m.weights;
+    w.embedding = take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
+    if (!dry) w.layers.resize(static_cast<size_t>(c.n_layer));
+    for (int64_t i = 0; i < c.n_layer; ++i) {
+      const std::string p = "backbone.layers." + std::to_string(i) + ".";
+      LayerWeights scratch;
+      LayerWeights& l = dry ? scratch : w.layers[static_cast<size_t>(i)];
+      l.norm = take({p + "norm.weight"}, {D});
+      l.in_proj = take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
+      l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
+      l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
+      l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
+      l.dt_bias = take({p + "mixer.dt_bias"}, {H});
+      l.A = take({p + "mixer.A_log"}, {H});
+      for (float& a : l.A) a = -std::exp(a);
+      if (!dry)
+        if (const std::string bad = nonfinite(l.A.data(), l.A.size()); !bad.empty())
+          throw Error(store.find(p + "mixer.A_log")->file->path() + ": tensor '" + p + "mixer.A_log' overflows A = -exp(A_log): " + bad);
+      l.D = take({p + "mixer.D"}, {H});
+      l.gnorm = take({p + "mixer.norm.weight"}, {E});
+      l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
+      l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+    }
+    w.norm_f = take({"backbone.norm_f.weight"}, {D});
+    // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
+    if (store.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = take({"lm_head.weight"}, {V, D});
+    else used.insert("lm_head.weight");
   }
 };
 
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder (expected config.json + model.safetensors)");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a model folder (expected config.json + model.safetensors)");
   auto m = std::make_shared<Model>();
   m->config = Config::from_file(dir);
   m->source = dir;
@@ -75,37 +131,22 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   const TensorStore store = TensorStore::open_dir(dir);
   m->file_bytes = store.total_file_bytes();
 
-  Loader ld{store, opt, 0, 0, {}, {}};
-  for (const auto& n : store.names()) ld.total += store.find(n)->nbytes;
-  if (opt.progress) opt.progress(0, ld.total);
-
-  const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
-  Weights& w = m->weights;
-  w.embedding = ld.take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
-  w.layers.resize(static_cast<size_t>(c.n_layer));
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "backbone.layers." + std::to_string(i) + ".";
-    LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    l.norm = ld.take({p + "norm.weight"}, {D});
-    l.in_proj = ld.take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
-    l.in_proj_bias = ld.take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
-    l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
-    l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
-    l.dt_bias = ld.take({p + "mixer.dt_bias"}, {H});
-    l.A = ld.take({p + "mixer.A_log"}, {H});
-    for (float& a : l.A) a = -std::exp(a);
-    l.D = ld.take({p + "mixer.D"}, {H});
-    l.gnorm = ld.take({p + "mixer.norm.weight"}, {E});
-    l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
-    l.out_proj_bias = ld.take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
-  }
-  w.norm_f = ld.take({"backbone.norm_f.weight"}, {D});
-  // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
-  if (store.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = ld.take({"lm_head.weight"}, {V, D});
-  else ld.used.insert("lm_head.weight");
-  m->config.tie_embeddings = w.lm_head.empty();
+  // The cheapest bound first: every parameter takes at least 2 bytes in the files (the embedding counted
+  // once: an untied config without lm_head.weight is tied).
+  const int64_t params = c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model);
+  if (2 * static_cast<uint64_t>(params) > m->file_bytes)
+    throw Error(store.origin() + ": config.json describes " + std::to_string(params) + " parameters, but the weight files hold only " +
+                std::to_string(m->file_bytes) + " bytes");
+  Loader ld{store, opt, true, 0, 0, {}, {}};
+  ld.run(*m);
   for (const auto& n : store.names())
-    if (!ld.used.count(n)) throw Error(store.origin() + ": unexpected tensor '" + n + "' (not part of a Mamba-2 model with this config)");
+    if (!ld.used.count(n))
+      throw Error(store.find(n)->file->path() + ": unexpected tensor '" + n + "' (not part of a Mamba-2 model with this config)");
+  ld.dry = false;
+  ld.used.clear();
+  if (opt.progress) opt.progress(0, ld.total);
+  ld.run(*m);
+  m->config.tie_embeddings = m->weights.lm_head.empty();
   m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed";
   return m;
 }

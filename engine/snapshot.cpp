@@ -3,11 +3,11 @@
 #include <bit>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 
 #include "engine/atomic_file.h"
 #include "engine/digest.h"
+#include "engine/input_file.h"
 #include "engine/model.h"
 
 namespace mamba {
@@ -335,28 +335,16 @@ json snapshot_info(std::string_view bytes, const std::string& origin) {
 }
 
 namespace {
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a folder, not a snapshot file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
-  std::string bytes;
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw Error(path + ": cannot read its size");
-  in.seekg(0);
-  bytes.resize(size_t(size));
-  in.read(bytes.data(), size);
-  if (in.gcount() != size) throw Error(path + ": read error");
-  return bytes;
-}
+// a snapshot is the state (a few MiB to a few GiB for the largest models) plus 4 bytes per token
+constexpr uint64_t kMaxSnapshotFile = uint64_t(64) << 30;
+std::string read_snapshot_file(const std::string& path) { return read_file(path, kMaxSnapshotFile); }
 }  // namespace
 
 void save_snapshot(const Snapshot& s, const std::string& path) { write_file_atomic(path, encode_snapshot(s)); }
 
-Snapshot load_snapshot(const std::string& path) { return decode_snapshot(read_file(path), path); }
+Snapshot load_snapshot(const std::string& path) { return decode_snapshot(read_snapshot_file(path), path); }
 
-json snapshot_info_file(const std::string& path) { return snapshot_info(read_file(path), path); }
+json snapshot_info_file(const std::string& path) { return snapshot_info(read_snapshot_file(path), path); }
 
 void check_snapshot_fits(const Snapshot& s, const Model& model, const std::string& origin) {
   const Config& c = model.config;

@@ -100,7 +100,9 @@ int findOrigin(SnapshotPanel* p, const QString& origin) {
   return id;
 }
 
-QVector<qint32> lastRunIds(const MainWindow& w) { return w.transcript().runs.isEmpty() ? QVector<qint32>{} : w.transcript().runs.last().ids; }
+QVector<qint32> lastRunIds(const MainWindow& w) {
+  return w.transcript().runs.isEmpty() ? QVector<qint32>{} : w.transcript().runs.last().ids;
+}
 
 const QString kPrompt = QStringLiteral("5, 17, 3, 99, 42, 8, 250");
 constexpr qint64 kPromptTokens = 7;
@@ -371,8 +373,9 @@ void SnapshotPanelTest::refusalsLeaveEverythingAsItWas() {
   const QString text = w.transcript().text;
   QVERIFY(runTask(f.panel(), [&] { f.panel()->importFrom(other); }).contains(QStringLiteral("another model")));
   QVERIFY(runTask(f.panel(), [&] { f.panel()->importFrom(damaged); }).contains(QStringLiteral("altered or damaged")));
-  QVERIFY(runTask(f.panel(), [&] { f.panel()->exportTo(f.panel()->lastAdded(), m_tmp.filePath(QStringLiteral("no/such/x.msnap"))); })
-              .contains(QStringLiteral("x.msnap")));
+  QVERIFY(runTask(f.panel(), [&] {
+            f.panel()->exportTo(f.panel()->lastAdded(), m_tmp.filePath(QStringLiteral("no/such/x.msnap")));
+          }).contains(QStringLiteral("x.msnap")));
   QCOMPARE(int(f.panel()->snapshots().size()), count);
   QCOMPARE(w.transcript().text, text);
   QVERIFY(w.errorBanner()->isVisible());

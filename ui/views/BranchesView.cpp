@@ -28,7 +28,9 @@ class BranchesView final : public InspectorView {
   }
   QString name() const override { return QStringLiteral("branches"); }
   QString title() const override { return tr("Branches"); }
-  QList<Exportable> exportables() override { return {{QStringLiteral("dt-and-h"), m_plot->plot(), [this] { return m_plot->table(); }}}; }
+  QList<Exportable> exportables() override {
+    return {{QStringLiteral("dt-and-h"), m_plot->plot(), [this] { return m_plot->table(); }}};
+  }
 
  private:
   BranchTracePlot* m_plot;

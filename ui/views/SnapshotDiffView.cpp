@@ -17,8 +17,8 @@ class SnapshotDiffView final : public InspectorView {
  public:
   SnapshotDiffView(InspectorContext* context, QWidget* parent) : InspectorView(context, parent) {
     QHBoxLayout* row = controlRow();
-    auto* note = new QLabel(tr("‖h_a − h_b‖ of every head's (P × N) SSM state; pick two snapshots in the Snapshots panel and press Diff"),
-                            this);
+    auto* note =
+        new QLabel(tr("‖h_a − h_b‖ of every head's (P × N) SSM state; pick two snapshots in the Snapshots panel and press Diff"), this);
     note->setStyleSheet(QStringLiteral("color: #555;"));
     note->setWordWrap(true);
     note->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
@@ -30,7 +30,9 @@ class SnapshotDiffView final : public InspectorView {
   }
   QString name() const override { return QStringLiteral("snapshot-diff"); }
   QString title() const override { return tr("Snapshot diff"); }
-  QList<Exportable> exportables() override { return {{QStringLiteral("delta-h"), m_plot->plot(), [this] { return m_plot->table(); }}}; }
+  QList<Exportable> exportables() override {
+    return {{QStringLiteral("delta-h"), m_plot->plot(), [this] { return m_plot->table(); }}};
+  }
   SnapshotDiffPlot* plot() const { return m_plot; }
 
  private:
