@@ -110,6 +110,7 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   info.loadSeconds = loadSeconds;
   info.backendName = QString::fromStdString(session->backend().name());
   info.summary = QString::fromStdString(c.summary());
+  info.hash = QString::fromStdString(model->identity());  // computed once per model; snapshots reuse it
 
   m_session = std::move(session);
   m_session->set_checkpoints(m_checkpointEvery);
@@ -139,7 +140,9 @@ void EngineWorker::setDevice(const QString& device) {
     // Carry the conversation over: the state is plain host floats, valid on any backend.
     bool kept = false;
     if (m_session && !m_session->tokens().empty() && !m_session->pending().empty()) {
-      session->restore(m_session->state(), m_session->tokens(), m_session->pending());
+      // as a snapshot, so the sampler and any dt edits come along (a backend that cannot run the edits
+      // refuses, and the old device stays)
+      session->restore_snapshot(m_session->snapshot(), "the sequence on " + m_session->backend().name());
       kept = true;
     }
     m_session = std::move(session);
