@@ -5,7 +5,6 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QPainter>
-#include <QTabWidget>
 #include <QTextCursor>
 #include <QToolTip>
 #include <cstdio>
@@ -154,17 +153,13 @@ QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int
     *error = QStringLiteral("unknown view '%1'").arg(viewName);
     return {};
   }
-  // a view on a tab that is not showing is brought to the front; one in a docked dock is captured floating
-  // at the window's size, so it is not squeezed beside the other docks
-  for (QWidget* w = target; w && w != window; w = w->parentWidget()) {
-    if (auto* tabs = qobject_cast<QTabWidget*>(w->parentWidget() ? w->parentWidget()->parentWidget() : nullptr))
-      if (tabs->indexOf(w) >= 0) tabs->setCurrentWidget(w);
-    if (auto* dock = qobject_cast<QDockWidget*>(w); dock && !dock->isFloating()) {
-      const QSize size = window->size();
-      dock->setFloating(true);
-      dock->resize(size);
-    }
-  }
+  // the Snapshots panel is captured floating at the window's size, not squeezed beside the other docks
+  if (qobject_cast<SnapshotPanel*>(target))
+    for (QWidget* w = target; w && w != window; w = w->parentWidget())
+      if (auto* dock = qobject_cast<QDockWidget*>(w); dock && !dock->isFloating()) {
+        dock->setFloating(true);
+        dock->resize(window->size());
+      }
   QApplication::processEvents();
   QApplication::sendPostedEvents();
   QApplication::processEvents();
