@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/ssd_matrix.h"
+#include "engine/ssd_toy.h"
 #include "tests/naive_mamba2.h"
 #include "tests/test_util.h"
 
@@ -198,4 +199,54 @@ TEST(SsdMatrix, CancelStopsTheWorkWithAClearError) {
   opt.cancel = &cancel;
   EXPECT_THROW(ssd_matrix(cap, m->config, m->weights.layers[1], 0, opt), Error);
   EXPECT_EQ(heads_sharing_bc(m->config, 0).size(), size_t(m->config.n_heads / m->config.n_groups));
+}
+
+// The playground's toy layer: its matrix, its recurrence and its chunked computation give one y, for
+// every dt pattern and B/C choice, whatever the chunk size; the state handed between chunks is the
+// recurrence's state at the chunk boundary.
+TEST(SsdToy, MatrixRecurrenceAndChunksAgree) {
+  for (ToyDt dt : {ToyDt::Constant, ToyDt::Spike, ToyDt::Ramp, ToyDt::Periodic, ToyDt::Random})
+    for (ToyBC bc : {ToyBC::Random, ToyBC::Ones, ToyBC::OneHot})
+      for (int64_t Q : {1, 3, 8, 29}) {
+        ToyParams p;
+        p.T = 29;
+        p.N = 5;
+        p.Q = Q;
+        p.A = -0.7;
+        p.dt = 0.4;
+        p.dt_pattern = dt;
+        p.bc = bc;
+        p.seed = 3;
+        const ToyResult r = run_toy(p);
+        SCOPED_TRACE(std::string(toy_dt_name(dt)) + " " + toy_bc_name(bc) + " Q=" + std::to_string(Q));
+        double scale = 0;
+        for (double v : r.y_recurrent) scale = std::max(scale, std::abs(v));
+        const std::vector<double> yc = r.y_chunked();
+        for (int64_t t = 0; t < p.T; ++t) {
+          EXPECT_NEAR(r.y_matrix[t], r.y_recurrent[t], 1e-12 * scale);
+          EXPECT_NEAR(yc[t], r.y_recurrent[t], 1e-12 * scale);
+          for (int64_t s = t + 1; s < p.T; ++s) ASSERT_EQ(r.M[t * p.T + s], 0.0);
+        }
+        for (int64_t c = 1; c * Q < p.T; ++c)
+          for (int64_t n = 0; n < p.N; ++n) EXPECT_NEAR(r.chunk_states[c * p.N + n], r.h[(c * Q - 1) * p.N + n], 1e-12);
+      }
+  ToyParams hand;
+  hand.T = 3;
+  hand.N = 1;
+  hand.Q = 1;
+  hand.bc = ToyBC::HandSet;
+  hand.B_hand = {1, 2, 3};
+  hand.C_hand = {1, 0, 1};
+  const ToyResult r = run_toy(hand);
+  EXPECT_EQ(r.M[1 * 3 + 0], 0.0);  // C_1 = 0: token 1 reads nothing
+  EXPECT_NEAR(r.M[2 * 3 + 0], 1 * 1 * std::exp(2 * hand.dt * hand.A) * hand.dt, 1e-15);
+  ToyParams bad;
+  bad.T = 65;
+  EXPECT_THROW(run_toy(bad), Error);
+  bad = ToyParams{};
+  bad.A = 0.1;
+  EXPECT_THROW(run_toy(bad), Error);
+  bad = ToyParams{};
+  bad.bc = ToyBC::HandSet;
+  EXPECT_THROW(run_toy(bad), Error);
 }

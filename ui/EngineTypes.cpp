@@ -1,5 +1,6 @@
 #include "ui/EngineTypes.h"
 
+#include "ui/MatrixTypes.h"
 #include "ui/SnapshotTypes.h"
 
 namespace studio {
@@ -13,6 +14,8 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::DeviceInfo>();
   qRegisterMetaType<studio::PromptTokens>();
   qRegisterMetaType<studio::ProbeBatch>();
+  qRegisterMetaType<studio::MatrixRequest>();
+  qRegisterMetaType<studio::MatrixResult>();
   registerSnapshotMetaTypes();
 }
 

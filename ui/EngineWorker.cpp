@@ -118,6 +118,8 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   m_tokenizer = std::move(tokenizer);
   m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
   m_info = info;
+  m_matrixCapture.reset();
+  m_matrix = MatrixResult{};
   resetProbes();
   emit modelChanged(info);
   snapshotsAfterModelChange();

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "ui/EngineTypes.h"
+#include "ui/MatrixTypes.h"
 #include "ui/SnapshotTypes.h"
 
 namespace mamba {
@@ -33,6 +34,7 @@ class EngineWorker : public QObject {
   // Thread-safe. Stop takes effect before the next token; cancel before the next tensor is read.
   void requestStop() { m_stop.store(true); }
   void requestCancelLoad() { m_cancelLoad.store(true); }
+  void requestCancelMatrix() { m_cancelMatrix.store(true); }
 
   // Test seam: use a model that is already in memory. Must run on the worker thread (queue a functor).
   void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& label);
@@ -46,6 +48,8 @@ class EngineWorker : public QObject {
   // Probes of every token run from now on (the inspection views are open), batched to probesReady.
   // Off costs nothing. `window`: positions kept (ProbeRecorder's bounded ring).
   void setProbesEnabled(bool on);
+  // The SSD matrix of a layer and head over the sequence's first kMaxMatrixTokens tokens (EngineWorkerMatrix.cpp).
+  void computeMatrix(const studio::MatrixRequest& request);
 
   // Snapshots (ui/EngineWorkerSnapshots.cpp, ui/SnapshotStore.h); every answer is a signal below, a
   // refusal is snapshotFailed and changes nothing. `position` -1: the sequence now, else after that token.
@@ -77,6 +81,9 @@ class EngineWorker : public QObject {
   void generationFinished(const studio::GenerationStats& stats);
   void generationFailed(const QString& error);
   void sessionCleared();
+  void matrixProgress(int done, int total);
+  void matrixReady(const studio::MatrixResult& result);
+  void matrixFailed(const QString& error);
   void snapshotAdded(const studio::SnapshotInfo& info);
   void snapshotChanged(const studio::SnapshotInfo& info);
   void snapshotRemoved(int id);
@@ -113,6 +120,12 @@ class EngineWorker : public QObject {
   std::unique_ptr<mamba::ProbeRecorder> m_probes;  // while on: the session reports into it
   qint64 m_probesSent = 0;                         // positions already sent
   QElapsedTimer m_sinceProbes;
+  std::atomic<bool> m_cancelMatrix{false};
+  std::shared_ptr<const mamba::LayerCapture> m_matrixCapture;  // cached for the text and layer below
+  std::vector<int32_t> m_matrixTokens;
+  MatrixResult m_matrix;  // the last one, for new chunk sizes
+ public:
+  static constexpr qint64 kMaxMatrixTokens = 4096;
 };
 
 }  // namespace studio

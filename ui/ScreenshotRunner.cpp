@@ -14,6 +14,7 @@
 #include "ui/SnapshotPanel.h"
 #include "ui/TokenTooltip.h"
 #include "ui/TokenView.h"
+#include "ui/views/InspectorView.h"
 
 namespace studio {
 
@@ -143,6 +144,12 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
+  // An inspection view may first have work to do on the engine's thread (the SSD matrix): capture once it is drawn.
+  if (InspectorView* v = m_window->inspectorView(m_options.view); v && !m_failed && !m_prepared) {
+    m_prepared = true;
+    connect(v, &InspectorView::captureReady, this, &ScreenshotRunner::captureSoon, Qt::QueuedConnection);
+    if (v->prepareCapture(m_options.viewOptions)) return;
+  }
   // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
   QTimer::singleShot(400, this, &ScreenshotRunner::capture);
 }

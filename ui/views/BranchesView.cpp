@@ -29,7 +29,7 @@ class BranchesView final : public InspectorView {
   QString name() const override { return QStringLiteral("branches"); }
   QString title() const override { return tr("Branches"); }
   QList<Exportable> exportables() override {
-    return {{QStringLiteral("dt-and-h"), m_plot->plot(), [this] { return m_plot->table(); }}};
+    return {{QStringLiteral("dt-and-h"), m_plot->plot(), [this] { return m_plot->table(); }, {}, {}}};
   }
 
  private:

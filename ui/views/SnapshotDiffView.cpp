@@ -31,7 +31,15 @@ class SnapshotDiffView final : public InspectorView {
   QString name() const override { return QStringLiteral("snapshot-diff"); }
   QString title() const override { return tr("Snapshot diff"); }
   QList<Exportable> exportables() override {
-    return {{QStringLiteral("delta-h"), m_plot->plot(), [this] { return m_plot->table(); }}};
+    const SnapshotDiff& d = m_plot->diff();
+    return {{QStringLiteral("delta-h"),
+             m_plot->plot(),
+             [this] { return m_plot->table(); },
+             [this] {
+               const QVector<float>& v = m_plot->diff().delta;
+               return std::vector<double>(v.begin(), v.end());
+             },
+             {d.layers, d.heads}}};
   }
   SnapshotDiffPlot* plot() const { return m_plot; }
 
