@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   int64_t decode(const DecodeRequest& req, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) override;
   std::string decode_path(const SamplerParams& sp) const override;
   uint64_t weight_bytes() const override;
+  std::string weights_dtype() const override { return dtype_name(m_wdt); }
 
   // The pieces decode() is made of (tests hold them against each other). `uniform`: the draw in [0, 1) when
   // sampling; `info`: null, or the chosen id's probability and its top_n alternatives (<= kReportTop);

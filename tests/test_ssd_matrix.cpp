@@ -13,6 +13,8 @@
 #include "tests/naive_mamba2.h"
 #include "tests/test_util.h"
 
+#include <nlohmann/json.hpp>
+
 using namespace mamba;
 using namespace mamba::test;
 
@@ -249,4 +251,37 @@ TEST(SsdToy, MatrixRecurrenceAndChunksAgree) {
   bad = ToyParams{};
   bad.bc = ToyBC::HandSet;
   EXPECT_THROW(run_toy(bad), Error);
+}
+
+// mamba-cli matrix: T rows of T numbers, zeros above the diagonal, equal to the definition built from the
+// test's float64 forward; the duality's error is float32 rounding; bad input exits as documented.
+TEST(SsdMatrix, CliPrintsTheMatrixAndTheDualityError) {
+  auto m = fixture_model("dtclamp_k2_bias");
+  const Config& c = m->config;
+  const auto ids = random_ids(23, c.vocab_size, 6);
+  std::string arg;
+  for (size_t i = 0; i < ids.size(); ++i) arg += (i ? "," : "") + std::to_string(ids[i]);
+  const std::string cli = std::string(MAMBA_CLI_PATH) + " matrix -m " + source_dir() + "/tests/fixtures/models/dtclamp_k2_bias";
+  const CommandResult r = run_command(cli + " --ids " + arg + " --layer 1 --head 5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["layer"], 1);
+  EXPECT_EQ(j["head"], 5);
+  EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), ids);
+  EXPECT_LE(j["duality_rel_err"].get<double>(), 1e-5);
+  const int64_t T = 23;
+  ASSERT_EQ(j["M"].size(), size_t(T));
+  std::vector<double> got(T * T);
+  for (int64_t t = 0; t < T; ++t) {
+    ASSERT_EQ(j["M"][t].size(), size_t(T));
+    for (int64_t s = 0; s < T; ++s) got[t * T + s] = j["M"][t][s];
+    for (int64_t s = t + 1; s < T; ++s) EXPECT_EQ(got[t * T + s], 0.0);
+  }
+  const NaiveRun run = naive_mamba2(*m, ids);
+  EXPECT_LE(rel(got, direct_matrix(run.layers[1], c, m->weights.layers[1].A[5], 5, T)), 1e-5);
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 2 --head 0").code, 2);    // no such layer
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 0 --head 12").code, 2);   // no such head
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 0").code, 2);             // --head missing
+  EXPECT_EQ(run_command(cli + " --layer 0 --head 0").code, 2);              // no prompt
+  EXPECT_EQ(run_command(cli + " --ids 1,999 --layer 0 --head 0").code, 1);  // outside the vocabulary
 }

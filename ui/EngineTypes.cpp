@@ -1,6 +1,7 @@
 #include "ui/EngineTypes.h"
 
 #include "ui/MatrixTypes.h"
+#include "ui/SnapshotTypes.h"
 
 namespace studio {
 
@@ -15,6 +16,7 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::ProbeBatch>();
   qRegisterMetaType<studio::MatrixRequest>();
   qRegisterMetaType<studio::MatrixResult>();
+  registerSnapshotMetaTypes();
 }
 
 }  // namespace studio

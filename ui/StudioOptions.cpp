@@ -18,13 +18,18 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   const QCommandLineOption generate(QStringLiteral("generate"), QStringLiteral("Generate N tokens before the screenshot."),
                                     QStringLiteral("N"));
   const QCommandLineOption seed(QStringLiteral("seed"), QStringLiteral("Sampling seed (default for screenshots: 1)."), QStringLiteral("S"));
-  const QCommandLineOption view(QStringLiteral("view"), QStringLiteral("Capture only this view: window, tokens, prompt, model, sampling."),
+  const QCommandLineOption view(QStringLiteral("view"),
+                                QStringLiteral("Capture only this view: window, tokens, prompt, model, sampling, snapshots, or an "
+                                               "inspection view (dynamics, memory, branches, snapshot-diff)."),
                                 QStringLiteral("NAME"));
   const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size for the screenshot, e.g. 1280x800."),
                                 QStringLiteral("WxH"));
   const QCommandLineOption hover(QStringLiteral("hover-token"), QStringLiteral("Show generated token K's hover card in the screenshot."),
                                  QStringLiteral("K"));
-  p.addOptions({model, screenshot, prompt, generate, seed, view, size, hover});
+  const QCommandLineOption demo(QStringLiteral("snapshot-demo"),
+                                QStringLiteral("With --generate: take a snapshot, branch it, zero a head against an unedited control and "
+                                               "compare them (the Snapshots panel) before the screenshot."));
+  p.addOptions({model, screenshot, prompt, generate, seed, view, size, hover, demo});
   // view options: name, help, whether the value is a non-negative integer
   const struct {
     const char* name;
@@ -47,6 +52,7 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   o.screenshot = p.value(screenshot);
   o.prompt = p.value(prompt);
   o.view = p.value(view);
+  o.snapshotDemo = p.isSet(demo);
   bool ok = true;
   if (p.isSet(generate)) {
     o.generate = p.value(generate).toInt(&ok);
@@ -98,6 +104,10 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   }
   if (o.screenshot.isEmpty() && (o.generate > 0 || !o.view.isEmpty() || o.size.isValid() || o.hoverToken >= 0)) {
     *error = QStringLiteral("--generate, --view, --size and --hover-token go with --screenshot FILE");
+    return std::nullopt;
+  }
+  if (o.snapshotDemo && o.generate <= 0) {
+    *error = QStringLiteral("--snapshot-demo needs --generate N (the branches continue N tokens each)");
     return std::nullopt;
   }
   if (o.generate > 0 && o.prompt.isEmpty()) {

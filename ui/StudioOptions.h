@@ -20,6 +20,7 @@ struct StudioOptions {
   // What an inspection view shows in the capture: --layer L, --head H, --chunk Q, --colour log|signed|rows,
   // --step 0..4 (the SSD matrix view), by option name.
   QMap<QString, QString> viewOptions;
+  bool snapshotDemo = false;  // --snapshot-demo: after --generate, snapshot, branch, edit a head and compare
 
   // Parses arguments (argv[0] first). On a bad value returns nullopt and sets `error`;
   // --help and --version print and exit as QCommandLineParser does.

@@ -9,6 +9,7 @@
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
+#include "tests/ui/SnapshotPanelTest.h"
 #include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
@@ -31,5 +32,6 @@ int main(int argc, char** argv) {
   run(studio::test::ScreenshotTest{});
   run(studio::test::InspectorTest{});
   run(studio::test::CompareViewTest{});
+  run(studio::test::SnapshotPanelTest{});
   return failures == 0 ? 0 : 1;
 }

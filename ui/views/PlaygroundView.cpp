@@ -1,6 +1,7 @@
 // The SSD playground: a toy one-head, one-channel state-space layer with sliders for A, dt and its
 // pattern, the state size and the chunk size, and random, structured or hand-set B and C. M, the
 // recurrent state and the chunked computation redraw as the sliders move: the duality from scratch.
+#include <qcustomplot.h>
 #include <QComboBox>
 #include <QFormLayout>
 #include <QGridLayout>
@@ -14,7 +15,6 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <cmath>
-#include <qcustomplot.h>
 
 #include "engine/ssd_toy.h"
 #include "ui/views/InspectorContext.h"
@@ -41,9 +41,10 @@ class PlaygroundView final : public InspectorView {
  public:
   PlaygroundView(InspectorContext* ctx, QWidget* parent) : InspectorView(ctx, parent) {
     QHBoxLayout* row = controlRow();
-    auto* intro = new QLabel(tr("A toy state-space layer (one head, one channel) computed three ways: the recurrence, the matrix y = M·x, and "
-                                "the chunked algorithm. Move the sliders."),
-                             this);
+    auto* intro =
+        new QLabel(tr("A toy state-space layer (one head, one channel) computed three ways: the recurrence, the matrix y = M·x, and "
+                      "the chunked algorithm. Move the sliders."),
+                   this);
     intro->setWordWrap(true);
     intro->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     row->addWidget(intro, 1);
@@ -57,6 +58,11 @@ class PlaygroundView final : public InspectorView {
     m_Q = intSlider(form, tr("chunk size Q"), 1, 64, 8);
     m_A = logSlider(form, tr("−A (forgetting)"), 0.01, 5.0, 0.5);
     m_dt = logSlider(form, tr("dt (step)"), 0.01, 2.0, 0.3);
+    m_T.slider->setObjectName(QStringLiteral("tokens"));
+    m_N.slider->setObjectName(QStringLiteral("stateSize"));
+    m_Q.slider->setObjectName(QStringLiteral("chunkSize"));
+    m_A.slider->setObjectName(QStringLiteral("forgetting"));
+    m_dt.slider->setObjectName(QStringLiteral("dtStep"));
     m_pattern = new QComboBox(controls);
     m_pattern->setObjectName(QStringLiteral("dtPattern"));
     for (ToyDt p : {ToyDt::Constant, ToyDt::Spike, ToyDt::Ramp, ToyDt::Periodic, ToyDt::Random})
@@ -65,8 +71,10 @@ class PlaygroundView final : public InspectorView {
     m_spike = intSlider(form, tr("spike at"), 0, 63, 12);
     m_bc = new QComboBox(controls);
     m_bc->setObjectName(QStringLiteral("bcChoice"));
-    for (ToyBC p : {ToyBC::Random, ToyBC::Ones, ToyBC::OneHot, ToyBC::HandSet}) m_bc->addItem(QString::fromLatin1(mamba::toy_bc_name(p)), int(p));
-    m_bc->setToolTip(tr("random: Gaussian; ones: C·B constant, so M is pure decay; one-hot: B_t = C_t = e_(t mod N); hand-set: edit below"));
+    for (ToyBC p : {ToyBC::Random, ToyBC::Ones, ToyBC::OneHot, ToyBC::HandSet})
+      m_bc->addItem(QString::fromLatin1(mamba::toy_bc_name(p)), int(p));
+    m_bc->setToolTip(
+        tr("random: Gaussian; ones: C·B constant, so M is pure decay; one-hot: B_t = C_t = e_(t mod N); hand-set: edit below"));
     form->addRow(tr("B and C"), m_bc);
     m_seed = new QSpinBox(controls);
     m_seed->setRange(1, 9999);
@@ -380,7 +388,8 @@ class PlaygroundView final : public InspectorView {
     m_dtPlot->xAxis->setRange(-0.5, double(T) - 0.5);
     m_dtPlot->yAxis->rescale();
     m_dtPlot->yAxis->setRange(0, m_dtPlot->yAxis->range().upper * 1.15);
-    m_titles[m_dtPlot]->setText(tr("dt (%1) and the share of the state each token keeps, A = %2").arg(m_pattern->currentText()).arg(A, 0, 'g', 3));
+    m_titles[m_dtPlot]->setText(
+        tr("dt (%1) and the share of the state each token keeps, A = %2").arg(m_pattern->currentText()).arg(A, 0, 'g', 3));
     m_dtPlot->replot(QCustomPlot::rpQueuedReplot);
   }
 
@@ -388,7 +397,8 @@ class PlaygroundView final : public InspectorView {
     const int64_t T = m_result.T;
     const int64_t s = std::llround(m_matrix->xAxis->pixelToCoord(at.x())), t = std::llround(m_matrix->yAxis->pixelToCoord(at.y()));
     if (s < 0 || t < 0 || s >= T || t >= T) return QToolTip::hideText();
-    if (s > t) return QToolTip::showText(global, tr("t = %1, s = %2: above the diagonal, M = 0 (the future is not read)").arg(t).arg(s), m_matrix);
+    if (s > t)
+      return QToolTip::showText(global, tr("t = %1, s = %2: above the diagonal, M = 0 (the future is not read)").arg(t).arg(s), m_matrix);
     QToolTip::showText(global,
                        tr("t = %1 reads s = %2<br><b>M = %3</b><br>= C_t·B_s %4 × exp(Σ dt·A) %5 × dt_s %6")
                            .arg(t)
@@ -414,8 +424,8 @@ class PlaygroundView final : public InspectorView {
 
   Table outputsTable() const {
     Table tb;
-    tb.columns = {QStringLiteral("t"), QStringLiteral("dt"), QStringLiteral("x"), QStringLiteral("y_recurrent"), QStringLiteral("y_matrix"),
-                  QStringLiteral("y_chunk_diag"), QStringLiteral("y_chunk_off")};
+    tb.columns = {QStringLiteral("t"),        QStringLiteral("dt"),           QStringLiteral("x"),          QStringLiteral("y_recurrent"),
+                  QStringLiteral("y_matrix"), QStringLiteral("y_chunk_diag"), QStringLiteral("y_chunk_off")};
     for (int64_t t = 0; t < m_result.T; ++t)
       tb.rows.push_back({QString::number(t), QString::number(m_result.dt[t], 'g', 17), QString::number(m_result.x[t], 'g', 17),
                          QString::number(m_result.y_recurrent[t], 'g', 17), QString::number(m_result.y_matrix[t], 'g', 17),

@@ -2,6 +2,7 @@
 // head's semiseparable matrix M over the text (y = M x + D x), its factors on hover, the chunked
 // algorithm's block decomposition with each off-diagonal block's rank, the four steps one by one with
 // their FLOPs, and the duality checked against the scan's own output.
+#include <qcustomplot.h>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
@@ -13,7 +14,6 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <cmath>
-#include <qcustomplot.h>
 
 #include "ui/EngineWorker.h"
 #include "ui/MatrixTypes.h"
@@ -91,8 +91,9 @@ class SsdMatrixView final : public InspectorView {
     m_progress->setTextVisible(false);
     m_progress->setVisible(false);
     for (QComboBox* c : {m_layer, m_head, m_colour}) c->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-    for (QWidget* w : std::initializer_list<QWidget*>{new QLabel(tr("Layer"), this), m_layer, new QLabel(tr("Head"), this), m_head, m_colour,
-                                                      m_floor, m_overlay, m_chunk, m_prev, m_stepLabel, m_next, m_compute, m_cancel, m_progress})
+    for (QWidget* w :
+         std::initializer_list<QWidget*>{new QLabel(tr("Layer"), this), m_layer, new QLabel(tr("Head"), this), m_head, m_colour, m_floor,
+                                         m_overlay, m_chunk, m_prev, m_stepLabel, m_next, m_compute, m_cancel, m_progress})
       row->addWidget(w);
     row->addStretch(1);
 
@@ -171,7 +172,8 @@ class SsdMatrixView final : public InspectorView {
     connect(ctx, &InspectorContext::sequenceReset, this, [this] { setStale(tr("the text changed: press Compute")); });
     connect(ctx, &InspectorContext::hoveredChanged, this, &SsdMatrixView::onHovered);
     if (EngineWorker* w = ctx->worker()) {
-      connect(w, &EngineWorker::matrixProgress, this, [this](int done, int total) { m_progress->setValue(1000 * done / std::max(1, total)); });
+      connect(w, &EngineWorker::matrixProgress, this,
+              [this](int done, int total) { m_progress->setValue(1000 * done / std::max(1, total)); });
       connect(w, &EngineWorker::matrixReady, this, &SsdMatrixView::onResult);
       connect(w, &EngineWorker::matrixFailed, this, [this](const QString& e) {
         busy(false);
@@ -315,7 +317,9 @@ class SsdMatrixView final : public InspectorView {
     m_map->setGradient(g);
     m_map->setDataRange(QCPRange(img.lo, img.hi > img.lo ? img.hi : img.lo + 1));
     const QString mode = m_colour->currentText();
-    m_scale->axis()->setLabel(c == MatrixColour::Log10Abs ? tr("log10 |M|") : c == MatrixColour::Signed ? tr("M (signed)") : tr("|M| / row max"));
+    m_scale->axis()->setLabel(c == MatrixColour::Log10Abs ? tr("log10 |M|")
+                              : c == MatrixColour::Signed ? tr("M (signed)")
+                                                          : tr("|M| / row max"));
     QString title = tr("M = (C·B) · exp(Σ dt·A) · dt — layer %1, head %2 (group %3), %4 tokens — %5")
                         .arg(m_result.layer)
                         .arg(m_result.head)
@@ -340,7 +344,8 @@ class SsdMatrixView final : public InspectorView {
     }
     const qint64 nc = (T + Q - 1) / Q;
     if (nc > 96) {
-      m_title->setText(m_title->text().section(QStringLiteral(" — chunk grid"), 0, 0) + tr(" — chunk grid hidden: %1 chunks (Q ≥ %2 shows it)").arg(nc).arg((T + 95) / 96));
+      m_title->setText(m_title->text().section(QStringLiteral(" — chunk grid"), 0, 0) +
+                       tr(" — chunk grid hidden: %1 chunks (Q ≥ %2 shows it)").arg(nc).arg((T + 95) / 96));
       m_plot->replot(QCustomPlot::rpQueuedReplot);
       return;
     }
@@ -364,8 +369,8 @@ class SsdMatrixView final : public InspectorView {
         QColor fill = diag ? diagFill : offFill;
         // the step being explained
         if (m_step == 1 && diag) fill = hi;
-        if (m_step == 2 && !diag) fill = hiSoft;                 // each column strip below a diagonal block: B side
-        if (m_step == 3 && i == j + 1) fill = hi;                 // the hand-over from chunk j to j + 1
+        if (m_step == 2 && !diag) fill = hiSoft;   // each column strip below a diagonal block: B side
+        if (m_step == 3 && i == j + 1) fill = hi;  // the hand-over from chunk j to j + 1
         if (m_step == 3 && i > j + 1) fill = QColor(255, 200, 0, 40);
         if (m_step == 4 && !diag) fill = hi;
         rect(i, j, fill, diag ? diagPen : grid);
@@ -403,8 +408,9 @@ class SsdMatrixView final : public InspectorView {
 
   void updateInfo() {
     if (!m_result.matrix) {
-      m_info->setText(tr("<p>Dao &amp; Gu's duality: a Mamba-2 layer's scan is <b>y = M·x + D·x</b> with a lower-triangular "
-                         "semiseparable M. Press <b>Compute</b> to build M from the values this layer used on the current text.</p>"));
+      m_info->setText(
+          tr("<p>Dao &amp; Gu's duality: a Mamba-2 layer's scan is <b>y = M·x + D·x</b> with a lower-triangular "
+             "semiseparable M. Press <b>Compute</b> to build M from the values this layer used on the current text.</p>"));
       return;
     }
     const mamba::SsdFlops& f = m_result.flops;
@@ -432,7 +438,8 @@ class SsdMatrixView final : public InspectorView {
     for (int i = 1; i <= 4; ++i) {
       const bool cur = i == m_step;
       s += QStringLiteral("<tr><td>%1%2%3</td><td align=right>&nbsp;%1%4%3</td></tr>")
-               .arg(cur ? QStringLiteral("<b>") : QString(), tr(kStepNames[i]), cur ? QStringLiteral("</b>") : QString(), flopsText(steps[i]));
+               .arg(cur ? QStringLiteral("<b>") : QString(), tr(kStepNames[i]), cur ? QStringLiteral("</b>") : QString(),
+                    flopsText(steps[i]));
     }
     s += tr("<tr><td>chunked, all four</td><td align=right>&nbsp;%1</td></tr>").arg(flopsText(f.chunked()));
     s += tr("<tr><td>recurrent scan</td><td align=right>&nbsp;%1</td></tr>").arg(flopsText(f.recurrent));
@@ -443,8 +450,7 @@ class SsdMatrixView final : public InspectorView {
 
   QString groupText() const {
     if (m_result.sharing.isEmpty()) return {};
-    return m_result.sharing.size() == 1 ? tr("none")
-                                         : QStringLiteral("%1–%2").arg(m_result.sharing.first()).arg(m_result.sharing.last());
+    return m_result.sharing.size() == 1 ? tr("none") : QStringLiteral("%1–%2").arg(m_result.sharing.first()).arg(m_result.sharing.last());
   }
 
   void redrawDuality() {
@@ -477,7 +483,8 @@ class SsdMatrixView final : public InspectorView {
 
   void onHover(const QPoint& at, const QPoint& global) {
     if (!m_result.matrix) return;
-    const qint64 s = qint64(std::llround(m_plot->xAxis->pixelToCoord(at.x()))), t = qint64(std::llround(m_plot->yAxis->pixelToCoord(at.y())));
+    const qint64 s = qint64(std::llround(m_plot->xAxis->pixelToCoord(at.x()))),
+                 t = qint64(std::llround(m_plot->yAxis->pixelToCoord(at.y())));
     const qint64 T = m_result.T;
     if (s < 0 || t < 0 || s >= T || t >= T) {
       QToolTip::hideText();
@@ -499,7 +506,12 @@ class SsdMatrixView final : public InspectorView {
                   .arg(m.decay(t, s), 0, 'g', 6)
                   .arg(m.dt(*m_result.capture, s), 0, 'g', 6);
       const qint64 Q = m_result.chunk;
-      if (Q > 0) text += tr("<br>block (%1, %2): %3").arg(t / Q).arg(s / Q).arg(t / Q == s / Q ? tr("diagonal") : tr("off-diagonal, rank %1").arg(m_result.ranks.value(int((t / Q) * ((T + Q - 1) / Q) + s / Q))));
+      if (Q > 0)
+        text += tr("<br>block (%1, %2): %3")
+                    .arg(t / Q)
+                    .arg(s / Q)
+                    .arg(t / Q == s / Q ? tr("diagonal")
+                                        : tr("off-diagonal, rank %1").arg(m_result.ranks.value(int((t / Q) * ((T + Q - 1) / Q) + s / Q))));
     }
     QToolTip::showText(global, text, m_plot);
   }
@@ -533,12 +545,13 @@ class SsdMatrixView final : public InspectorView {
 
   Table dualityTable() const {
     Table tb;
-    tb.columns = {QStringLiteral("position"), QStringLiteral("token"), QStringLiteral("channel"), QStringLiteral("y_scan"), QStringLiteral("y_matrix")};
+    tb.columns = {QStringLiteral("position"), QStringLiteral("token"), QStringLiteral("channel"), QStringLiteral("y_scan"),
+                  QStringLiteral("y_matrix")};
     const qint64 P = context()->model().headDim;
     for (qint64 t = 0; t < m_result.T && m_result.yScan.size() == m_result.T * P; ++t)
       for (qint64 p = 0; p < P; ++p)
-        tb.rows.push_back({QString::number(t), context()->tokenLabel(t, 40), QString::number(p), QString::number(m_result.yScan[t * P + p], 'g', 17),
-                           QString::number(m_result.yMatrix[t * P + p], 'g', 17)});
+        tb.rows.push_back({QString::number(t), context()->tokenLabel(t, 40), QString::number(p),
+                           QString::number(m_result.yScan[t * P + p], 'g', 17), QString::number(m_result.yMatrix[t * P + p], 'g', 17)});
     return tb;
   }
 

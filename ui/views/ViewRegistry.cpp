@@ -17,6 +17,8 @@ QList<ViewFactory> registeredViews() {
   STUDIO_VIEW(makeSsdMatrixView)
   STUDIO_VIEW(makePlaygroundView)
   STUDIO_VIEW(makeCompareView)
+  STUDIO_VIEW(makeBranchesView)
+  STUDIO_VIEW(makeSnapshotDiffView)
   return views;
 }
 
