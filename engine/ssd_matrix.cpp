@@ -202,10 +202,23 @@ MatrixImage matrix_image(const SsdMatrix& m, MatrixColour colour, double floor_r
       img.lo = std::log10(floor);
       img.hi = std::log10(std::max(peak, floor));
       break;
-    case MatrixColour::Signed:
-      img.lo = -peak;
-      img.hi = peak;
+    case MatrixColour::Signed: {
+      // a few large entries would wash the rest out to white: the scale ends at the 99th percentile of |M|
+      std::vector<double> mags;
+      mags.reserve(static_cast<size_t>(n * (n + 1) / 2));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+          if (std::isfinite(img.v[i * n + j])) mags.push_back(std::abs(img.v[i * n + j]));
+      double clip = peak;
+      if (!mags.empty()) {
+        const size_t q = std::min(mags.size() - 1, static_cast<size_t>(0.99 * double(mags.size())));
+        std::nth_element(mags.begin(), mags.begin() + q, mags.end());
+        clip = mags[q] > 0 ? mags[q] : peak;
+      }
+      img.lo = -clip;
+      img.hi = clip;
       break;
+    }
     case MatrixColour::RowNormalised:
       img.lo = 0;
       img.hi = 1;
