@@ -22,8 +22,10 @@ struct MatrixArgs {
 int run(const MatrixArgs& a) {
   Loaded l = load_model(a.model);
   const Config& c = l.model->config;
-  if (a.layer >= c.n_layer) throw UsageError("--layer " + std::to_string(a.layer) + ": the model has layers 0.." + std::to_string(c.n_layer - 1));
-  if (a.head >= c.n_heads) throw UsageError("--head " + std::to_string(a.head) + ": the model has heads 0.." + std::to_string(c.n_heads - 1));
+  if (a.layer >= c.n_layer)
+    throw UsageError("--layer " + std::to_string(a.layer) + ": the model has layers 0.." + std::to_string(c.n_layer - 1));
+  if (a.head >= c.n_heads)
+    throw UsageError("--head " + std::to_string(a.head) + ": the model has heads 0.." + std::to_string(c.n_heads - 1));
   if (a.device.device != "cpu") throw UsageError("matrix: the layer is captured from the CPU backend (--device cpu)");
   const std::vector<int32_t> ids = prompt_ids(a.prompt, l, true);
   if (ids.empty()) throw UsageError("the prompt encodes to no tokens");
