@@ -26,10 +26,11 @@ int run(const MatrixArgs& a) {
     throw UsageError("--layer " + std::to_string(a.layer) + ": the model has layers 0.." + std::to_string(c.n_layer - 1));
   if (a.head >= c.n_heads)
     throw UsageError("--head " + std::to_string(a.head) + ": the model has heads 0.." + std::to_string(c.n_heads - 1));
-  if (a.device.device != "cpu") throw UsageError("matrix: the layer is captured from the CPU backend (--device cpu)");
   const std::vector<int32_t> ids = prompt_ids(a.prompt, l, true);
   if (ids.empty()) throw UsageError("the prompt encodes to no tokens");
-  const LayerCapture cap = capture_layer(l.model, ids, a.layer);
+  // the layer's values from the chosen device's forward (on CUDA its recurrent scan, in the weights' dtype)
+  auto backend = open_backend(a.device, l.model);
+  const LayerCapture cap = capture_layer(*backend, ids, a.layer);
   const SsdMatrix m = ssd_matrix(cap, c, l.model->weights.layers[static_cast<size_t>(a.layer)], a.head);
   std::ostringstream os;
   char buf[40];
@@ -55,8 +56,8 @@ int run(const MatrixArgs& a) {
 void add_matrix(Commands& commands) {
   auto a = std::make_shared<MatrixArgs>();
   CLI::App* sub = commands.add("matrix",
-                               "one layer and head's SSD matrix M over a prompt (y = M x + D x), float64, as JSON with the duality's "
-                               "relative error against the scan output",
+                               "one layer and head's SSD matrix M over a prompt (y = M x + D x), float64 from the values the chosen "
+                               "device used, as JSON with the duality's relative error against that device's scan output",
                                [a] { return run(*a); });
   add_model_option(sub, a->model);
   add_prompt_options(sub, a->prompt);

@@ -149,18 +149,23 @@ std::vector<int> offdiagonal_ranks(const SsdMatrix& m, int64_t Q, double rel_tol
 }
 
 LayerCapture capture_layer(std::shared_ptr<const Model> model, const std::vector<int32_t>& ids, int64_t layer, const MatrixOptions& opt) {
-  const Config& c = model->config;
+  auto b = make_cpu_backend(std::move(model));
+  return capture_layer(*b, ids, layer, opt);
+}
+
+LayerCapture capture_layer(Backend& backend, const std::vector<int32_t>& ids, int64_t layer, const MatrixOptions& opt) {
+  const Config& c = backend.model().config;
   if (layer < 0 || layer >= c.n_layer) throw Error("layer " + std::to_string(layer) + " is not in 0.." + std::to_string(c.n_layer - 1));
   if (ids.empty()) throw Error("no tokens to capture");
   LayerCapture cap;
   cap.layer = layer;
   cap.stop_after = true;  // later layers do not matter to this one
-  auto b = make_cpu_backend(std::move(model));
   ForwardOptions fo;
   fo.capture = &cap;
   fo.cancel = opt.cancel;
   if (opt.progress) fo.progress = opt.progress;
-  b->forward(ids, fo, nullptr);
+  backend.forward(ids, fo, nullptr);
+  if (cap.T != static_cast<int64_t>(ids.size())) throw Error("this backend cannot capture a layer's scan");
   return cap;
 }
 

@@ -14,6 +14,8 @@
 
 namespace mamba {
 
+class Backend;
+
 // One layer's scan inputs and output, copied out of a forward (ForwardOptions::capture), held in double
 // (a float32 backend's values convert exactly; a float64 reference fills them as they are). Row-major.
 struct LayerCapture {
@@ -68,6 +70,8 @@ std::vector<int64_t> heads_sharing_bc(const Config& cfg, int64_t head);
 // and output. progress / cancel between layers.
 LayerCapture capture_layer(std::shared_ptr<const Model> model, const std::vector<int32_t>& ids, int64_t layer,
                            const MatrixOptions& opt = {});
+// The same through a given backend (CPU or CUDA), from its current state: use a fresh one.
+LayerCapture capture_layer(Backend& backend, const std::vector<int32_t>& ids, int64_t layer, const MatrixOptions& opt = {});
 
 }  // namespace mamba
 

@@ -143,8 +143,10 @@ class CudaBackend final : public Backend {
   void activate() const;
   // cuda_prefill.cpp
   void reserve_prefill(int64_t T_pad);
+  void capture_layer_rows(LayerCapture& cap, int64_t l, int64_t T, int64_t T_pad);
+  // capture: copies one layer's scan inputs and output (engine/ssd_matrix.h); the forward then runs the recurrent scan.
   void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes,
-                       ResidualSink* residuals);
+                       ResidualSink* residuals, LayerCapture* capture);
   // cuda_decode.cpp
   void enqueue_step(cudaStream_t s, const GraphKey& key, bool pdl);
   void enqueue_three_kernel_layers(cudaStream_t s, bool pdl, float* probe);

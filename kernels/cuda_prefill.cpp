@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "engine/probes.h"
+#include "engine/ssd_matrix.h"
 #include "kernels/conv1d.cuh"
 #include "kernels/cuda_backend_impl.h"
 #include "kernels/cuda_check.h"
@@ -57,18 +58,49 @@ void CudaBackend::forward(std::span<const int32_t> tokens, const ForwardOptions&
   // Pieces of at most m_opt.segment tokens (a multiple of Q) bound the workspaces: prefill of T tokens is
   // exactly prefill of its pieces one after another.
   const int64_t seg = std::max<int64_t>(Q, m_opt.segment / Q * Q), V = m_c.vocab_size;
+  if (opt.capture) {
+    LayerCapture& cap = *opt.capture;
+    if (cap.layer < 0 || cap.layer >= m_c.n_layer) throw Error("capture: no such layer");
+    cap.T = 0;
+    for (auto* v : {&cap.x, &cap.B, &cap.C, &cap.dt, &cap.y}) v->clear();
+  }
   for (int64_t start = 0; start < T; start += seg) {
     const int64_t len = std::min(seg, T - start);
     const bool last = start + len == T;
     const LogitRows rows = opt.all_logits ? LogitRows::All : last ? LogitRows::Last : LogitRows::None;
     float* out = !logits ? nullptr : opt.all_logits ? logits + start * V : logits;
-    const bool chunked = opt.scan == ScanMode::Chunked && len > 1;
-    prefill_segment(tokens.data() + start, len, chunked, Q, rows == LogitRows::None ? nullptr : out, rows, opt.probes, opt.residuals);
+    // a capture takes the recurrent scan, whose output (the y the capture holds) is materialised
+    const bool chunked = opt.scan == ScanMode::Chunked && len > 1 && !opt.capture;
+    prefill_segment(tokens.data() + start, len, chunked, Q, rows == LogitRows::None ? nullptr : out, rows, opt.probes, opt.residuals,
+                    opt.capture);
   }
 }
 
+// Appends this segment's rows of layer l's scan inputs (after the conv) and output: x, B, C from the conv
+// output, dt (stored (H, T_pad)), and the recurrent scan's y plus the D skip the gated norm adds later.
+void CudaBackend::capture_layer_rows(LayerCapture& cap, int64_t l, int64_t T, int64_t T_pad) {
+  const Config& c = m_c;
+  const int64_t E = c.d_inner, GN = c.n_groups * c.d_state, H = c.n_heads, P = c.head_dim, CD = c.conv_dim;
+  std::vector<float> xbc(size_t(T * CD)), dt(size_t(H * T_pad)), y(size_t(T * E));
+  cudaStream_t s = m_stream->get();
+  CUDA_CHECK(cudaMemcpyAsync(xbc.data(), m_xbc.get(), sizeof(float) * xbc.size(), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaMemcpyAsync(dt.data(), m_dt.get(), sizeof(float) * dt.size(), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaMemcpyAsync(y.data(), m_y.get(), sizeof(float) * y.size(), cudaMemcpyDeviceToHost, s));
+  m_stream->sync();
+  const std::vector<float>& Dskip = m_model->weights.layers[size_t(l)].D;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = xbc.data() + t * CD;
+    cap.x.insert(cap.x.end(), row, row + E);
+    cap.B.insert(cap.B.end(), row + E, row + E + GN);
+    cap.C.insert(cap.C.end(), row + E + GN, row + E + 2 * GN);
+    for (int64_t h = 0; h < H; ++h) cap.dt.push_back(dt[size_t(h * T_pad + t)]);
+    for (int64_t i = 0; i < E; ++i) cap.y.push_back(double(y[size_t(t * E + i)]) + double(Dskip[size_t(i / P)]) * double(row[i]));
+  }
+  cap.T += T;
+}
+
 void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes,
-                                  ResidualSink* residuals) {
+                                  ResidualSink* residuals, LayerCapture* capture) {
   const Config& c = m_c;
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, P = c.head_dim, G = c.n_groups, N = c.d_state, K = c.d_conv;
   const int64_t Din = c.d_in_proj, CD = c.conv_dim, V = c.vocab_size;
@@ -287,6 +319,14 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
       rp.N = N;
       rp.state_ss = probes ? m_pf_ss.as<float>() : nullptr;
       launch_ssd_recurrent(rp, s);
+      if (capture && capture->layer == l) {
+        capture_layer_rows(*capture, l, T, T_pad);
+        if (capture->stop_after) {  // a scratch backend: the later layers do not matter to the capture
+          m_pos = (m_pos + T) % K;
+          m_n_tokens += T;
+          return;
+        }
+      }
     }
     if (probes) {
       LAB_MARK("prefill: probes", s);
