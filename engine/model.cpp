@@ -8,8 +8,10 @@
 #include <random>
 #include <set>
 
+#include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/safetensors.h"
+#include "engine/tensor_source.h"
 
 namespace mamba {
 
@@ -18,70 +20,66 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Loader {
-  const TensorStore& store;
+  const TensorSource& src;
   const LoadOptions& opt;
   uint64_t total = 0, done = 0;
   std::set<std::string> dtypes, used;
 
-  const TensorView* find_any(std::initializer_list<std::string> names) {
+  const TensorInfo* find_any(std::initializer_list<std::string> names) {
     for (const auto& n : names)
-      if (const TensorView* t = store.find(n)) return t;
+      if (const TensorInfo* t = src.find(n)) return t;
     return nullptr;
   }
 
   void check_cancel() {
-    if (opt.cancel && opt.cancel->load()) throw Error(store.origin() + ": loading cancelled");
+    if (opt.cancel && opt.cancel->load()) throw Error(src.origin() + ": loading cancelled");
   }
 
-  // Copies tensor `name` (trying each alias) converted to f32, checking its shape.
+  // Tensor `name` (trying each alias) converted to f32, checking its shape.
   Tensor take(std::initializer_list<std::string> names, std::vector<int64_t> shape) {
     check_cancel();
-    const TensorView* t = find_any(names);
-    if (!t) throw Error(store.origin() + ": missing tensor '" + *names.begin() + "'");
-    if (t->shape != shape) {
-      TensorView want;
+    const TensorInfo* t = find_any(names);
+    if (!t) throw Error(src.origin() + ": missing tensor '" + *names.begin() + "'");
+    return take(*t, shape);
+  }
+
+  Tensor take(const TensorInfo& t, std::vector<int64_t> shape) {
+    if (t.shape != shape) {
+      TensorInfo want;
       want.shape = shape;
-      throw Error(store.origin() + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
+      throw Error(src.origin() + ": tensor '" + t.name + "' has shape " + t.shape_str() + ", config implies " + want.shape_str());
     }
-    used.insert(t->name);
-    dtypes.insert(dtype_name(t->dtype));
-    Tensor out(static_cast<size_t>(t->numel()));
-    convert_to_f32(*t, out.data());
-    // The copy is ours now; drop the mapped pages so peak memory stays near the converted size.
-    t->file->release(static_cast<size_t>(t->data - t->file->data()), t->nbytes);
-    done += t->nbytes;
+    used.insert(t.name);
+    dtypes.insert(t.dtype);
+    Tensor out(static_cast<size_t>(t.numel()));
+    src.read_f32(t, out.data());
+    done += t.nbytes;
     if (opt.progress) opt.progress(done, total);
     return out;
   }
 
   Tensor take_optional(std::initializer_list<std::string> names, std::vector<int64_t> shape, bool expected) {
-    const TensorView* t = find_any(names);
+    const TensorInfo* t = find_any(names);
     if (!expected) {
-      if (t) throw Error(store.origin() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
+      if (t) throw Error(src.origin() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
       return {};
     }
     return take(names, shape);
   }
+
+  // A as stored: A_log (A = -exp(A_log)), or A itself (GGUF, mamba.c store -exp(A_log)).
+  Tensor take_A(const std::string& p, std::vector<int64_t> shape) {
+    if (src.find(p + "A_log")) {
+      Tensor a = take({p + "A_log"}, shape);
+      for (float& v : a) v = -std::exp(v);
+      return a;
+    }
+    return take({p + "A"}, shape);
+  }
 };
 
-}  // namespace
-
-std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder (expected config.json + model.safetensors)");
-  auto m = std::make_shared<Model>();
-  m->config = Config::from_file(dir);
-  m->source = dir;
-  const Config& c = m->config;
-  const TensorStore store = TensorStore::open_dir(dir);
-  m->file_bytes = store.total_file_bytes();
-
-  Loader ld{store, opt, 0, 0, {}, {}};
-  for (const auto& n : store.names()) ld.total += store.find(n)->nbytes;
-  if (opt.progress) opt.progress(0, ld.total);
-
-  const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
-  Weights& w = m->weights;
-  w.embedding = ld.take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
+void load_mamba2_layers(const Config& c, Loader& ld, Weights& w) {
+  const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads;
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t i = 0; i < c.n_layer; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
@@ -92,29 +90,74 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
     l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
     l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
     l.dt_bias = ld.take({p + "mixer.dt_bias"}, {H});
-    l.A = ld.take({p + "mixer.A_log"}, {H});
-    for (float& a : l.A) a = -std::exp(a);
+    l.A = ld.take_A(p + "mixer.", {H});
     l.D = ld.take({p + "mixer.D"}, {H});
     l.gnorm = ld.take({p + "mixer.norm.weight"}, {E});
     l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
     l.out_proj_bias = ld.take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
   }
+}
+
+void load_mamba1_layers(const Config& c, Loader& ld, Weights& w) {
+  const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank;
+  w.layers1.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    Mamba1LayerWeights& l = w.layers1[static_cast<size_t>(i)];
+    l.norm = ld.take({p + "norm.weight"}, {D});
+    l.in_proj = ld.take({p + "mixer.in_proj.weight"}, {2 * E, D});
+    l.in_proj_bias = ld.take_optional({p + "mixer.in_proj.bias"}, {2 * E}, c.use_bias);
+    l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {E, 1, c.d_conv});
+    l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {E}, c.conv_bias);
+    l.x_proj = ld.take({p + "mixer.x_proj.weight"}, {R + 2 * N, E});
+    l.dt_proj = ld.take({p + "mixer.dt_proj.weight"}, {E, R});
+    l.dt_proj_bias = ld.take({p + "mixer.dt_proj.bias"}, {E});
+    l.A = ld.take_A(p + "mixer.", {E, N});
+    l.D = ld.take({p + "mixer.D"}, {E});
+    l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
+    l.out_proj_bias = ld.take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Model::from_source(const Config& config, const TensorSource& src, const LoadOptions& opt) {
+  auto m = std::make_shared<Model>();
+  m->config = config;
+  m->source = src.origin();
+  m->format = src.format();
+  m->file_bytes = src.file_bytes();
+  const Config& c = m->config;
+
+  Loader ld{src, opt, 0, 0, {}, {}};
+  for (const auto& n : src.names()) ld.total += src.find(n)->nbytes;
+  if (opt.progress) opt.progress(0, ld.total);
+
+  const int64_t D = c.d_model, V = c.vocab_size;
+  Weights& w = m->weights;
+  w.embedding = ld.take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
+  if (c.mamba1()) load_mamba1_layers(c, ld, w);
+  else load_mamba2_layers(c, ld, w);
   w.norm_f = ld.take({"backbone.norm_f.weight"}, {D});
   // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
-  if (store.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = ld.take({"lm_head.weight"}, {V, D});
+  if (src.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = ld.take({"lm_head.weight"}, {V, D});
   else ld.used.insert("lm_head.weight");
   m->config.tie_embeddings = w.lm_head.empty();
-  for (const auto& n : store.names())
-    if (!ld.used.count(n)) throw Error(store.origin() + ": unexpected tensor '" + n + "' (not part of a Mamba-2 model with this config)");
+  for (const auto& n : src.names())
+    if (!ld.used.count(n))
+      throw Error(src.origin() + ": unexpected tensor '" + n + "' (not part of a " + arch_name(c.arch) + " model with this config)");
   m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed";
   return m;
 }
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opt) { return load_checkpoint(path, opt).model; }
 
 std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
   auto m = std::make_shared<Model>();
   m->config = c;
   m->source = "random";
   m->source_dtype = "F32";
+  m->format = "random";
   std::mt19937_64 rng(seed);
   // Uniform with unit variance from a counter hash: parallel and deterministic, so 2.7b-sized weights fill fast.
   auto fill = [&](int64_t n, float scale, float offset) {
@@ -134,8 +177,35 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
   Weights& w = m->weights;
   w.embedding = fill(V * D, 0.02f, 0.f);
-  w.layers.resize(static_cast<size_t>(c.n_layer));
   std::uniform_real_distribution<float> u(0.f, 1.f);
+  if (c.mamba1()) {
+    // mamba_simple.Mamba's initialisation: S4D-real A = -(1..N) per channel, dt in [1e-3, 0.1].
+    const int64_t N = c.d_state, R = c.dt_rank;
+    w.layers1.resize(static_cast<size_t>(c.n_layer));
+    for (auto& l : w.layers1) {
+      l.norm = fill(D, 0.1f, 1.f);
+      l.in_proj = fill(2 * E * D, 1.f / std::sqrt(float(D)), 0.f);
+      if (c.use_bias) l.in_proj_bias = fill(2 * E, 0.02f, 0.f);
+      l.conv_w = fill(E * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
+      if (c.conv_bias) l.conv_b = fill(E, 0.02f, 0.f);
+      l.x_proj = fill((R + 2 * N) * E, 1.f / std::sqrt(float(E)), 0.f);
+      l.dt_proj = fill(E * R, 1.f / std::sqrt(float(R)), 0.f);
+      l.dt_proj_bias.resize(static_cast<size_t>(E));
+      l.A.resize(static_cast<size_t>(E * N));
+      l.D.assign(static_cast<size_t>(E), 1.f);
+      for (int64_t e = 0; e < E; ++e) {
+        const float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));
+        l.dt_proj_bias[e] = dt + std::log(-std::expm1(-dt));
+        for (int64_t n = 0; n < N; ++n) l.A[e * N + n] = -float(n + 1);
+      }
+      l.out_proj = fill(D * E, 1.f / std::sqrt(float(E)) / std::sqrt(2.f * c.n_layer), 0.f);
+      if (c.use_bias) l.out_proj_bias = fill(D, 0.02f, 0.f);
+    }
+    w.norm_f = fill(D, 0.1f, 1.f);
+    if (!c.tie_embeddings) w.lm_head = fill(V * D, 0.02f, 0.f);
+    return m;
+  }
+  w.layers.resize(static_cast<size_t>(c.n_layer));
   for (auto& l : w.layers) {
     l.norm = fill(D, 0.1f, 1.f);
     l.in_proj = fill(c.d_in_proj * D, 1.f / std::sqrt(float(D)), 0.f);

@@ -8,6 +8,8 @@
 
 namespace mamba {
 
+class TensorSource;
+
 enum class DType { F32, F16, BF16 };
 const char* dtype_name(DType d);
 size_t dtype_size(DType d);
@@ -73,5 +75,8 @@ class TensorStore {
   std::map<std::string, const TensorView*> m_index;
   std::string m_origin;
 };
+
+// The folder's safetensors as a TensorSource (engine/tensor_source.h).
+std::unique_ptr<TensorSource> open_safetensors_dir(const std::string& dir);
 
 }  // namespace mamba
