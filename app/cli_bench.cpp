@@ -31,7 +31,7 @@ int run_bench(int argc, char** argv) {
   progress(true, "preparing weights");
   if (args.has("--config")) {
     model = Model::random(Config::preset(args.str("--config")), static_cast<uint64_t>(args.integer("--seed", 1)));
-    model_name = "random mamba2-" + args.str("--config");
+    model_name = "random " + std::string(model->config.mamba1() ? "mamba-" : "mamba2-") + args.str("--config");
   } else {
     Loaded l = load_model_arg(args);
     model = l.model;
@@ -99,7 +99,13 @@ int run_bench(int argc, char** argv) {
   const double prefill_bound = ceil.matmul_gflops * 1e9 / (prefill_flops / double(T));
   nlohmann::json out = {
       {"model", model_name},
-      {"config", {{"layers", c.n_layer}, {"d_model", c.d_model}, {"d_state", c.d_state}, {"heads", c.n_heads}, {"params", c.n_params()}}},
+      {"config",
+       {{"arch", arch_name(c.arch)},
+        {"layers", c.n_layer},
+        {"d_model", c.d_model},
+        {"d_state", c.d_state},
+        {"heads", c.n_heads},
+        {"params", c.n_params()}}},
       {"backend", backend->name()},
       {"device", ceil.device_name},
       {"dtype", bo.dtype},
