@@ -27,9 +27,9 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-#define EXPECT_REFUSED(expr, part)                                                        \
-  do {                                                                                    \
-    const std::string msg_ = error_of([&] { expr; });                                     \
+#define EXPECT_REFUSED(expr, part)                                                             \
+  do {                                                                                         \
+    const std::string msg_ = error_of([&] { expr; });                                          \
     EXPECT_NE(msg_.find(part), std::string::npos) << "expected '" << part << "' in: " << msg_; \
   } while (0)
 
@@ -251,8 +251,7 @@ TEST(TorchZip, LegacyAndForeignFilesAreNamed) {
   EXPECT_REFUSED(open_torch_checkpoint(d.file("list.bin")), "does not hold a state dict");
   // Every truncation of a valid pickle is refused, never a crash.
   const std::string good = state_dict_pickle();
-  for (size_t n = 0; n + 1 < good.size(); ++n)
-    EXPECT_THROW(pickle::load(std::string_view(good.data(), n), "cut"), Error) << "cut at " << n;
+  for (size_t n = 0; n + 1 < good.size(); ++n) EXPECT_THROW(pickle::load(std::string_view(good.data(), n), "cut"), Error) << "cut at " << n;
 }
 
 // --- GGUF ---------------------------------------------------------------------------------------------
@@ -382,14 +381,14 @@ TEST(Gguf, EachMalformationIsRefused) {
   EXPECT_NE(with([](G& g) { g.kv_u32("general.alignment", 32); }).find("duplicate metadata key 'general.alignment'"), std::string::npos);
   EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(13) + G::raw<uint32_t>(1)); }).find("unknown value type 13"),
             std::string::npos);
-  EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(9) + G::raw<uint32_t>(9) + G::raw<uint64_t>(1)); })
-                .find("arrays of arrays"),
+  EXPECT_NE(
+      with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(9) + G::raw<uint32_t>(9) + G::raw<uint64_t>(1)); }).find("arrays of arrays"),
+      std::string::npos);
+  EXPECT_NE(with([](G& g) {
+              g.kv_raw(G::s("x") + G::raw<uint32_t>(9) + G::raw<uint32_t>(4) + G::raw<uint64_t>(uint64_t(1) << 50));
+            }).find("declares 1125899906842624 elements"),
             std::string::npos);
-  EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(9) + G::raw<uint32_t>(4) + G::raw<uint64_t>(uint64_t(1) << 50)); })
-                .find("declares 1125899906842624 elements"),
-            std::string::npos);
-  EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(7) + G::raw<uint8_t>(2)); }).find("neither 0 nor 1"),
-            std::string::npos);
+  EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(7) + G::raw<uint8_t>(2)); }).find("neither 0 nor 1"), std::string::npos);
   EXPECT_NE(with([](G& g) { g.kv_raw(G::s("x") + G::raw<uint32_t>(10) + G::raw<uint64_t>(~uint64_t(0))); }).find("u64 too large"),
             std::string::npos);
   // alignment: not a power of two, of the wrong type
@@ -406,7 +405,9 @@ TEST(Gguf, EachMalformationIsRefused) {
   EXPECT_NE(with([](G& g) { g.tensors[0].ne = {}; }).find("has 0 dimensions"), std::string::npos);
   EXPECT_NE(with([](G& g) { g.tensors[0].ne = {1, 1, 1, 1, 32}; }).find("has 5 dimensions"), std::string::npos);
   EXPECT_NE(with([](G& g) { g.tensors[0].ne = {8, 0}; }).find("of size 0"), std::string::npos);
-  EXPECT_NE(with([](G& g) { g.tensors[0].ne = {uint64_t(1) << 40, uint64_t(1) << 40}; }).find("more elements than any model"),
+  EXPECT_NE(with([](G& g) {
+              g.tensors[0].ne = {uint64_t(1) << 40, uint64_t(1) << 40};
+            }).find("more elements than any model"),
             std::string::npos);
   EXPECT_NE(with([](G& g) { g.tensors[0].type = 99; }).find("unknown ggml type 99"), std::string::npos);
   EXPECT_NE(with([](G& g) { g.tensors[0].type = 12; }).find("is Q4_K, which this reader does not dequantise"), std::string::npos);
