@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/checkpoint.h"
 #include "engine/error.h"
 
 namespace mamba::cli {
@@ -15,7 +16,7 @@ Loaded load_model_arg(const Args& args) {
   if (l.dir.empty()) {
     l.dir = default_model_dir();
     if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json"))
-      throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m DIR with a Mamba-2 model folder");
+      throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m with a model folder, .gguf or model.bin");
   }
   LoadOptions lo;
   if (::isatty(STDERR_FILENO))
@@ -23,9 +24,11 @@ Loaded load_model_arg(const Args& args) {
       if (total) std::fprintf(stderr, "\rloading %3d%%", int(100 * done / total));
       if (done == total) std::fprintf(stderr, "\r            \r");
     };
-  l.model = Model::load(l.dir, lo);
-  const auto tok = std::filesystem::path(l.dir) / "tokenizer.json";
-  if (std::filesystem::exists(tok)) l.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tok.string()));
+  Checkpoint ck = load_checkpoint(l.dir, lo);
+  l.model = ck.model;
+  l.tokenizer = ck.tokenizer;
+  l.format = ck.format;
+  l.tokenizer_source = ck.tokenizer_source;
   return l;
 }
 
@@ -42,7 +45,7 @@ std::vector<int32_t> prompt_ids_arg(const Args& args, const Loaded& l, bool requ
   if (args.has("--ids") && args.has("-i")) throw UsageError("give either -i TEXT or --ids, not both");
   if (args.has("--ids")) return args.ids("--ids");
   if (args.has("-i")) {
-    if (!l.tokenizer) throw Error(l.dir + ": no tokenizer.json in the model folder; pass --ids instead of -i");
+    if (!l.tokenizer) throw Error(l.dir + ": no tokenizer (" + l.tokenizer_source + "); pass --ids instead of -i");
     return l.tokenizer->encode(args.str("-i"));
   }
   if (required) throw UsageError("a prompt is required: -i TEXT or --ids 1,2,3");

@@ -112,7 +112,7 @@ int run_score(int argc, char** argv) {
   Args args(argc, argv, with(kDeviceFlags, {"--text-file", "--window"}), {});
   if (!args.has("--text-file")) throw UsageError("score needs --text-file F");
   Loaded l = load_model_arg(args);
-  if (!l.tokenizer) throw Error(l.dir + ": no tokenizer.json in the model folder; score needs one");
+  if (!l.tokenizer) throw Error(l.dir + ": no tokenizer (" + l.tokenizer_source + "); score needs one");
   const std::string text = read_text_file(args.str("--text-file"));
   const std::vector<int32_t> ids = l.tokenizer->encode(text);
   if (ids.size() < 2) throw Error(args.str("--text-file") + ": text is too short to score (fewer than 2 tokens)");
@@ -154,6 +154,8 @@ int run_info(int argc, char** argv) {
   Loaded l = load_model_arg(args);
   const Config& c = l.model->config;
   nlohmann::json out = {{"dir", l.dir},
+                        {"format", l.format},
+                        {"arch", arch_name(c.arch)},
                         {"layers", c.n_layer},
                         {"d_model", c.d_model},
                         {"heads", c.n_heads},
@@ -163,12 +165,18 @@ int run_info(int argc, char** argv) {
                         {"conv_kernel", c.d_conv},
                         {"chunk_size", c.chunk_size},
                         {"vocab_size", c.vocab_size},
+                        {"vocab_valid", c.vocab_valid},
                         {"tied_embeddings", c.tie_embeddings},
                         {"params", c.n_params()},
                         {"dtype", l.model->source_dtype},
                         {"file_bytes", l.model->file_bytes},
                         {"state_bytes", c.n_layer * c.state_floats_per_layer() * 4},
-                        {"tokenizer", l.tokenizer ? l.tokenizer->vocab_size() : 0}};
+                        {"tokenizer", l.tokenizer ? l.tokenizer->vocab_size() : 0},
+                        {"tokenizer_source", l.tokenizer_source}};
+  if (c.mamba1()) {
+    out["d_inner"] = c.d_inner;
+    out["dt_rank"] = c.dt_rank;
+  }
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }

@@ -1,5 +1,5 @@
 #pragma once
-// Mamba-1's selective scan, per channel c of E and state entry n of N (DESIGN.md, "Mamba-1"):
+// Mamba-1's selective scan, per channel c of E and state entry n of N (docs/FORMATS.md, "Mamba-1"):
 //   h_t[c,n] = exp(dt_t[c] A[c,n]) h_{t-1}[c,n] + dt_t[c] B_t[n] x_t[c]
 //   y_t[c]   = sum_n h_t[c,n] C_t[n] + D[c] x_t[c]
 // in two forms that agree to rounding (recurrent for decode, chunked for prefill), and the matrix

@@ -34,7 +34,7 @@ class EngineWorker : public QObject {
 
  public slots:
   void probeDevices();
-  void loadModel(const QString& dir);
+  void loadModel(const QString& path);  // a folder or a single-file checkpoint (engine/checkpoint.h)
   void setDevice(const QString& device);
   void generate(const studio::GenerationRequest& request);
   void clearSession();
@@ -55,7 +55,7 @@ class EngineWorker : public QObject {
 
  private:
   void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
-               const QString& label, double loadSeconds);
+               const QString& label, double loadSeconds, const QString& tokenizerSource = {});
   std::vector<int32_t> promptIds(const QString& prompt) const;
   QString tokenText(int32_t id) const;
 

@@ -117,6 +117,7 @@ class MainWindow : public QMainWindow {
   void updateActions();
   void startRun(GenerationRequest::Kind kind, QString prompt);  // by value: callers pass m_transcript.prompt, which it resets
   void chooseModelFolder();
+  void chooseModelFile();  // a .gguf, a mamba.c model.bin, or a file of a model folder
   void saveTranscriptAs();
   void copyTranscript(bool asJson);
   void showError(const QString& what, const QString& cause);
@@ -145,6 +146,7 @@ class MainWindow : public QMainWindow {
   QMenu* m_viewMenu = nullptr;
 
   QAction* m_openAction = nullptr;
+  QAction* m_openFileAction = nullptr;
   QAction* m_saveAction = nullptr;
   QAction* m_copyAction = nullptr;
   QAction* m_copyJsonAction = nullptr;

@@ -19,7 +19,7 @@ QString paramCount(qint64 n) {
 }  // namespace
 
 ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
-  auto* empty = new QLabel(tr("No model loaded.\n\nOpen a model folder (File ▸ Open Model…) or drop one onto the window."), this);
+  auto* empty = new QLabel(tr("No model loaded.\n\nOpen a model folder or file (File ▸ Open Model…: Hugging Face or state-spaces folders, GGUF, mamba.c model.bin) or drop one onto the window."), this);
   empty->setWordWrap(true);
   empty->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   empty->setMargin(8);
@@ -30,9 +30,15 @@ ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
   m_form->setRowWrapPolicy(QFormLayout::DontWrapRows);
   m_name = addRow(tr("Model"));
   m_name->setWordWrap(true);
+  m_arch = addRow(tr("Architecture"), tr("Mamba-2 (SSD: a scalar decay per head) or Mamba-1 (selective scan: a diagonal decay per channel)."));
+  m_format = addRow(tr("Format"), tr("How the weights were stored on disk."));
+  m_format->setWordWrap(true);
+  m_tokenizer = addRow(tr("Tokenizer"), tr("Where the tokenizer came from. Without one, prompts are typed as token ids."));
+  m_tokenizer->setWordWrap(true);
   m_layers = addRow(tr("Layers"));
   m_dModel = addRow(tr("d_model"), tr("Width of the residual stream (D)."));
   m_heads = addRow(tr("Heads"), tr("SSM heads × head dimension (H × P)."));
+  m_headsLabel = qobject_cast<QLabel*>(m_form->labelForField(m_heads));
   m_dState = addRow(tr("d_state"), tr("State size per head and channel (N)."));
   m_groups = addRow(tr("Groups"), tr("B/C groups shared by the heads (G)."));
   m_conv = addRow(tr("Conv / chunk"), tr("Causal convolution kernel (K) and the chunk length of the chunked scan (Q)."));
@@ -69,11 +75,25 @@ void ModelInfoPanel::setModel(const ModelInfo& info) {
   m_name->setToolTip(info.dir.isEmpty() ? info.summary : info.dir + QLatin1Char('\n') + info.summary);
   m_layers->setText(count(info.layers));
   m_dModel->setText(count(info.dModel));
-  m_heads->setText(QStringLiteral("%1 × %2").arg(info.heads).arg(info.headDim));
+  m_arch->setText(info.arch.isEmpty() ? tr("Mamba-2") : info.arch);
+  m_format->setText(info.format.isEmpty() ? tr("—") : info.format);
+  m_tokenizer->setText(info.tokenizerSource.isEmpty() ? (info.tokenizerVocab ? tr("given with the model") : tr("none")) : info.tokenizerSource);
+  m_tokenizer->setToolTip(m_tokenizer->text());
+  if (info.arch == QLatin1String("Mamba-1")) {
+    if (m_headsLabel) m_headsLabel->setText(tr("Channels"));
+    m_heads->setText(tr("%1 (dt rank %2)").arg(info.dInner).arg(info.dtRank));
+    m_heads->setToolTip(tr("Mamba-1: every channel of the inner width E has its own state of d_state entries with its own decays "
+                           "(A is diagonal), fed by B and C shared across channels; dt comes from a rank-R projection."));
+  } else {
+    if (m_headsLabel) m_headsLabel->setText(tr("Heads"));
+    m_heads->setText(QStringLiteral("%1 × %2").arg(info.heads).arg(info.headDim));
+    m_heads->setToolTip(tr("SSM heads × head dimension (H × P)."));
+  }
   m_dState->setText(count(info.dState));
   m_groups->setText(count(info.groups));
   m_conv->setText(QStringLiteral("%1 / %2").arg(info.convKernel).arg(info.chunkSize));
   QString vocab = count(info.vocabSize) + (info.tiedEmbeddings ? tr(" (tied)") : QString());
+  if (info.vocabValid > 0 && info.vocabValid < info.vocabSize) vocab += tr(", %1 used (padding never sampled)").arg(count(info.vocabValid));
   vocab += info.tokenizerVocab ? tr(", tokenizer %1").arg(count(info.tokenizerVocab)) : tr(", no tokenizer: prompts are ids");
   m_vocab->setText(vocab);
   m_vocab->setWordWrap(true);
