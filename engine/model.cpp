@@ -146,7 +146,11 @@ std::shared_ptr<Model> Model::from_source(const Config& config, const TensorSour
   for (const auto& n : src.names())
     if (!ld.used.count(n))
       throw Error(src.origin() + ": unexpected tensor '" + n + "' (not part of a " + arch_name(c.arch) + " model with this config)");
-  m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed";
+  m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed (";
+  if (ld.dtypes.size() > 1) {
+    for (const auto& d : ld.dtypes) m->source_dtype += (m->source_dtype.back() == '(' ? "" : ", ") + d;
+    m->source_dtype += ")";
+  }
   return m;
 }
 

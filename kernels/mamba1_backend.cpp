@@ -88,7 +88,8 @@ class CudaMamba1Backend final : public Backend {
   int64_t n_tokens() const override { return m_n_tokens; }
   uint64_t weight_bytes() const override {
     const Config& c = m_model->config;
-    const uint64_t big = uint64_t(c.n_layer) * uint64_t(2 * c.d_inner * c.d_model + c.d_model * c.d_inner) + uint64_t(c.vocab_size * c.d_model);
+    const uint64_t big =
+        uint64_t(c.n_layer) * uint64_t(2 * c.d_inner * c.d_model + c.d_model * c.d_inner) + uint64_t(c.vocab_size * c.d_model);
     const uint64_t small = uint64_t(c.n_params() - c.vocab_size * c.d_model * (c.tie_embeddings ? 1 : 2)) -
                            uint64_t(c.n_layer) * uint64_t(3 * c.d_inner * c.d_model);
     return big * dtype_size(m_wdt) + small * 4;
@@ -176,7 +177,8 @@ class CudaMamba1Backend final : public Backend {
     const int64_t T = static_cast<int64_t>(tokens.size()), D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank, V = c.vocab_size;
     if (T == 0) throw Error("forward: no tokens");
     for (int32_t id : tokens)
-      if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+      if (id < 0 || id >= V)
+        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
     reserve(T, probes != nullptr);
     cudaStream_t s = m_stream.get();
     cublasHandle_t h = m_cublas.get();

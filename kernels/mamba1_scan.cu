@@ -9,8 +9,8 @@ namespace mamba {
 
 namespace {
 
-constexpr int kLanes = 16;    // lanes per channel; each holds N / kLanes state entries
-constexpr int kMaxPer = 8;    // N <= kLanes * kMaxPer
+constexpr int kLanes = 16;     // lanes per channel; each holds N / kLanes state entries
+constexpr int kMaxPer = 8;     // N <= kLanes * kMaxPer
 constexpr int kThreads = 128;  // 8 channels per block
 
 template <typename Y>
@@ -68,8 +68,7 @@ __global__ void mamba1_scan_kernel(Mamba1ScanParams p) {
 
 void launch_mamba1_scan(const Mamba1ScanParams& p, cudaStream_t s) {
   if (p.T <= 0 || p.E <= 0) return;
-  if (p.N < 1 || p.N > kLanes * kMaxPer)
-    throw Error("launch_mamba1_scan: d_state " + std::to_string(p.N) + " is outside 1..128");
+  if (p.N < 1 || p.N > kLanes * kMaxPer) throw Error("launch_mamba1_scan: d_state " + std::to_string(p.N) + " is outside 1..128");
   const unsigned blocks = static_cast<unsigned>((p.E * kLanes + kThreads - 1) / kThreads);
   switch (p.y_dtype) {
     case DType::F32: mamba1_scan_kernel<float><<<blocks, kThreads, 0, s>>>(p); break;

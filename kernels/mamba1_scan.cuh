@@ -16,8 +16,8 @@ namespace mamba {
 
 struct Mamba1ScanParams {
   int64_t T = 0, E = 0, N = 0;
-  const float* x = nullptr;       // (T, E) dense, after conv + SiLU
-  const float* dt_raw = nullptr;  // (T, E) dense, dt_proj's output before the bias
+  const float* x = nullptr;        // (T, E) dense, after conv + SiLU
+  const float* dt_raw = nullptr;   // (T, E) dense, dt_proj's output before the bias
   const float* dt_bias = nullptr;  // (E)
   const float* B = nullptr;        // (T, N) row stride ldbc
   const float* C = nullptr;        // (T, N) row stride ldbc

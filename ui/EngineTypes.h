@@ -53,11 +53,11 @@ struct GenerationStats {
 };
 
 struct ModelInfo {
-  QString dir;    // the folder or file opened
-  QString label;  // folder or file name, or what a test called it
-  QString arch;             // "Mamba-1" | "Mamba-2"
-  QString format;           // how the weights were stored: safetensors, PyTorch zip, GGUF v3, mamba.c model.bin
-  QString tokenizerSource;  // where the tokenizer came from, or why there is none
+  QString dir;                    // the folder or file opened
+  QString label;                  // folder or file name, or what a test called it
+  QString arch;                   // "Mamba-1" | "Mamba-2"
+  QString format;                 // how the weights were stored: safetensors, PyTorch zip, GGUF v3, mamba.c model.bin
+  QString tokenizerSource;        // where the tokenizer came from, or why there is none
   qint64 dInner = 0, dtRank = 0;  // Mamba-1: channels (E) and the rank of the dt projection
   qint64 layers = 0, dModel = 0, heads = 0, headDim = 0, dState = 0, groups = 0, convKernel = 0, chunkSize = 0;
   qint64 vocabSize = 0, params = 0;

@@ -455,7 +455,7 @@ QString MainWindow::droppedFolder(const QMimeData* mime) {
     if (!url.isLocalFile()) continue;
     const QFileInfo fi(url.toLocalFile());
     if (fi.isDir()) return fi.absoluteFilePath();
-    if (fi.fileName() == QLatin1String("config.json")) return fi.absolutePath();  // a file of the folder will do
+    if (fi.fileName() == QLatin1String("config.json")) return fi.absolutePath();                       // a file of the folder will do
     if (mamba::is_checkpoint_path(fi.absoluteFilePath().toStdString())) return fi.absoluteFilePath();  // GGUF, mamba.c
   }
   return {};

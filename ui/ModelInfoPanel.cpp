@@ -19,7 +19,9 @@ QString paramCount(qint64 n) {
 }  // namespace
 
 ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
-  auto* empty = new QLabel(tr("No model loaded.\n\nOpen a model folder or file (File ▸ Open Model…: Hugging Face or state-spaces folders, GGUF, mamba.c model.bin) or drop one onto the window."), this);
+  auto* empty = new QLabel(tr("No model loaded.\n\nOpen a model folder or file (File ▸ Open Model…: Hugging Face or state-spaces folders, "
+                              "GGUF, mamba.c model.bin) or drop one onto the window."),
+                           this);
   empty->setWordWrap(true);
   empty->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   empty->setMargin(8);
@@ -30,7 +32,8 @@ ModelInfoPanel::ModelInfoPanel(QWidget* parent) : QWidget(parent) {
   m_form->setRowWrapPolicy(QFormLayout::DontWrapRows);
   m_name = addRow(tr("Model"));
   m_name->setWordWrap(true);
-  m_arch = addRow(tr("Architecture"), tr("Mamba-2 (SSD: a scalar decay per head) or Mamba-1 (selective scan: a diagonal decay per channel)."));
+  m_arch =
+      addRow(tr("Architecture"), tr("Mamba-2 (SSD: a scalar decay per head) or Mamba-1 (selective scan: a diagonal decay per channel)."));
   m_format = addRow(tr("Format"), tr("How the weights were stored on disk."));
   m_format->setWordWrap(true);
   m_tokenizer = addRow(tr("Tokenizer"), tr("Where the tokenizer came from. Without one, prompts are typed as token ids."));
@@ -77,13 +80,15 @@ void ModelInfoPanel::setModel(const ModelInfo& info) {
   m_dModel->setText(count(info.dModel));
   m_arch->setText(info.arch.isEmpty() ? tr("Mamba-2") : info.arch);
   m_format->setText(info.format.isEmpty() ? tr("—") : info.format);
-  m_tokenizer->setText(info.tokenizerSource.isEmpty() ? (info.tokenizerVocab ? tr("given with the model") : tr("none")) : info.tokenizerSource);
+  m_tokenizer->setText(info.tokenizerSource.isEmpty() ? (info.tokenizerVocab ? tr("given with the model") : tr("none"))
+                                                      : info.tokenizerSource);
   m_tokenizer->setToolTip(m_tokenizer->text());
   if (info.arch == QLatin1String("Mamba-1")) {
     if (m_headsLabel) m_headsLabel->setText(tr("Channels"));
     m_heads->setText(tr("%1 (dt rank %2)").arg(info.dInner).arg(info.dtRank));
-    m_heads->setToolTip(tr("Mamba-1: every channel of the inner width E has its own state of d_state entries with its own decays "
-                           "(A is diagonal), fed by B and C shared across channels; dt comes from a rank-R projection."));
+    m_heads->setToolTip(
+        tr("Mamba-1: every channel of the inner width E has its own state of d_state entries with its own decays "
+           "(A is diagonal), fed by B and C shared across channels; dt comes from a rank-R projection."));
   } else {
     if (m_headsLabel) m_headsLabel->setText(tr("Heads"));
     m_heads->setText(QStringLiteral("%1 × %2").arg(info.heads).arg(info.headDim));

@@ -28,12 +28,12 @@ BackendOptions cuda_opts(const std::string& dtype) {
 }  // namespace
 
 TEST_F(CudaTest, Mamba1ConvMatchesCpu) {
-  for (auto [T, E, K] : {std::tuple{1, 37, 4}, {7, 37, 2}, {33, 130, 4}, {2, 5, 4}, {5, 9, 1}}) {
+  for (auto [T, E, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 37, 4}, {7, 37, 2}, {33, 130, 4}, {2, 5, 4}, {5, 9, 1}}) {
     const int64_t W = K - 1;
     const auto in = test::randn(size_t(T * 2 * E), 1 + T);  // x | z rows
     const auto w = test::randn(size_t(E * K), 2);
     const auto b = test::randn(size_t(E), 3);
-    auto state = test::randn(size_t(std::max(1, E * W)), 4);
+    auto state = test::randn(size_t(std::max<int64_t>(1, E * W)), 4);
     auto d_in = test::to_dev(in), d_w = test::to_dev(w), d_b = test::to_dev(b), d_state = test::to_dev(state);
     auto d_out = test::poisoned(size_t(T * E) * 4);
     Mamba1ConvParams p;
@@ -51,12 +51,15 @@ TEST_F(CudaTest, Mamba1ConvMatchesCpu) {
     std::vector<float> out(size_t(T * E));
     cpu::causal_conv1d_silu(in.data(), 2 * E, T, E, K, w.data(), b.data(), state.data(), out.data());
     EXPECT_LT(test::rel_err_v(test::from_dev(d_out, out.size()), out), 1e-6) << "T=" << T << " E=" << E << " K=" << K;
-    if (W > 0) EXPECT_LT(test::rel_err_v(test::from_dev(d_state, size_t(E * W)), std::vector<float>(state.begin(), state.begin() + E * W)), 1e-7);
+    if (W > 0) {
+      EXPECT_LT(test::rel_err_v(test::from_dev(d_state, size_t(E * W)), std::vector<float>(state.begin(), state.begin() + E * W)), 1e-7);
+    }
   }
 }
 
 TEST_F(CudaTest, Mamba1ScanMatchesCpu) {
-  for (auto [T, E, N] : {std::tuple{1, 53, 16}, {19, 53, 5}, {40, 130, 16}, {3, 17, 1}, {9, 20, 40}, {6, 33, 128}}) {
+  for (auto [T, E, N] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 53, 16}, {19, 53, 5}, {40, 130, 16}, {3, 17, 1}, {9, 20, 40}, {6, 33, 128}}) {
     for (DType dt : {DType::F32, DType::BF16}) {
       const auto x = test::randn(size_t(T * E), 10);
       const auto dt_raw = test::randn(size_t(T * E), 11, 1.f, -2.f);

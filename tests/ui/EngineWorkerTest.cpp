@@ -281,12 +281,9 @@ void EngineWorkerTest::opensEveryCheckpointFormat() {
     const char* format;
     bool tokenizer;
   };
-  const Case cases[] = {{"mamba1_hf", "Mamba-1", "safetensors", false},
-                        {"mamba1_original", "Mamba-1", "PyTorch zip", false},
-                        {"mamba2_original", "Mamba-2", "PyTorch zip", false},
-                        {"mambac/model.bin", "Mamba-1", "mamba.c", false},
-                        {"gguf_mamba1/model.gguf", "Mamba-1", "GGUF", true},
-                        {"gguf_mamba2/model.gguf", "Mamba-2", "GGUF", true}};
+  const Case cases[] = {{"mamba1_hf", "Mamba-1", "safetensors", false},       {"mamba1_original", "Mamba-1", "PyTorch zip", false},
+                        {"mamba2_original", "Mamba-2", "PyTorch zip", false}, {"mambac/model.bin", "Mamba-1", "mamba.c", false},
+                        {"gguf_mamba1/model.gguf", "Mamba-1", "GGUF", true},  {"gguf_mamba2/model.gguf", "Mamba-2", "GGUF", true}};
   EngineThread engine;
   for (const Case& c : cases) {
     QSignalSpy changed(engine.worker(), &EngineWorker::modelChanged);
