@@ -201,3 +201,33 @@ TEST(Formats, MambaCSizeMismatchIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Formats, CliReadsEveryFormat) {
+  const std::string cli = MAMBA_CLI_PATH;
+  const auto info = test::run_command(cli + " info -m " + fixture("gguf_mamba2/model.gguf"));
+  ASSERT_EQ(info.code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["format"], "GGUF v3");
+  EXPECT_EQ(j["arch"], "Mamba-2");
+  EXPECT_EQ(j["vocab_valid"], 1007);
+  EXPECT_NE(j["tokenizer_source"].get<std::string>().find("GGUF metadata"), std::string::npos);
+  // Greedy ids through the CLI equal the reference's, for a pytorch_model.bin folder and a mamba.c file.
+  for (const char* name : {"mamba1_original", "mambac/model.bin"}) {
+    const std::string dir = std::string(name).substr(0, std::string(name).find('/'));
+    const auto ref = test::load_model_reference(formats_dir() / dir);
+    std::string ids;
+    for (int32_t id : ref.input_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    const auto r = test::run_command(cli + " generate -m " + fixture(name) + " --ids " + ids + " -n " +
+                                     std::to_string(ref.greedy_ids.size()) + " -t 0 --no-stop --print-ids");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string last = r.out.substr(r.out.rfind('['));
+    EXPECT_EQ(nlohmann::json::parse(last).get<std::vector<int32_t>>(), ref.greedy_ids) << name;
+  }
+  const auto bad = test::run_command(cli + " info -m " + fixture("mamba1_hf/reference.json"));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("not a model file"), std::string::npos) << bad.err;
+}
+
+}  // namespace
