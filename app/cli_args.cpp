@@ -4,50 +4,7 @@
 
 namespace mamba::cli {
 
-Args::Args(int argc, char** argv, const std::set<std::string>& valued, const std::set<std::string>& switches,
-           const std::map<std::string, std::string>& aliases) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (auto it = aliases.find(a); it != aliases.end()) a = it->second;
-    if (valued.count(a)) {
-      if (i + 1 >= argc) throw UsageError("flag " + a + " needs a value");
-      m_values[a] = argv[++i];
-    } else if (switches.count(a)) {
-      m_values[a] = "1";
-    } else {
-      throw UsageError("unknown argument '" + a + "'");
-    }
-  }
-}
-
-std::string Args::str(const std::string& flag, const std::string& fallback) const {
-  auto it = m_values.find(flag);
-  return it == m_values.end() ? fallback : it->second;
-}
-
-int64_t Args::integer(const std::string& flag, int64_t fallback) const {
-  if (!has(flag)) return fallback;
-  const std::string s = str(flag);
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) throw UsageError("flag " + flag + " needs an integer, got '" + s + "'");
-  return v;
-}
-
-double Args::number(const std::string& flag, double fallback) const {
-  if (!has(flag)) return fallback;
-  const std::string s = str(flag);
-  try {
-    size_t used = 0;
-    double v = std::stod(s, &used);
-    if (used != s.size()) throw std::invalid_argument("trailing");
-    return v;
-  } catch (const std::exception&) {
-    throw UsageError("flag " + flag + " needs a number, got '" + s + "'");
-  }
-}
-
-std::vector<int32_t> parse_ids(const std::string& text) {
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
   std::vector<int32_t> out;
   size_t i = 0;
   while (i <= text.size()) {
@@ -59,13 +16,35 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     int32_t v = 0;
     auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
     if (tok.empty() || ec != std::errc() || p != tok.data() + tok.size() || v < 0)
-      throw UsageError("--ids needs comma-separated non-negative integers, got '" + text + "'");
+      throw UsageError(flag + " needs comma-separated non-negative integers, got '" + text + "'");
     out.push_back(v);
     i = j + 1;
   }
   return out;
 }
 
-std::vector<int32_t> Args::ids(const std::string& flag) const { return parse_ids(str(flag)); }
+const CLI::Validator NonNegative(
+    [](std::string& v) { return !v.empty() && v.front() == '-' ? std::string("must be >= 0, got ") + v : std::string(); }, ">=0",
+    "NonNegative");
+
+void add_model_option(CLI::App* sub, ModelArgs& m) {
+  m.option =
+      sub->add_option(
+             "-m,--model", m.dir,
+             "model folder (config.json with safetensors or pytorch_model.bin), .gguf or mamba.c model.bin; default: the embedded model")
+          ->type_name("PATH");
+}
+
+void add_device_options(CLI::App* sub, DeviceArgs& d, bool scan) {
+  sub->add_option("--device", d.device, "cpu or cuda")->type_name("D")->capture_default_str();
+  sub->add_option("--dtype", d.dtype, "weights on the device: f32, bf16 or f16 (default bf16 on cuda, f32 on cpu)")->type_name("T");
+  sub->add_option("--threads", d.threads, "CPU threads (0: all cores)")->type_name("N")->check(NonNegative);
+  if (scan) sub->add_option("--scan", d.scan, "prompt scan: chunked or recurrent")->type_name("S")->capture_default_str();
+}
+
+void add_prompt_options(CLI::App* sub, PromptArgs& p) {
+  p.text_option = sub->add_option("-i,--input", p.text, "prompt text (needs the model's tokenizer)")->type_name("TEXT");
+  p.ids_option = sub->add_option("--ids", p.ids, "prompt token ids")->type_name("1,2,3");
+}
 
 }  // namespace mamba::cli

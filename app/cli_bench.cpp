@@ -1,44 +1,51 @@
 // mamba-cli bench: prefill and decode speed, next to the machine's ceilings measured in the same run.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "app/cli_command.h"
 #include "app/cli_common.h"
 #include "backends/ceilings.h"
+#include "engine/clock.h"
 #include "engine/error.h"
 
 namespace mamba::cli {
 
 namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 void progress(bool on, const char* what) {
   if (on) std::fprintf(stderr, "bench: %s...\n", what);
 }
-}  // namespace
 
-int run_bench(int argc, char** argv) {
-  Args args(argc, argv, {"-m", "--config", "--device", "--dtype", "--prompt-len", "--gen", "--threads", "--reps", "--seed"}, {"--json"});
-  const bool json_only = args.has("--json");
-  const std::string device = args.str("--device", "cpu");
-  const int64_t T = args.integer("--prompt-len", 512), n_gen = args.integer("--gen", 64), reps = args.integer("--reps", 3);
+struct BenchArgs {
+  ModelArgs model;
+  DeviceArgs device;
+  std::string config;
+  int64_t prompt_len = 512, gen = 64, reps = 3;
+  uint64_t seed = 1;
+  bool json_only = false;
+};
+
+int run(const BenchArgs& a) {
+  const bool json_only = a.json_only;
+  const std::string& device = a.device.device;
+  const int64_t T = a.prompt_len, n_gen = a.gen, reps = a.reps;
   if (T < 1 || n_gen < 1 || reps < 1) throw UsageError("--prompt-len, --gen and --reps must be >= 1");
-  if (args.has("-m") && args.has("--config")) throw UsageError("give -m DIR or --config NAME, not both");
+  if (a.model.given() && !a.config.empty()) throw UsageError("give -m DIR or --config NAME, not both");
 
   std::shared_ptr<const Model> model;
   std::string model_name;
   progress(true, "preparing weights");
-  if (args.has("--config")) {
-    model = Model::random(Config::preset(args.str("--config")), static_cast<uint64_t>(args.integer("--seed", 1)));
-    model_name = "random " + std::string(model->config.mamba1() ? "mamba-" : "mamba2-") + args.str("--config");
+  if (!a.config.empty()) {
+    model = Model::random(Config::preset(a.config), a.seed);
+    model_name = "random " + std::string(model->config.mamba1() ? "mamba-" : "mamba2-") + a.config;
   } else {
-    Loaded l = load_model_arg(args);
+    Loaded l = load_model(a.model);
     model = l.model;
     model_name = l.dir;
   }
   const Config& c = model->config;
-  auto backend = make_backend_arg(args, model);
+  auto backend = open_backend(a.device, model);
 
   std::mt19937 rng(1234);
   std::vector<int32_t> prompt(static_cast<size_t>(T));
@@ -50,9 +57,9 @@ int run_bench(int argc, char** argv) {
   ForwardOptions fo;
   for (int64_t r = 0; r < reps + 1; ++r) {  // the first run warms up
     backend->reset_state();
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     backend->forward(prompt, fo, logits.data());
-    if (r) prefill_times.push_back(now_s() - t0);
+    if (r) prefill_times.push_back(now_seconds() - t0);
   }
   std::sort(prefill_times.begin(), prefill_times.end());
   const double prefill_s = prefill_times[prefill_times.size() / 2];
@@ -66,7 +73,7 @@ int run_bench(int argc, char** argv) {
   int32_t tok = -1;
   // n tokens from `tok` (-1: from the prefill's logits); returns seconds per token.
   auto decode = [&](int64_t n, bool per_call) {
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     DecodeRequest req;
     req.steps = per_call ? 1 : n;
     for (int64_t i = 0; i < n; i += req.steps) {
@@ -76,7 +83,7 @@ int run_bench(int argc, char** argv) {
         return true;
       });
     }
-    return (now_s() - t0) / double(n);
+    return (now_seconds() - t0) / double(n);
   };
   decode(2, true);  // warm-up: the first id from the prefill, then one step (captures the decode graph on CUDA)
   const double single_s = decode(n_gen, true);
@@ -87,9 +94,7 @@ int run_bench(int argc, char** argv) {
   // The ceilings are measured after the runs, so their buffers stay out of the peak-memory figure.
   const uint64_t peak_bytes = peak_memory_bytes(device);
   progress(true, "measuring memory bandwidth and GEMM rate");
-  BackendOptions bo;
-  bo.threads = static_cast<int>(args.integer("--threads", 0));
-  bo.dtype = args.str("--dtype", device == "cuda" ? "bf16" : "f32");
+  const BackendOptions bo = backend_options(a.device);
   const DeviceCeilings ceil = measure_ceilings(device, bo);
 
   const double weight_bytes = double(backend->weight_bytes());
@@ -136,8 +141,26 @@ int run_bench(int argc, char** argv) {
   if (!json_only)
     std::fprintf(stderr, "prefill %.1f tok/s (bound %.1f), decode %.2f tok/s (bound %.2f)\n", double(T) / prefill_s, prefill_bound,
                  1.0 / decode_s, decode_bound);
-  std::printf("%s\n", out.dump(2).c_str());
+  write_stdout(out.dump(2) + "\n");
   return 0;
+}
+
+}  // namespace
+
+void add_bench(Commands& commands) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub = commands.add("bench", "prefill and decode speed next to the machine's bandwidth and GEMM rate", [a] { return run(*a); });
+  add_model_option(sub, a->model);
+  sub->add_option("--config", a->config,
+                  "a random-weight model of this shape instead of -m: 130m, 370m, 780m, 1.3b, 2.7b (Mamba-2) or mamba1-130m, mamba1-370m, "
+                  "mamba1-790m, mamba1-1.4b, mamba1-2.8b")
+      ->type_name("NAME");
+  sub->add_option("--prompt-len", a->prompt_len, "prompt tokens")->type_name("T")->capture_default_str();
+  sub->add_option("--gen", a->gen, "decoded tokens")->type_name("N")->capture_default_str();
+  sub->add_option("--reps", a->reps, "timed prefill runs (the median counts)")->type_name("R")->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed of the random weights (--config)")->type_name("S")->capture_default_str()->check(NonNegative);
+  sub->add_flag("--json", a->json_only, "only the JSON on standard output, no summary line on standard error");
+  add_device_options(sub, a->device, false);
 }
 
 }  // namespace mamba::cli

@@ -10,10 +10,12 @@
 
 namespace mamba::cli {
 
-Loaded load_model_arg(const Args& args) {
+Loaded load_model(const ModelArgs& m) {
   Loaded l;
-  l.dir = args.str("-m");
-  if (l.dir.empty()) {
+  if (m.given()) {
+    if (m.dir.empty()) throw UsageError("-m needs a model folder, got an empty string");
+    l.dir = m.dir;
+  } else {
     l.dir = default_model_dir();
     if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json"))
       throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m with a model folder, .gguf or model.bin");
@@ -32,24 +34,31 @@ Loaded load_model_arg(const Args& args) {
   return l;
 }
 
-std::unique_ptr<Backend> make_backend_arg(const Args& args, std::shared_ptr<const Model> model) {
+BackendOptions backend_options(const DeviceArgs& d) {
   BackendOptions bo;
-  bo.threads = static_cast<int>(args.integer("--threads", 0));
-  if (bo.threads < 0) throw UsageError("--threads must be >= 0");
-  const std::string device = args.str("--device", "cpu");
-  bo.dtype = args.str("--dtype", device == "cuda" ? "bf16" : "f32");
-  return make_backend(device, std::move(model), bo);
+  bo.threads = d.threads;
+  bo.dtype = d.dtype.empty() ? (d.device == "cuda" ? "bf16" : "f32") : d.dtype;
+  return bo;
 }
 
-std::vector<int32_t> prompt_ids_arg(const Args& args, const Loaded& l, bool required) {
-  if (args.has("--ids") && args.has("-i")) throw UsageError("give either -i TEXT or --ids, not both");
-  if (args.has("--ids")) return args.ids("--ids");
-  if (args.has("-i")) {
+std::unique_ptr<Backend> open_backend(const DeviceArgs& d, std::shared_ptr<const Model> model) {
+  return mamba::make_backend(d.device, std::move(model), backend_options(d));
+}
+
+std::vector<int32_t> prompt_ids(const PromptArgs& p, const Loaded& l, bool required) {
+  const bool has_ids = p.ids_option->count() > 0, has_text = p.text_option->count() > 0;
+  if (has_ids && has_text) throw UsageError("give either -i TEXT or --ids, not both");
+  if (has_ids) return parse_ids(p.ids);
+  if (has_text) {
     if (!l.tokenizer) throw Error(l.dir + ": no tokenizer (" + l.tokenizer_source + "); pass --ids instead of -i");
-    return l.tokenizer->encode(args.str("-i"));
+    return l.tokenizer->encode(p.text);
   }
   if (required) throw UsageError("a prompt is required: -i TEXT or --ids 1,2,3");
   return {};
+}
+
+void write_stdout(const std::string& s) {
+  if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size() || std::fflush(stdout) != 0) throw Error("cannot write to standard output");
 }
 
 }  // namespace mamba::cli

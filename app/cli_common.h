@@ -1,8 +1,8 @@
 #pragma once
 // What the model-running subcommands share: finding and loading the model, its tokenizer, the backend.
 #include <memory>
-#include <optional>
 #include <string>
+#include <vector>
 
 #include "app/cli_args.h"
 #include "backends/backend_factory.h"
@@ -19,17 +19,12 @@ struct Loaded {
 
 // -m PATH (any checkpoint engine/checkpoint.h opens), or the embedded default model (with a clear error
 // when it is missing).
-Loaded load_model_arg(const Args& args);
-std::unique_ptr<Backend> make_backend_arg(const Args& args, std::shared_ptr<const Model> model);
+Loaded load_model(const ModelArgs& m);
+std::unique_ptr<Backend> open_backend(const DeviceArgs& d, std::shared_ptr<const Model> model);
+BackendOptions backend_options(const DeviceArgs& d);
 // Prompt ids from --ids or -i TEXT (needs a tokenizer).
-std::vector<int32_t> prompt_ids_arg(const Args& args, const Loaded& l, bool required);
-
-int run_generate(int argc, char** argv);
-int run_logits(int argc, char** argv);
-int run_score(int argc, char** argv);
-int run_bench(int argc, char** argv);
-int run_info(int argc, char** argv);
-int run_tokenize(int argc, char** argv);
-int run_detokenize(int argc, char** argv);
+std::vector<int32_t> prompt_ids(const PromptArgs& p, const Loaded& l, bool required);
+// The whole string to standard output (fwrite, not puts: decoded text may contain NUL bytes).
+void write_stdout(const std::string& s);
 
 }  // namespace mamba::cli

@@ -1,58 +1,90 @@
 // mamba-cli: generate, logits, score, bench, info, tokenize, detokenize.
-// Errors: exit 1 with one line on stderr; usage errors: exit 2.
+// Exit codes: 0 done (and -h/--help); 2 a usage error; 1 any other error. Errors are one line on stderr.
 #include <cstdio>
-#include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 
-#include "app/cli_common.h"
+#include "app/cli_args.h"
+#include "app/cli_command.h"
+
+// Every subcommand, in the order --help lists them; NAME is defined in app/cli_NAME.cpp as add_NAME(Commands&).
+#define MAMBA_CLI_COMMANDS(X) \
+  X(generate)                 \
+  X(logits)                   \
+  X(score)                    \
+  X(bench)                    \
+  X(info)                     \
+  X(tokenize)                 \
+  X(detokenize)
+
+namespace mamba::cli {
+#define MAMBA_CLI_DECLARE(name) void add_##name(Commands&);
+MAMBA_CLI_COMMANDS(MAMBA_CLI_DECLARE)
+}  // namespace mamba::cli
 
 namespace {
 
-const char* kUsage =
-    "usage: mamba-cli COMMAND [options]\n"
-    "  generate   [-m DIR] (-i TEXT | --ids 1,2,3) [-n N] [-t TEMP] [--top-k K] [--top-p P] [--min-p P]\n"
-    "             [--repeat-penalty R] [--seed S] [--device cpu|cuda] [--scan chunked|recurrent] [--print-ids]\n"
-    "  logits     [-m DIR] --ids 1,2,3 [--device D] [--scan S]\n"
-    "  score      [-m DIR] --text-file F [--device D]\n"
-    "  bench      [-m DIR | --config 130m|370m|780m|1.3b|2.7b] [--device D] [--dtype f32|bf16|f16]\n"
-    "             [--prompt-len T] [--gen N] [--json]\n"
-    "  info       [-m DIR]\n"
-    "  tokenize   --tokenizer FILE_OR_DIR (--text S | --text-file F)\n"
-    "  detokenize --tokenizer FILE_OR_DIR --ids 1,2,3\n"
-    "common: --threads N (CPU threads, default all cores); without -m the embedded default model is used\n";
+// CLI11's messages end in a period or a newline at times; one line, without either.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n') c = ' ';
+  while (!s.empty() && (s.back() == ' ' || s.back() == '.')) s.pop_back();
+  return s;
+}
+
+int fail(const std::string& where, const std::string& what, int code) {
+  std::fprintf(stderr, "%s: %s\n", where.c_str(), one_line(what).c_str());
+  return code;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string cmd = argv[1];
   using namespace mamba::cli;
-  int (*fn)(int, char**) = nullptr;
-  if (cmd == "generate") fn = run_generate;
-  else if (cmd == "logits") fn = run_logits;
-  else if (cmd == "score") fn = run_score;
-  else if (cmd == "bench") fn = run_bench;
-  else if (cmd == "info") fn = run_info;
-  else if (cmd == "tokenize") fn = run_tokenize;
-  else if (cmd == "detokenize") fn = run_detokenize;
-  if (!fn) {
-    std::fprintf(stderr, "mamba-cli: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+  CLI::App root("mamba-cli: Mamba-2 language models from the command line", "mamba-cli");
+  root.footer(
+      "Without -m, the model-running commands use the embedded default model. `mamba-cli COMMAND --help` lists a command's "
+      "options.\nExit codes: 0 done, 1 an error (one line on stderr), 2 a usage error.");
+  root.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  root.allow_extras();  // an unknown command is reported below, in one line
+  Commands commands(root);
+#define MAMBA_CLI_REGISTER(name) add_##name(commands);
+  MAMBA_CLI_COMMANDS(MAMBA_CLI_REGISTER)
+
+  if (argc < 2) {
+    std::fputs(root.help().c_str(), stderr);
     return 2;
   }
+  std::string where = "mamba-cli";
   try {
-    return fn(argc - 1, argv + 1);
+    try {
+      root.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return root.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return root.exit(e);
+    } catch (const CLI::ParseError& e) {
+      for (const CLI::App* sub : root.get_subcommands()) where = "mamba-cli " + sub->get_name();
+      return fail(where, e.what(), 2);
+    }
+    const auto* run = commands.selected();
+    if (!run) {
+      const auto rest = root.remaining();
+      return fail(
+          where, rest.empty() ? "no command given (see mamba-cli --help)" : "unknown command '" + rest.front() + "' (see mamba-cli --help)",
+          2);
+    }
+    for (const CLI::App* sub : root.get_subcommands()) {
+      where = "mamba-cli " + sub->get_name();
+      if (const auto rest = sub->remaining(); !rest.empty()) throw UsageError("unknown argument '" + rest.front() + "'");
+    }
+    return (*run)();
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "mamba-cli %s: %s\n", cmd.c_str(), e.what());
-    return 2;
+    return fail(where, e.what(), 2);
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "mamba-cli %s: out of memory\n", cmd.c_str());
-    return 1;
+    return fail(where, "out of memory", 1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mamba-cli %s: %s\n", cmd.c_str(), e.what());
-    return 1;
+    return fail(where, e.what(), 1);
   }
 }

@@ -1,5 +1,6 @@
 #include "backends/cpu_ceilings.h"
 
+#include "engine/clock.h"
 #include "engine/simd.h"
 
 #include <cblas.h>
@@ -7,18 +8,11 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace mamba {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 namespace {
 // Sum of a slice with 16 independent vector accumulators, so the loop is bound by loads, not by adds.
@@ -45,7 +39,7 @@ double cpu_read_bandwidth_gbs(int threads) {
   double best = 0;
   volatile float sink = 0;
   for (int rep = 0; rep < 5; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now_seconds();
     float total = 0;
 #pragma omp parallel reduction(+ : total)
     {
@@ -53,7 +47,7 @@ double cpu_read_bandwidth_gbs(int threads) {
       const size_t per = (n / nt + 15) / 16 * 16, begin = std::min(n, id * per), end = std::min(n, begin + per);
       total += sum_slice(buf.data() + begin, end - begin);
     }
-    const double s = seconds_since(t0);
+    const double s = now_seconds() - t0;
     sink = sink + total;
     best = std::max(best, double(n) * 4 / s / 1e9);
   }
@@ -68,9 +62,9 @@ double cpu_sgemm_gflops(int threads) {
   omp_set_num_threads(threads);
   double best = 0;
   for (int rep = 0; rep < 4; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
+    const double t0 = now_seconds();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
-    best = std::max(best, 2.0 * n * n * double(n) / seconds_since(t0) / 1e9);
+    best = std::max(best, 2.0 * n * n * double(n) / (now_seconds() - t0) / 1e9);
   }
   return best;
 }

@@ -15,6 +15,13 @@ int64_t probe_groups(const Config& c) {
   return c.d_inner / size;
 }
 
+int64_t ProbeRecorder::default_window(int64_t L, int64_t H, int64_t S) {
+  const int64_t per = bytes_per_position(std::max<int64_t>(L, 1), std::max<int64_t>(H, 1), S > 0 ? S : H);
+  return std::clamp(kDefaultBytes / per, kMinWindow, kDefaultWindow);
+}
+
+int64_t ProbeRecorder::default_window(const Config& c) { return default_window(c.n_layer, c.n_heads, probe_groups(c)); }
+
 ProbeRecorder::ProbeRecorder(const Config& c, const Weights& w, int64_t window)
     : m_L(c.n_layer), m_H(c.n_heads), m_S(probe_groups(c)), m_window(window) {
   if (window < 1) throw Error("probe window must be at least 1 position");

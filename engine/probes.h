@@ -70,6 +70,11 @@ class ProbeRecorder final : public ProbeSink {
   int64_t window() const { return m_window; }
   static int64_t bytes_per_position(int64_t L, int64_t H) { return 4 * L * (3 * H + 1); }
   static int64_t bytes_per_position(int64_t L, int64_t H, int64_t S) { return 4 * L * (H + 2 * S + 1); }
+  // kDefaultWindow positions, or fewer where they would pass kDefaultBytes (Mamba-1's dt per channel makes
+  // a position of the 2.8b model 1.3 MB), but at least kMinWindow.
+  static constexpr int64_t kDefaultBytes = int64_t(512) << 20, kMinWindow = 256;
+  static int64_t default_window(int64_t L, int64_t H, int64_t S);
+  static int64_t default_window(const Config& c);
   // Complete positions held: [begin(), end()). end() is one past the newest complete position.
   int64_t begin() const { return m_end - m_held; }
   int64_t end() const { return m_end; }

@@ -1,15 +1,11 @@
 #include "engine/session.h"
 
 #include <algorithm>
-#include <chrono>
 
+#include "engine/clock.h"
 #include "engine/error.h"
 
 namespace mamba {
-
-namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-}  // namespace
 
 Session::Session(std::unique_ptr<Backend> backend) : m_backend(std::move(backend)) {
   if (!m_backend) throw Error("session: no backend");
@@ -55,13 +51,13 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   req.probes = m_probes;
   check_decode_request(req);
 
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   // One pending token and no prompt: decode() feeds it. Otherwise the prompt (after any pending token)
   // is prefilled and the first id comes from its logits.
   if (!prompt.empty() || m_pending.size() > 1) flush_pending(prompt, opt.scan, opt.chunk_size);
   if (m_pending.size() == 1) req.token = m_pending[0];
   else if (!m_have_logits) throw Error("nothing to continue from: the prompt is empty");
-  const double t1 = now_s();
+  const double t1 = now_seconds();
   r.prefill_seconds = t1 - t0;
 
   // Padded embedding rows (ids >= vocab_valid) are never sampled, whatever the caller asked.
@@ -80,7 +76,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   r.stop_reason = "length";
   if (cancel && cancel->load() && opt.max_new_tokens > 0) {
     r.stop_reason = "cancelled";
-    r.decode_seconds = now_s() - t1;
+    r.decode_seconds = now_seconds() - t1;
     return r;
   }
   m_backend->decode(req, *m_sampler, history, [&](const DecodedToken& d) {
@@ -98,7 +94,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   });
   if (!r.ids.empty() && !stop.empty() && r.ids.back() == stop[0]) r.stop_reason = "eos";
   else if (cancel && cancel->load() && static_cast<int64_t>(r.ids.size()) < opt.max_new_tokens) r.stop_reason = "cancelled";
-  r.decode_seconds = now_s() - t1;
+  r.decode_seconds = now_seconds() - t1;
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include "engine/checkpoint.h"
 #include "engine/mamba1_cpu.h"
 #include "engine/mamba1_scan.h"
+#include "engine/probe_stats.h"
 #include "engine/session.h"
 #include "tests/test_util.h"
 
@@ -268,4 +269,32 @@ TEST(Mamba1Backend, SnapshotsRestoreExactlyAndBadIdsLeaveTheState) {
   s.restore(st, tokens, pending);
   s.set_sampler(sampler);
   EXPECT_EQ(s.generate({}, go).ids, first);
+}
+
+TEST(Mamba1Probes, StatisticsReadEachChannelsGroupAndTheWindowIsBounded) {
+  ProbeFrames f;
+  f.L = 1;
+  f.H = 4;  // channels
+  f.S = 2;  // groups of 2 channels
+  f.count = 1;
+  f.dt = {1, 2, 3, 4};
+  f.decay = {0.5f, 0.5f, 0.5f, 0.5f};
+  f.state_norm = {10, 20};
+  f.y_norm = {1, 3};
+  f.resid_norm = {7};
+  EXPECT_EQ(layer_series(f, ProbeMetric::Dt, 3)[0], 4.f);
+  EXPECT_EQ(layer_series(f, ProbeMetric::StateNorm, 0)[0], 10.f);
+  EXPECT_EQ(layer_series(f, ProbeMetric::StateNorm, 3)[0], 20.f);
+  EXPECT_EQ(layer_series(f, ProbeMetric::YNorm, kMeanOverHeads)[0], 2.f);
+  EXPECT_EQ(layer_series(f, ProbeMetric::StateNorm, kMaxOverHeads)[0], 20.f);
+  EXPECT_EQ(layer_series(f, ProbeMetric::Dt, kMeanOverHeads)[0], 2.5f);
+  // A position of mamba-2.8b's probes is 1.3 MB: the default window keeps the recorder near 512 MiB.
+  const Config big = Config::preset("mamba1-2.8b");
+  const int64_t w = ProbeRecorder::default_window(big);
+  EXPECT_GE(w, ProbeRecorder::kMinWindow);
+  const int64_t per = ProbeRecorder::bytes_per_position(big.n_layer, big.n_heads, probe_groups(big));
+  EXPECT_GT(per, 1'000'000);
+  EXPECT_LE(w * per, std::max(ProbeRecorder::kDefaultBytes, ProbeRecorder::kMinWindow * per));
+  EXPECT_EQ(ProbeRecorder::default_window(Config::preset("130m")),
+            std::min(ProbeRecorder::kDefaultWindow, ProbeRecorder::kDefaultBytes / ProbeRecorder::bytes_per_position(24, 24, 24)));
 }

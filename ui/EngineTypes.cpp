@@ -9,6 +9,8 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::GenerationStats>();
   qRegisterMetaType<studio::ModelInfo>();
   qRegisterMetaType<studio::DeviceInfo>();
+  qRegisterMetaType<studio::PromptTokens>();
+  qRegisterMetaType<studio::ProbeBatch>();
 }
 
 }  // namespace studio

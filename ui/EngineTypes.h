@@ -34,12 +34,28 @@ struct TokenAlternative {
 };
 
 struct TokenData {
-  qint64 index = 0;  // 0-based among the tokens of this run
+  qint64 index = 0;     // 0-based among the tokens of this run
+  qint64 position = 0;  // 0-based in the whole sequence (prompt tokens first)
   qint32 id = 0;
   QString piece;                           // newly completed text; may be empty while a UTF-8 character is split across tokens
   float prob = 0.f;                        // model probability of the chosen id
   QVector<TokenAlternative> alternatives;  // best first
   double tokensPerSecond = 0;              // decode rate so far in this run (0 until there are two tokens)
+};
+
+// The tokens of a prompt as the model sees them, from sequence position `first` on.
+struct PromptTokens {
+  qint64 first = 0;
+  QVector<qint32> ids;
+  QVector<QString> pieces;  // each token's text (empty while a UTF-8 character is split across tokens)
+};
+
+// Probe values (engine/probes.h) of consecutive positions [first, first + count), every layer and head,
+// as the worker batches them: (count, layers, heads) / (count, layers) row-major.
+struct ProbeBatch {
+  qint64 first = 0, count = 0, layers = 0, heads = 0;
+  qint64 groups = 0;  // width of stateNorm / yNorm rows: the heads (Mamba-2), channel groups (Mamba-1)
+  QVector<float> dt, decay, stateNorm, yNorm, residNorm;
 };
 
 struct GenerationStats {
@@ -59,6 +75,7 @@ struct ModelInfo {
   QString format;                 // how the weights were stored: safetensors, PyTorch zip, GGUF v3, mamba.c model.bin
   QString tokenizerSource;        // where the tokenizer came from, or why there is none
   qint64 dInner = 0, dtRank = 0;  // Mamba-1: channels (E) and the rank of the dt projection
+  QString hash;                   // the model's identity (config and weights), when known
   qint64 layers = 0, dModel = 0, heads = 0, headDim = 0, dState = 0, groups = 0, convKernel = 0, chunkSize = 0;
   qint64 vocabSize = 0, params = 0;
   qint64 vocabValid = 0;      // ids past it are padding, never sampled
@@ -86,5 +103,7 @@ Q_DECLARE_METATYPE(studio::SamplingSettings)
 Q_DECLARE_METATYPE(studio::GenerationRequest)
 Q_DECLARE_METATYPE(studio::TokenData)
 Q_DECLARE_METATYPE(studio::GenerationStats)
+Q_DECLARE_METATYPE(studio::PromptTokens)
+Q_DECLARE_METATYPE(studio::ProbeBatch)
 Q_DECLARE_METATYPE(studio::ModelInfo)
 Q_DECLARE_METATYPE(studio::DeviceInfo)

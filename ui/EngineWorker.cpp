@@ -10,6 +10,7 @@
 #include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/probes.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
 
@@ -121,6 +122,7 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   m_tokenizer = std::move(tokenizer);
   m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
   m_info = info;
+  resetProbes();
   emit modelChanged(info);
 }
 
@@ -145,6 +147,7 @@ void EngineWorker::setDevice(const QString& device) {
       kept = true;
     }
     m_session = std::move(session);
+    m_session->set_probes(m_probes.get());
     m_device = device;
     m_info.backendName = QString::fromStdString(m_session->backend().name());
     emit deviceChanged(device, m_info.backendName);
@@ -160,7 +163,63 @@ void EngineWorker::setDevice(const QString& device) {
 void EngineWorker::clearSession() {
   if (m_session) m_session->reset();
   if (m_decoder) m_decoder->reset();
+  if (m_probes) m_probes->clear();
+  m_probesSent = 0;
   emit sessionCleared();
+}
+
+void EngineWorker::setProbesEnabled(bool on) {
+  if (on == m_probesOn) return;
+  m_probesOn = on;
+  resetProbes();
+  if (!on || !m_session) return;
+  // Tokens already run had no probes: run them again through a scratch backend on the same device, so
+  // the views show the whole text (the live session is untouched).
+  const std::vector<int32_t>& tokens = m_session->tokens();
+  const size_t fed = tokens.size() - m_session->pending().size();
+  if (fed == 0) return;
+  try {
+    auto scratch = mamba::make_backend(m_device.toStdString(), m_model, backendOptions(m_device));
+    mamba::ForwardOptions fo;
+    fo.probes = m_probes.get();
+    scratch->forward(std::span<const int32_t>(tokens.data(), fed), fo, nullptr);
+    flushProbes(true);
+  } catch (const std::exception& e) {
+    emit generationFailed(tr("could not compute the probes of the text so far: %1").arg(describe(e)));
+  }
+}
+
+void EngineWorker::resetProbes() {
+  m_probesSent = 0;
+  m_probes.reset();
+  if (m_probesOn && m_model)
+    m_probes =
+        std::make_unique<mamba::ProbeRecorder>(m_model->config, m_model->weights, mamba::ProbeRecorder::default_window(m_model->config));
+  if (m_session) m_session->set_probes(m_probes.get());
+}
+
+void EngineWorker::flushProbes(bool force) {
+  if (!m_probes) return;
+  // Batches a few times a second: a fast GPU stream must not flood the GUI's event queue.
+  if (!force && m_sinceProbes.isValid() && m_sinceProbes.elapsed() < 50) return;
+  const qint64 end = m_probes->end();
+  if (end <= m_probesSent && !force) return;
+  const mamba::ProbeFrames f = m_probes->frames(std::min<qint64>(m_probesSent, end), end);
+  m_sinceProbes.start();
+  if (f.count == 0) return;
+  m_probesSent = end;
+  ProbeBatch b;
+  b.first = f.first;
+  b.count = f.count;
+  b.layers = f.L;
+  b.heads = f.H;
+  b.groups = f.S;
+  b.dt = QVector<float>(f.dt.begin(), f.dt.end());
+  b.decay = QVector<float>(f.decay.begin(), f.decay.end());
+  b.stateNorm = QVector<float>(f.state_norm.begin(), f.state_norm.end());
+  b.yNorm = QVector<float>(f.y_norm.begin(), f.y_norm.end());
+  b.residNorm = QVector<float>(f.resid_norm.begin(), f.resid_norm.end());
+  emit probesReady(b);
 }
 
 std::vector<int32_t> EngineWorker::promptIds(const QString& prompt) const {
@@ -200,6 +259,7 @@ void EngineWorker::generate(const GenerationRequest& request) {
       if (prompt.empty()) throw mamba::Error(tr("the prompt is empty").toStdString());
       m_session->reset();
       if (m_decoder) m_decoder->reset();
+      m_probesSent = 0;
     } else if (m_session->tokens().empty()) {
       throw mamba::Error(tr("nothing to continue: generate first").toStdString());
     }
@@ -222,12 +282,22 @@ void EngineWorker::generate(const GenerationRequest& request) {
     go.top_alternatives = kAlternatives;
 
     emit generationStarted(qint64(prompt.size()));
+    if (!prompt.empty()) {
+      PromptTokens pt;
+      pt.first = qint64(m_session->tokens().size());
+      pt.ids = QVector<qint32>(prompt.begin(), prompt.end());
+      std::unique_ptr<mamba::StreamDecoder> dec = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
+      for (int32_t id : prompt) pt.pieces.push_back(dec ? QString::fromUtf8(dec->push(id)) : tokenText(id) + QLatin1Char(' '));
+      emit promptTokenized(pt);
+    }
+    m_sinceProbes.invalidate();
     QElapsedTimer sinceFirst;
     const mamba::GenerateResult r = m_session->generate(
         prompt, go,
         [&](const mamba::TokenEvent& ev) {
           TokenData t;
           t.index = ev.index;
+          t.position = qint64(m_session->tokens().size()) - 1;
           t.id = ev.id;
           t.prob = ev.info.prob;
           if (m_decoder) t.piece = QString::fromUtf8(m_decoder->push(ev.id));
@@ -237,8 +307,10 @@ void EngineWorker::generate(const GenerationRequest& request) {
           if (ev.index == 0) sinceFirst.start();
           else t.tokensPerSecond = double(ev.index) / std::max(1e-9, sinceFirst.nsecsElapsed() / 1e9);
           emit tokenGenerated(t);
+          flushProbes(false);
         },
         &m_stop);
+    flushProbes(true);
 
     GenerationStats st;
     st.promptTokens = r.prompt_tokens;

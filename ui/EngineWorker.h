@@ -2,6 +2,7 @@
 // Owns the engine (model, tokenizer, backend session) and runs every engine call on its own thread.
 // The GUI reaches it only through queued signals, plus the two thread-safe flags below, which must
 // work while a slot is busy decoding or loading (the event queue is not served then).
+#include <QElapsedTimer>
 #include <QObject>
 #include <QString>
 #include <atomic>
@@ -11,6 +12,7 @@
 
 namespace mamba {
 struct Model;
+class ProbeRecorder;
 class Tokenizer;
 class StreamDecoder;
 class Session;
@@ -38,6 +40,9 @@ class EngineWorker : public QObject {
   void setDevice(const QString& device);
   void generate(const studio::GenerationRequest& request);
   void clearSession();
+  // Probes of every token run from now on (the inspection views are open), batched to probesReady.
+  // Off costs nothing. `window`: positions kept (ProbeRecorder's bounded ring).
+  void setProbesEnabled(bool on);
 
  signals:
   void devicesProbed(const studio::DeviceInfo& info);
@@ -48,6 +53,9 @@ class EngineWorker : public QObject {
   void deviceChanged(const QString& device, const QString& backendName);
   void deviceFailed(const QString& device, const QString& error);
   void generationStarted(qint64 promptTokens);
+  void promptTokenized(const studio::PromptTokens& tokens);
+  // A few times a second while tokens run, and at the end of every prefill and run.
+  void probesReady(const studio::ProbeBatch& batch);
   void tokenGenerated(const studio::TokenData& token);
   void generationFinished(const studio::GenerationStats& stats);
   void generationFailed(const QString& error);
@@ -58,6 +66,8 @@ class EngineWorker : public QObject {
                const QString& label, double loadSeconds, const QString& tokenizerSource = {});
   std::vector<int32_t> promptIds(const QString& prompt) const;
   QString tokenText(int32_t id) const;
+  void resetProbes();
+  void flushProbes(bool force);
 
   QString m_device = QStringLiteral("cpu");
   std::shared_ptr<const mamba::Model> m_model;
@@ -67,6 +77,10 @@ class EngineWorker : public QObject {
   ModelInfo m_info;
   std::atomic<bool> m_stop{false};
   std::atomic<bool> m_cancelLoad{false};
+  bool m_probesOn = false;
+  std::unique_ptr<mamba::ProbeRecorder> m_probes;  // while on: the session reports into it
+  qint64 m_probesSent = 0;                         // positions already sent
+  QElapsedTimer m_sinceProbes;
 };
 
 }  // namespace studio

@@ -7,10 +7,14 @@
 #include <QComboBox>
 #include <QDateTime>
 #include <QDir>
+#include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QMenu>
 #include <QMimeData>
@@ -32,6 +36,8 @@
 #include "ui/StudioResources.h"
 #include "ui/StudioSettings.h"
 #include "ui/TokenView.h"
+#include "ui/views/InspectorContext.h"
+#include "ui/views/InspectorView.h"
 
 namespace studio {
 
@@ -99,6 +105,25 @@ QWidget* MainWindow::view(const QString& name) const {
 }
 
 QStringList MainWindow::viewNames() const { return QStringList{QStringLiteral("window")} + m_views.keys(); }
+
+InspectorView* MainWindow::inspectorView(const QString& name) const {
+  for (InspectorView* v : m_inspectorViews)
+    if (v->name() == name) return v;
+  return nullptr;
+}
+
+bool MainWindow::presentView(const QString& name, const QSize& size) {
+  InspectorView* v = inspectorView(name);
+  auto* dock = findChild<QDockWidget*>(QStringLiteral("view_") + name);
+  if (!v || !dock) return false;
+  dock->show();
+  dock->raise();
+  if (size.isValid()) {
+    dock->setFloating(true);
+    dock->resize(size);
+  }
+  return true;
+}
 
 QString MainWindow::prompt() const { return m_prompt->toPlainText(); }
 void MainWindow::setPrompt(const QString& text) { m_prompt->setPlainText(text); }
@@ -277,6 +302,10 @@ void MainWindow::startRun(GenerationRequest::Kind kind, QString prompt) {
   run.scan = req.scan;
   run.device = m_deviceInUse;
   m_transcript.runs.push_back(run);
+  if (kind == GenerationRequest::Kind::Fresh) m_inspector->resetSequence();
+  m_inspector->setRunRecord(
+      m_transcript.prompt,
+      QJsonDocument::fromJson(m_transcript.toJson()).object().value(QStringLiteral("runs")).toArray().last().toObject());
   m_errorBanner->hide();
   m_rateLabel->clear();
   setActivity(Activity::Generating);
@@ -317,6 +346,7 @@ void MainWindow::stop() {
 void MainWindow::clearTranscript() {
   if (m_activity != Activity::Idle) return;
   m_tokenView->clearTranscript();
+  m_inspector->resetSequence();
   m_transcript = Transcript{};
   m_sequenceTokens = 0;
   m_tokensLabel->clear();

@@ -25,6 +25,8 @@ namespace studio {
 
 class EngineThread;
 class EngineWorker;
+class InspectorContext;
+class InspectorView;
 class ErrorBanner;
 class ModelInfoPanel;
 class SamplingPanel;
@@ -58,6 +60,11 @@ class MainWindow : public QMainWindow {
   void registerView(const QString& name, QWidget* view);
   QWidget* view(const QString& name) const;  // "window" is the whole window
   QStringList viewNames() const;
+  // The inspection views (ui/views/), each in a dock of the bottom area, and the context they share.
+  InspectorContext* inspector() const { return m_inspector; }
+  InspectorView* inspectorView(const QString& name) const;
+  // Shows an inspection view's dock (raised, and floating at `size` when one is given, for captures).
+  bool presentView(const QString& name, const QSize& size = {});
 
  public slots:
   void openModel(const QString& dir);
@@ -75,6 +82,7 @@ class MainWindow : public QMainWindow {
   void generateRequested(const studio::GenerationRequest& request);
   void deviceChangeRequested(const QString& device);
   void clearRequested();
+  void probesEnabledRequested(bool on);
   // for tests and the screenshot runner
   void activityChanged(studio::MainWindow::Activity activity);
   void modelLoaded(const studio::ModelInfo& info);
@@ -108,6 +116,7 @@ class MainWindow : public QMainWindow {
   void buildToolBar();
   void buildCentral();
   void buildDocks();
+  void buildInspectorDocks();
   void buildStatusBar();
   void connectWorker();
   void restoreSettings();
@@ -159,6 +168,8 @@ class MainWindow : public QMainWindow {
   QAction* m_colourAction = nullptr;
 
   QMap<QString, QWidget*> m_views;
+  InspectorContext* m_inspector = nullptr;
+  QList<InspectorView*> m_inspectorViews;
   static constexpr int kCudaIndex = 1;  // row of CUDA in the device combo
   Activity m_activity = Activity::Idle;
   bool m_hasModel = false;

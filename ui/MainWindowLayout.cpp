@@ -12,6 +12,7 @@
 #include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
+#include <QScrollArea>
 #include <QSplitter>
 #include <QStandardItemModel>
 #include <QStatusBar>
@@ -29,6 +30,9 @@
 #include "ui/SamplingPanel.h"
 #include "ui/StudioSettings.h"
 #include "ui/TokenView.h"
+#include "ui/views/InspectorContext.h"
+#include "ui/views/InspectorView.h"
+#include "ui/views/ViewRegistry.h"
 
 namespace studio {
 
@@ -143,6 +147,37 @@ void MainWindow::buildDocks() {
   addDockWidget(Qt::RightDockWidgetArea, samplingDock);
 
   connect(m_greedyAction, &QAction::triggered, m_sampling, &SamplingPanel::applyGreedyPreset);
+  buildInspectorDocks();
+}
+
+void MainWindow::buildInspectorDocks() {
+  m_inspector = new InspectorContext(worker(), this);
+  QDockWidget* first = nullptr;
+  for (ViewFactory make : registeredViews()) {
+    InspectorView* v = make(m_inspector, this);
+    auto* dock = new QDockWidget(v->title(), this);
+    dock->setObjectName(QStringLiteral("view_") + v->name());
+    // in a scroll area, so a view's controls never force the window larger than the user made it
+    auto* scroll = new QScrollArea(dock);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setWidget(v);
+    dock->setWidget(scroll);
+    addDockWidget(Qt::BottomDockWidgetArea, dock);
+    if (first) tabifyDockWidget(first, dock);
+    else first = dock;
+    m_inspectorViews.push_back(v);
+    registerView(v->name(), v);
+    // probes are collected only while a view that shows them is open
+    if (v->needsProbes())
+      connect(dock, &QDockWidget::visibilityChanged, this, [this, v](bool visible) { m_inspector->setProbeUser(v, visible); });
+  }
+  if (first) first->raise();
+  // linked hover and click between the transcript and the views
+  connect(m_tokenView, &TokenView::tokenHovered, m_inspector, &InspectorContext::hover);
+  connect(m_tokenView, &TokenView::tokenClicked, m_inspector, &InspectorContext::select);
+  connect(m_inspector, &InspectorContext::hoveredChanged, m_tokenView, &TokenView::highlightPosition);
+  connect(m_inspector, &InspectorContext::probesWantedChanged, this, &MainWindow::probesEnabledRequested);
 }
 
 void MainWindow::buildToolBar() {
@@ -254,6 +289,12 @@ void MainWindow::connectWorker() {
   connect(this, &MainWindow::generateRequested, w, &EngineWorker::generate);
   connect(this, &MainWindow::deviceChangeRequested, w, &EngineWorker::setDevice);
   connect(this, &MainWindow::clearRequested, w, &EngineWorker::clearSession);
+  connect(this, &MainWindow::probesEnabledRequested, w, &EngineWorker::setProbesEnabled);
+  connect(w, &EngineWorker::modelChanged, m_inspector, &InspectorContext::setModel);
+  connect(w, &EngineWorker::promptTokenized, m_inspector, &InspectorContext::appendPrompt);
+  connect(w, &EngineWorker::promptTokenized, m_tokenView, &TokenView::attachPromptTokens);
+  connect(w, &EngineWorker::tokenGenerated, m_inspector, &InspectorContext::appendToken);
+  connect(w, &EngineWorker::probesReady, m_inspector, &InspectorContext::appendProbes);
 
   connect(w, &EngineWorker::devicesProbed, this, &MainWindow::onDevicesProbed);
   connect(w, &EngineWorker::loadStarted, this, &MainWindow::onLoadStarted);

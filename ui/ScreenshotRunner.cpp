@@ -83,6 +83,8 @@ void ScreenshotRunner::start() {
     QTimer::singleShot(0, this, [this] { finish(2); });
     return;
   }
+  // An inspection view is shown from the start (so it collects what streams), floating at the capture size.
+  m_window->presentView(m_options.view, m_options.size.isValid() ? m_options.size : QSize(1400, 820));
   m_timeout.start();
 }
 
@@ -124,8 +126,8 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
-  // let queued token signals, layouts and repaints settle first
-  QTimer::singleShot(50, this, &ScreenshotRunner::capture);
+  // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
+  QTimer::singleShot(400, this, &ScreenshotRunner::capture);
 }
 
 QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int hoverToken, QString* error) {

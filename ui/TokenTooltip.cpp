@@ -41,8 +41,12 @@ QString tokenTooltipHtml(const TokenData& token) {
     if (a.id == token.id) chosenText = a.text;
   if (chosenText.isEmpty()) chosenText = token.piece;
 
-  QString html = QStringLiteral("<p style=\"white-space:pre\"><b><tt>%1</tt></b> &nbsp; id <b>%2</b> &nbsp; p %3</p>")
-                     .arg(visibleTokenText(chosenText).toHtmlEscaped(), QString::number(token.id), swatch(token.prob));
+  if (token.prob < 0)  // a prompt token: the model read it, it did not choose it
+    return QStringLiteral("<p style=\"white-space:pre\"><b><tt>%1</tt></b> &nbsp; id <b>%2</b> &nbsp; prompt token %3</p>")
+        .arg(visibleTokenText(chosenText).toHtmlEscaped(), QString::number(token.id), QString::number(token.position));
+  QString html = QStringLiteral("<p style=\"white-space:pre\"><b><tt>%1</tt></b> &nbsp; id <b>%2</b> &nbsp; p %3 &nbsp; position %4</p>")
+                     .arg(visibleTokenText(chosenText).toHtmlEscaped(), QString::number(token.id), swatch(token.prob),
+                          QString::number(token.position));
   if (token.alternatives.isEmpty()) return html;
   html += QStringLiteral(
       "<table cellspacing=\"0\" cellpadding=\"1\">"

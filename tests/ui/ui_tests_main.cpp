@@ -4,6 +4,7 @@
 #include <QTest>
 
 #include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
@@ -27,5 +28,6 @@ int main(int argc, char** argv) {
   run(studio::test::EngineWorkerTest{});
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
+  run(studio::test::InspectorTest{});
   return failures == 0 ? 0 : 1;
 }

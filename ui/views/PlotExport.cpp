@@ -1,0 +1,115 @@
+#include "ui/views/PlotExport.h"
+
+#include <qcustomplot.h>
+#include <QFileInfo>
+#include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QPdfWriter>
+#include <QSaveFile>
+#include <QSvgGenerator>
+
+#include "ui/views/InspectorView.h"
+
+namespace studio {
+
+namespace {
+
+QString commit(QSaveFile& f) {
+  if (!f.commit()) return QObject::tr("could not write %1: %2").arg(f.fileName(), f.errorString());
+  return {};
+}
+
+QString openFailed(QSaveFile& f) { return QObject::tr("could not write %1: %2").arg(f.fileName(), f.errorString()); }
+
+QString csvField(QString s) {
+  if (s.contains(QLatin1Char(',')) || s.contains(QLatin1Char('"')) || s.contains(QLatin1Char('\n'))) {
+    s.replace(QLatin1Char('"'), QStringLiteral("\"\""));
+    return QLatin1Char('"') + s + QLatin1Char('"');
+  }
+  return s;
+}
+
+}  // namespace
+
+QJsonObject exportRecord(const QJsonObject& provenance, const QString& view, const QString& plot) {
+  QJsonObject r = provenance;
+  r.insert(QStringLiteral("view"), view);
+  r.insert(QStringLiteral("plot"), plot);
+  return r;
+}
+
+QString savePlot(QCustomPlot* plot, const QString& path) {
+  const QString suffix = QFileInfo(path).suffix().toLower();
+  const int w = std::max(plot->width(), 640), h = std::max(plot->height(), 400);
+  QSaveFile f(path);
+  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
+  if (suffix == QLatin1String("png")) {
+    if (!plot->toPixmap(w, h, 2.0).toImage().save(&f, "PNG")) return QObject::tr("could not encode %1 as PNG").arg(path);
+  } else if (suffix == QLatin1String("svg")) {
+    QSvgGenerator svg;
+    svg.setOutputDevice(&f);
+    svg.setSize(QSize(w, h));
+    svg.setViewBox(QRect(0, 0, w, h));
+    svg.setTitle(plot->objectName());
+    QCPPainter painter;
+    painter.begin(&svg);
+    plot->toPainter(&painter, w, h);
+    painter.end();
+  } else if (suffix == QLatin1String("pdf")) {
+    QPdfWriter pdf(&f);
+    pdf.setPageSize(QPageSize(QSizeF(w, h), QPageSize::Point));
+    pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
+    pdf.setResolution(72);
+    pdf.setCreator(QStringLiteral("mamba-studio"));
+    QCPPainter painter;
+    painter.begin(&pdf);
+    plot->toPainter(&painter, w, h);
+    painter.end();
+  } else {
+    f.cancelWriting();
+    return QObject::tr("%1: plots export as .png, .svg or .pdf").arg(path);
+  }
+  return commit(f);
+}
+
+QString saveTableCsv(const Table& table, const QJsonObject& record, const QString& path) {
+  QSaveFile f(path);
+  if (!f.open(QIODevice::WriteOnly | QIODevice::Text)) return openFailed(f);
+  QByteArray out;
+  const QJsonObject model = record.value(QStringLiteral("model")).toObject();
+  out += "# mamba-studio " + record.value(QStringLiteral("view")).toString().toUtf8() + " / " +
+         record.value(QStringLiteral("plot")).toString().toUtf8() + "\n";
+  out += "# model: " + model.value(QStringLiteral("label")).toString().toUtf8() + " (" +
+         model.value(QStringLiteral("summary")).toString().toUtf8() + ")\n";
+  out += "# model_dir: " + model.value(QStringLiteral("dir")).toString().toUtf8() + "\n";
+  out += "# model_hash: " + model.value(QStringLiteral("hash")).toString().toUtf8() + "\n";
+  // the prompt as a JSON string (quoted and escaped, so newlines stay on this line): a one-element array's content
+  out += "# prompt: " + QJsonDocument(QJsonArray{record.value(QStringLiteral("prompt"))}).toJson(QJsonDocument::Compact).mid(1).chopped(1) +
+         "\n";
+  out += "# settings: " + QJsonDocument(record.value(QStringLiteral("settings")).toObject()).toJson(QJsonDocument::Compact) + "\n";
+  out += "# created: " + record.value(QStringLiteral("created")).toString().toUtf8() + "\n";
+  QStringList header;
+  for (const QString& c : table.columns) header << csvField(c);
+  out += header.join(QLatin1Char(',')).toUtf8() + "\n";
+  for (const QStringList& row : table.rows) {
+    QStringList cells;
+    for (const QString& c : row) cells << csvField(c);
+    out += cells.join(QLatin1Char(',')).toUtf8() + "\n";
+  }
+  if (f.write(out) != out.size()) return openFailed(f);
+  return commit(f);
+}
+
+QString saveRecordSidecar(const QJsonObject& record, const QString& path) {
+  const QFileInfo fi(path);
+  const QString json = fi.suffix().isEmpty() ? path + QStringLiteral(".json")
+                                             : fi.path() + QLatin1Char('/') + fi.completeBaseName() + QStringLiteral(".json");
+  QSaveFile f(json);
+  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
+  const QByteArray bytes = QJsonDocument(record).toJson(QJsonDocument::Indented);
+  if (f.write(bytes) != bytes.size()) return openFailed(f);
+  return commit(f);
+}
+
+}  // namespace studio

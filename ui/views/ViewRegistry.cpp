@@ -1,0 +1,20 @@
+// The one place inspection views are registered: each view's file defines its factory
+// `InspectorView* makeXView(InspectorContext*, QWidget*)`; one line here adds it.
+#include "ui/views/ViewRegistry.h"
+
+namespace studio {
+
+#define STUDIO_VIEW(factory)                             \
+  {                                                      \
+    InspectorView* factory(InspectorContext*, QWidget*); \
+    views.push_back(&factory);                           \
+  }
+
+QList<ViewFactory> registeredViews() {
+  QList<ViewFactory> views;
+  STUDIO_VIEW(makeDynamicsView)
+  STUDIO_VIEW(makeMemoryView)
+  return views;
+}
+
+}  // namespace studio
