@@ -38,7 +38,7 @@ int run(const BenchArgs& a) {
   progress(true, "preparing weights");
   if (!a.config.empty()) {
     model = Model::random(Config::preset(a.config), a.seed);
-    model_name = "random " + std::string(model->config.mamba1() ? "mamba-" : "mamba2-") + a.config;
+    model_name = "random " + (model->config.mamba1() ? a.config : "mamba2-" + a.config);
   } else {
     Loaded l = load_model(a.model);
     model = l.model;

@@ -23,6 +23,8 @@ grep -E "^  (ssd|fixture|medium|default|one-kernel)" "$T" | sort | uniq | tail -
 
 stage bench-130m 120 "$OUT/bench_130m.json" build/bin/mamba-cli bench --config 130m --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
 stage bench-2.7b 200 "$OUT/bench_2.7b.json" build/bin/mamba-cli bench --config 2.7b --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json
+stage bench-mamba1-130m 120 "$OUT/bench_mamba1.json" build/bin/mamba-cli bench --config mamba1-130m --device cuda --dtype bf16 --prompt-len 2048 --gen 128 --json
+stage bench-mamba1-2.8b 200 "$OUT/bench_mamba1.json" build/bin/mamba-cli bench --config mamba1-2.8b --device cuda --dtype bf16 --prompt-len 2048 --gen 128 --json
 stage profile-130m 120 "$OUT/profile_130m.txt" build/bin/mamba-cuda-profile --config 130m --dtype bf16 --prompt-len 8192 --steps 128
 stage profile-2.7b 200 "$OUT/profile_2.7b.txt" build/bin/mamba-cuda-profile --config 2.7b --dtype bf16 --prompt-len 8192 --steps 64
 if [ "$QUICK" != 1 ]; then
@@ -31,6 +33,8 @@ grep -E "tests passed|tests failed" "$T" | tail -2 | tee -a "$S"
 if command -v compute-sanitizer >/dev/null; then
   stage memcheck 120 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
     --gtest_filter='CudaTest.Gemv*:CudaTest.SsmStep*:CudaTest.Causal*:CudaTest.PrefillConv*:CudaTest.SsdChunked*:CudaTest.Sampling*:CudaTest.PrefillThenStep*:CudaTest.OneKernel*'
+  tail -3 "$OUT/sanitizer.log" >>"$S"
+  stage memcheck-mamba1 90 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests --gtest_filter='CudaTest.Mamba1*'
   tail -3 "$OUT/sanitizer.log" >>"$S"
   stage memcheck-chain 90 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests --gtest_filter='CudaTest.DecodeChain*'
   tail -3 "$OUT/sanitizer.log" >>"$S"

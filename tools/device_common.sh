@@ -60,17 +60,22 @@ summarize_benches() {  # one line per bench JSON in $OUT, into the summary
   python3 - "$OUT" <<'PY' | tee -a "$S"
 import json, sys, os
 out = sys.argv[1]
-for name in ("bench_130m.json", "bench_2.7b.json"):
+for name in ("bench_130m.json", "bench_2.7b.json", "bench_mamba1.json"):
     p = os.path.join(out, name)
     try:
         txt = open(p).read()
-        j = json.loads(txt[txt.index("{"):])
     except Exception as e:
         print(name, "unreadable:", e); continue
-    print(f"{name}: prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
-          f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, "
-          f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, {j.get('decode_path', '')}), "
-          f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
-          f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
+    # one or more runs, each after a "---- stage" line (bench_mamba1.json holds two)
+    for part in [c for c in txt.split("\n---- ") if "{" in c]:
+        try:
+            j = json.JSONDecoder().raw_decode(part[part.index("{"):])[0]
+        except Exception as e:
+            print(name, "unreadable:", e); continue
+        print(f"{name} ({j.get('model', '')}): prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
+              f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, "
+              f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, {j.get('decode_path', '')}), "
+              f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
+              f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
 PY
 }
