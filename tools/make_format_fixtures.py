@@ -26,6 +26,7 @@ greedy id), vocab_valid (greedy never picks a padded id).
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import shutil
@@ -304,9 +305,13 @@ def build_mamba2_original(seed, T):
     model = Mamba2ForCausalLM(cfg)
     randomise(model, torch.Generator().manual_seed(seed))
     model.to(torch.bfloat16)
-    sd = {("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k): v for k, v in model.state_dict().items()}
-    # mamba_ssm's state dict carries lm_head.weight even when tied: the same storage as the embedding.
+    state = model.state_dict()
+    sd = collections.OrderedDict(
+        (("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k), v) for k, v in state.items())
+    # mamba_ssm's state dict carries lm_head.weight even when tied: the same storage as the embedding; and
+    # like every module's state dict, its _metadata attribute (pickled as a BUILD on the OrderedDict).
     sd["lm_head.weight"] = sd["backbone.embedding.weight"]
+    sd._metadata = state._metadata
     torch.save(sd, d / "pytorch_model.bin")
     conf = {"d_model": 32, "d_intermediate": 0, "n_layer": 2, "vocab_size": vocab_valid,
             "ssm_cfg": {"layer": "Mamba2", "d_state": 8, "d_conv": 4, "expand": 2, "headdim": 8, "ngroups": 2, "chunk_size": 8},
