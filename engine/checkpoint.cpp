@@ -127,7 +127,10 @@ bool is_checkpoint_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     const fs::path d(path);
-    return fs::exists(d / "config.json") || fs::exists(d / "model.bin") || fs::exists(d / "model.gguf");
+    if (fs::exists(d / "config.json") || (fs::exists(d / "model.bin") && is_mambac_file((d / "model.bin").string()))) return true;
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (e.path().extension() == ".gguf" && is_gguf(e.path().string())) return true;
+    return false;
   }
   if (!fs::is_regular_file(path, ec)) return false;
   const fs::path p(path);

@@ -184,8 +184,13 @@ class TorchZipSource final : public TensorSource {
     const size_t es = elem_size(s.ref.storage.dtype);
     std::vector<uint8_t> buf(s.entry.size);
     m_zip.read(s.entry.index, m_prefix + "data/" + s.ref.storage.key, buf.data(), buf.size());
-    // Gather the view (contiguous for every state dict torch writes, but any stride is honoured).
     const int64_t n = info.numel(), dims = static_cast<int64_t>(s.ref.size.size());
+    // The usual case: the view is the whole storage, row-major.
+    bool whole = s.ref.offset == 0 && n == s.ref.storage.numel;
+    for (int64_t d = dims - 1, expect = 1; whole && d >= 0; expect *= s.ref.size[d], --d)
+      whole = s.ref.size[d] == 1 || s.ref.stride[d] == expect;
+    if (whole) return convert(s.ref.storage.dtype, buf.data(), n, out);
+    // Otherwise gather the view by its strides.
     std::vector<int64_t> idx(static_cast<size_t>(dims), 0);
     std::vector<uint8_t> dense(static_cast<size_t>(n) * es);
     for (int64_t i = 0; i < n; ++i) {
@@ -197,12 +202,15 @@ class TorchZipSource final : public TensorSource {
         idx[d] = 0;
       }
     }
-    if (es == 4) std::memcpy(out, dense.data(), dense.size());
-    else if (s.ref.storage.dtype == "F16") f16_to_f32(dense.data(), n, out);
-    else bf16_to_f32(dense.data(), n, out);
+    convert(s.ref.storage.dtype, dense.data(), n, out);
   }
 
  private:
+  static void convert(const std::string& dtype, const uint8_t* src, int64_t n, float* out) {
+    if (dtype == "F32") std::memcpy(out, src, static_cast<size_t>(n) * 4);
+    else if (dtype == "F16") f16_to_f32(src, n, out);
+    else bf16_to_f32(src, n, out);
+  }
   struct Stored {
     TensorInfo info;
     pickle::TensorRef ref;
