@@ -170,8 +170,9 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opt) {
   else throw Error(path + ": no model.safetensors, model.safetensors.index.json or pytorch_model.bin found");
   auto m = Model::from_source(c, *src, opt);
   m->source = path;
-  ck.model = m;
   ck.format = src->format() == "safetensors" ? "safetensors" : src->format() + ", pytorch_model.bin";
+  m->format = ck.format;
+  ck.model = m;
   ck.tokenizer = folder_tokenizer(dir, c, ck.tokenizer_source);
   return ck;
 }

@@ -80,9 +80,14 @@ void ModelInfoPanel::setModel(const ModelInfo& info) {
   m_dModel->setText(count(info.dModel));
   m_arch->setText(info.arch.isEmpty() ? tr("Mamba-2") : info.arch);
   m_format->setText(info.format.isEmpty() ? tr("—") : info.format);
-  m_tokenizer->setText(info.tokenizerSource.isEmpty() ? (info.tokenizerVocab ? tr("given with the model") : tr("none"))
-                                                      : info.tokenizerSource);
-  m_tokenizer->setToolTip(m_tokenizer->text());
+  // The row names the source; the reason (why there is none, which fallback) is in its tooltip.
+  const QString source =
+      info.tokenizerSource.isEmpty() ? (info.tokenizerVocab ? tr("given with the model") : tr("none")) : info.tokenizerSource;
+  QString shortSource = source.section(QLatin1Char(':'), 0, 0);
+  if (shortSource.startsWith(QLatin1String("none"))) shortSource = tr("none: prompts are token ids");
+  else if (shortSource.contains(QLatin1String(" ("))) shortSource = shortSource.section(QLatin1String(" ("), 0, 0);
+  m_tokenizer->setText(shortSource);
+  m_tokenizer->setToolTip(source);
   if (info.arch == QLatin1String("Mamba-1")) {
     if (m_headsLabel) m_headsLabel->setText(tr("Channels"));
     m_heads->setText(tr("%1 (dt rank %2)").arg(info.dInner).arg(info.dtRank));
@@ -95,12 +100,16 @@ void ModelInfoPanel::setModel(const ModelInfo& info) {
     m_heads->setToolTip(tr("SSM heads × head dimension (H × P)."));
   }
   m_dState->setText(count(info.dState));
-  m_groups->setText(count(info.groups));
+  m_groups->setText(info.arch == QLatin1String("Mamba-1") ? tr("— (B and C shared by all channels)") : count(info.groups));
   m_conv->setText(QStringLiteral("%1 / %2").arg(info.convKernel).arg(info.chunkSize));
   QString vocab = count(info.vocabSize) + (info.tiedEmbeddings ? tr(" (tied)") : QString());
-  if (info.vocabValid > 0 && info.vocabValid < info.vocabSize) vocab += tr(", %1 used (padding never sampled)").arg(count(info.vocabValid));
-  vocab += info.tokenizerVocab ? tr(", tokenizer %1").arg(count(info.tokenizerVocab)) : tr(", no tokenizer: prompts are ids");
+  const bool padded = info.vocabValid > 0 && info.vocabValid < info.vocabSize;
+  if (padded) vocab += tr(", %1 used").arg(count(info.vocabValid));
+  vocab += info.tokenizerVocab ? tr(", tokenizer %1").arg(count(info.tokenizerVocab)) : tr(", no tokenizer");
   m_vocab->setText(vocab);
+  m_vocab->setToolTip(
+      (padded ? tr("Embedding rows from id %1 on are padding and are never sampled. ").arg(count(info.vocabValid)) : QString()) +
+      (info.tokenizerVocab ? QString() : tr("Without a tokenizer, prompts are typed as token ids.")));
   m_vocab->setWordWrap(true);
   m_params->setText(paramCount(info.params));
   m_params->setToolTip(count(info.params));
