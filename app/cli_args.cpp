@@ -36,10 +36,16 @@ void add_model_option(CLI::App* sub, ModelArgs& m) {
 }
 
 void add_device_options(CLI::App* sub, DeviceArgs& d, bool scan) {
-  sub->add_option("--device", d.device, "cpu or cuda")->type_name("D")->capture_default_str();
-  sub->add_option("--dtype", d.dtype, "weights on the device: f32, bf16 or f16 (default bf16 on cuda, f32 on cpu)")->type_name("T");
-  sub->add_option("--threads", d.threads, "CPU threads (0: all cores)")->type_name("N")->check(NonNegative);
-  if (scan) sub->add_option("--scan", d.scan, "prompt scan: chunked or recurrent")->type_name("S")->capture_default_str();
+  sub->add_option("--device", d.device, "cpu or cuda")->type_name("D")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  sub->add_option("--dtype", d.dtype, "weights on the device: f32, bf16 or f16 (default bf16 on cuda, f32 on cpu)")
+      ->type_name("T")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  sub->add_option("--threads", d.threads, "CPU threads (0: all cores)")->type_name("N")->check(CLI::Range(0, 4096));
+  if (scan)
+    sub->add_option("--scan", d.scan, "prompt scan: chunked or recurrent")
+        ->type_name("S")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"chunked", "recurrent"}));
 }
 
 void add_prompt_options(CLI::App* sub, PromptArgs& p) {

@@ -152,9 +152,10 @@ void add_bench(Commands& commands) {
   CLI::App* sub = commands.add("bench", "prefill and decode speed next to the machine's bandwidth and GEMM rate", [a] { return run(*a); });
   add_model_option(sub, a->model);
   sub->add_option("--config", a->config,
-                  "a random-weight model of this shape instead of -m: 130m, 370m, 780m, 1.3b, 2.7b (Mamba-2) or mamba1-130m, mamba1-370m, "
-                  "mamba1-790m, mamba1-1.4b, mamba1-2.8b")
-      ->type_name("NAME");
+                  "a random-weight model of this shape instead of -m: 130m, 370m, 780m, 1.3b, 2.7b (Mamba-2), mamba1-130m ... mamba1-2.8b")
+      ->type_name("NAME")
+      ->check(CLI::IsMember(
+          {"130m", "370m", "780m", "1.3b", "2.7b", "mamba1-130m", "mamba1-370m", "mamba1-790m", "mamba1-1.4b", "mamba1-2.8b"}));
   sub->add_option("--prompt-len", a->prompt_len, "prompt tokens")->type_name("T")->capture_default_str();
   sub->add_option("--gen", a->gen, "decoded tokens")->type_name("N")->capture_default_str();
   sub->add_option("--reps", a->reps, "timed prefill runs (the median counts)")->type_name("R")->capture_default_str();

@@ -17,7 +17,8 @@ Loaded load_model(const ModelArgs& m) {
     l.dir = m.dir;
   } else {
     l.dir = default_model_dir();
-    if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json"))
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json", ec))
       throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m with a model folder, .gguf or model.bin");
   }
   LoadOptions lo;
@@ -50,7 +51,7 @@ std::vector<int32_t> prompt_ids(const PromptArgs& p, const Loaded& l, bool requi
   if (has_ids && has_text) throw UsageError("give either -i TEXT or --ids, not both");
   if (has_ids) return parse_ids(p.ids);
   if (has_text) {
-    if (!l.tokenizer) throw Error(l.dir + ": no tokenizer (" + l.tokenizer_source + "); pass --ids instead of -i");
+    if (!l.tokenizer) throw Error(l.dir + ": no tokenizer.json in the model folder; pass --ids instead of -i");
     return l.tokenizer->encode(p.text);
   }
   if (required) throw UsageError("a prompt is required: -i TEXT or --ids 1,2,3");

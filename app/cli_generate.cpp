@@ -79,14 +79,16 @@ void add_generate(Commands& commands) {
   CLI::App* sub = commands.add("generate", "continue a prompt, streaming the text as it is sampled", [a] { return run(*a); });
   add_model_option(sub, a->model);
   add_prompt_options(sub, a->prompt);
-  sub->add_option("-n", a->n, "new tokens at most")->type_name("N")->capture_default_str();
+  sub->add_option("-n", a->n, "new tokens at most")->type_name("N")->capture_default_str()->check(NonNegative);
   sub->add_option("-t,--temperature", a->temperature, "sampling temperature (0: greedy)")->type_name("TEMP")->capture_default_str();
-  sub->add_option("--top-k", a->top_k, "keep the K most likely ids (0: all)")->type_name("K");
+  sub->add_option("--top-k", a->top_k, "keep the K most likely ids (0: all)")->type_name("K")->check(NonNegative);
   sub->add_option("--top-p", a->top_p, "nucleus: keep the most likely ids up to this mass")->type_name("P")->capture_default_str();
   sub->add_option("--min-p", a->min_p, "drop ids below P times the best one's probability")->type_name("P")->capture_default_str();
   sub->add_option("--repeat-penalty", a->repeat_penalty, "divide the logits of ids already seen")->type_name("R")->capture_default_str();
   sub->add_option("--seed", a->seed, "sampler seed")->type_name("S")->capture_default_str()->check(NonNegative);
-  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan (default: the model's)")->type_name("Q");
+  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan, 1..4096 (longer than the prompt: one chunk)")
+      ->type_name("Q")
+      ->check(CLI::Range(int64_t{1}, ForwardOptions::kMaxChunk));
   sub->add_flag("--print-ids", a->print_ids, "print the generated ids as a JSON array after the text");
   sub->add_flag("--no-stop", a->no_stop, "keep going past the end-of-text id");
   add_device_options(sub, a->device, true);

@@ -11,6 +11,8 @@ namespace mamba::cli {
 
 namespace {
 
+constexpr int64_t kMaxLogits = int64_t{1} << 26;  // about 800 MB of JSON
+
 struct LogitsArgs {
   ModelArgs model;
   DeviceArgs device;
@@ -35,6 +37,9 @@ int run(const LogitsArgs& a) {
   const std::vector<int32_t> ids = parse_ids(a.ids);
   auto backend = open_backend(a.device, l.model);
   const int64_t V = l.model->config.vocab_size, T = static_cast<int64_t>(ids.size());
+  if (T * V > kMaxLogits)
+    throw UsageError(std::to_string(T) + " positions x " + std::to_string(V) + " ids is more logits than this command prints (at most " +
+                     std::to_string(kMaxLogits) + "); pass fewer --ids");
   std::vector<float> logits(static_cast<size_t>(T * V));
   ForwardOptions fo;
   fo.scan = parse_scan(a.device.scan);
@@ -59,7 +64,9 @@ void add_logits(Commands& commands) {
   CLI::App* sub = commands.add("logits", "the logits of every prompt position, as JSON", [a] { return run(*a); });
   add_model_option(sub, a->model);
   sub->add_option("--ids", a->ids, "prompt token ids")->type_name("1,2,3")->required();
-  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan (default: the model's)")->type_name("Q");
+  sub->add_option("--chunk-size", a->chunk_size, "chunk length of the chunked scan, 1..4096 (longer than the prompt: one chunk)")
+      ->type_name("Q")
+      ->check(CLI::Range(int64_t{1}, ForwardOptions::kMaxChunk));
   add_device_options(sub, a->device, true);
 }
 

@@ -13,6 +13,8 @@ namespace mamba::cli {
 
 namespace {
 
+constexpr int64_t kMaxLogits = int64_t{1} << 28;  // 1 GiB of float32
+
 struct ScoreArgs {
   ModelArgs model;
   DeviceArgs device;
@@ -26,10 +28,13 @@ int run(const ScoreArgs& a) {
   const std::string text = read_text_file(a.text_file);
   const std::vector<int32_t> ids = l.tokenizer->encode(text);
   if (ids.size() < 2) throw Error(a.text_file + ": text is too short to score (fewer than 2 tokens)");
-  const int64_t window = a.window;
-  if (window < 1) throw UsageError("--window must be >= 1");
   auto backend = open_backend(a.device, l.model);
   const int64_t V = l.model->config.vocab_size, n = static_cast<int64_t>(ids.size());
+  // A window longer than the text is the text; its logits are held at once, so they are bounded.
+  const int64_t window = std::min(a.window, n - 1);
+  if (window * V > kMaxLogits)
+    throw UsageError("--window " + std::to_string(window) + " holds " + std::to_string(window * V) + " logits at once (at most " +
+                     std::to_string(kMaxLogits) + " for this vocabulary); use a smaller --window");
   std::vector<float> logits(static_cast<size_t>(window * V));
   ForwardOptions fo;
   fo.all_logits = true;
@@ -66,7 +71,10 @@ void add_score(Commands& commands) {
   CLI::App* sub = commands.add("score", "negative log-likelihood and perplexity of a text file", [a] { return run(*a); });
   add_model_option(sub, a->model);
   sub->add_option("--text-file", a->text_file, "the text to score")->type_name("F")->required();
-  sub->add_option("--window", a->window, "tokens per forward pass (the state carries across)")->type_name("N")->capture_default_str();
+  sub->add_option("--window", a->window, "tokens per forward pass (the state carries across)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   add_device_options(sub, a->device, false);
 }
 

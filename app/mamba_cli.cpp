@@ -12,6 +12,7 @@
 #define MAMBA_CLI_COMMANDS(X) \
   X(generate)                 \
   X(logits)                   \
+  X(probe)                    \
   X(score)                    \
   X(bench)                    \
   X(info)                     \

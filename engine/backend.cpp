@@ -21,6 +21,12 @@ void check_decode_request(const DecodeRequest& r) {
     throw Error("decode: alternatives per token must be in 0.." + std::to_string(DecodeRequest::kMaxTopN));
 }
 
+void check_forward_options(const ForwardOptions& o) {
+  if (o.chunk_size < 0 || o.chunk_size > ForwardOptions::kMaxChunk)
+    throw Error("chunk size must be 0 (the default) or 1.." + std::to_string(ForwardOptions::kMaxChunk) + ", got " +
+                std::to_string(o.chunk_size));
+}
+
 int64_t Backend::decode(const DecodeRequest& r, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) {
   check_decode_request(r);
   std::vector<float> logits(static_cast<size_t>(model().config.vocab_size));

@@ -1,6 +1,7 @@
 #pragma once
 // The seam between the model math and the hardware. CPU and CUDA implement all of it.
 // A backend owns the live State of one sequence; get_state/set_state move it to and from the host.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,15 +16,26 @@
 
 namespace mamba {
 
+struct LayerCapture;
+
 enum class ScanMode { Chunked, Recurrent };
 const char* scan_name(ScanMode m);
 ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws otherwise
 
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;       // 0: the model's chunk_size
+  int64_t chunk_size = 0;       // 0: the backend's choice; else 1..kMaxChunk (a chunk longer than the
+                                // tokens covers them all)
   bool all_logits = false;      // logits for every position (T, V), else only the last (1, V)
   ProbeSink* probes = nullptr;  // per-layer values of every position (engine/probes.h); null: none, at no cost
+  // Long prompts. When *cancel becomes true, forward stops at the next layer or segment boundary and
+  // throws mamba::Cancelled, leaving the state (and last logits) as they were before the call. Not owned.
+  const std::atomic<bool>* cancel = nullptr;
+  // progress(done, total) in tokens, after every layer of every segment (done interpolated across layers).
+  std::function<void(int64_t, int64_t)> progress;
+  // One layer's scan inputs and output copied out (engine/ssd_matrix.h; CPU backend). Not owned.
+  LayerCapture* capture = nullptr;
+  static constexpr int64_t kMaxChunk = 4096;
 };
 
 // Decode: sample up to `steps` ids, feeding each but the last through the model.
@@ -86,6 +98,8 @@ class Backend {
 
 // Throws on a request no backend can run (negative steps, too many alternatives).
 void check_decode_request(const DecodeRequest& r);
+// Throws unless chunk_size is 0 or in 1..ForwardOptions::kMaxChunk.
+void check_forward_options(const ForwardOptions& o);
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, const BackendOptions& opt = {});
 

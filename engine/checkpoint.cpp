@@ -2,10 +2,10 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/error.h"
 #include "engine/gguf.h"
+#include "engine/input_file.h"
 #include "engine/mambac.h"
 #include "engine/safetensors.h"
 #include "engine/tensor_source.h"
@@ -18,9 +18,15 @@ namespace fs = std::filesystem;
 namespace {
 
 bool has_magic(const std::string& path, const char* magic, size_t n) {
-  std::ifstream f(path, std::ios::binary);
-  std::string head(n, '\0');
-  return f && f.read(head.data(), static_cast<std::streamsize>(n)) && head == std::string(magic, n);
+  try {
+    const InputFile f(path);  // a regular file only: a FIFO must not block here
+    if (f.size() < n) return false;
+    std::string head(n, '\0');
+    f.read(0, head.data(), n);
+    return head == std::string(magic, n);
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 bool is_gguf(const std::string& path) { return has_magic(path, "GGUF", 4); }
@@ -41,7 +47,9 @@ std::shared_ptr<const Tokenizer> load_gpt_neox(std::string& source, const std::s
 // The folder's tokenizer.json, or GPT-NeoX-20B when the vocabulary fits it.
 std::shared_ptr<const Tokenizer> folder_tokenizer(const fs::path& dir, const Config& c, std::string& source) {
   const fs::path tok = dir / "tokenizer.json";
-  if (fs::exists(tok)) {
+  // A tokenizer.json that is there but not a readable file (a FIFO, a loop of links) is an error, not absent.
+  std::error_code ec;
+  if (fs::symlink_status(tok, ec).type() != fs::file_type::not_found) {
     source = "tokenizer.json in the model folder";
     return std::make_shared<const Tokenizer>(Tokenizer::from_file(tok.string()));
   }
@@ -150,7 +158,7 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opt) {
     const fs::path parent = fs::path(path).parent_path();
     if (fs::path(path).filename() == "pytorch_model.bin" || fs::path(path).extension() == ".safetensors")
       return load_checkpoint(parent.string(), opt);
-    throw Error(path + ": not a model file this app reads (a .gguf, a mamba.c model.bin, or a folder with config.json)");
+    throw Error(path + ": not a model folder, nor a model file this app reads (a .gguf or a mamba.c model.bin)");
   }
   const fs::path dir(path);
   if (!fs::exists(dir / "config.json")) {
@@ -159,7 +167,7 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opt) {
       return load_mambac((dir / "model.bin").string(), opt);
     for (const auto& e : fs::directory_iterator(dir, ec))
       if (e.path().extension() == ".gguf" && is_gguf(e.path().string())) return load_gguf(e.path().string(), opt);
-    throw Error(path + ": not a model folder (no config.json, mamba.c model.bin or .gguf inside)");
+    throw Error(path + ": not a model folder (config.json: file not found; no mamba.c model.bin or .gguf inside either)");
   }
   const Config c = Config::from_file(path);
   Checkpoint ck;

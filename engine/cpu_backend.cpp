@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "engine/backend.h"
@@ -10,6 +11,7 @@
 #include "engine/error.h"
 #include "engine/mamba1_cpu.h"
 #include "engine/ssd.h"
+#include "engine/ssd_matrix.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -21,6 +23,8 @@ namespace {
 // products (results agree to rounding); 32 measured fastest for the 130m shape at T = 512
 // (1177 tok/s vs 747 at the checkpoint's 256). An explicit ForwardOptions::chunk_size overrides it.
 constexpr int64_t kDefaultChunk = 32;
+// Tokens per prefill segment: about 67 MB of activations for the 130m shape, 215 MB for 2.7b.
+constexpr int64_t kSegment = 2048;
 
 class CpuBackend final : public Backend {
  public:
@@ -49,12 +53,51 @@ class CpuBackend final : public Backend {
     return static_cast<uint64_t>(c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model)) * 4;  // the embedding row read is tiny
   }
 
+  // Long prompts run in segments of about kSegment tokens, so memory stays bounded whatever the length;
+  // a segment is a whole number of chunks, so the chunk boundaries (and the results) are those of one pass.
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
-    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits, opt.probes);
+    check_forward_options(opt);
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    if (T == 0) throw Error("forward: no tokens");
+    check_ids(tokens);
+    const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk;
+    const int64_t seg = std::max(Q, kSegment / Q * Q);
+    const int64_t V = m_model->config.vocab_size;
+    // Cancelling restores what the call found; copied only when the call can be cancelled.
+    std::optional<State> saved_state;
+    std::vector<float> saved_last;
+    const bool saved_have_last = m_have_last;
+    if (opt.cancel) {
+      saved_state = m_state;
+      saved_last = m_last;
+    }
+    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.cancel, &opt.progress, T, 0, opt.capture};
+    if (opt.capture) {
+      if (opt.capture->layer < 0 || opt.capture->layer >= m_model->config.n_layer) throw Error("capture: no such layer");
+      LayerCapture& cap = *opt.capture;
+      cap.T = 0;
+      for (auto* v : {&cap.x, &cap.B, &cap.C, &cap.dt, &cap.y}) v->clear();
+    }
+    try {
+      for (int64_t start = 0; start < T; start += seg) {
+        const int64_t len = std::min(seg, T - start);
+        const bool last = start + len == T;
+        r.done = start;
+        float* out = r.all_logits ? logits + start * V : last ? logits : nullptr;
+        run(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), r, last, out);
+      }
+    } catch (const Cancelled&) {
+      m_state = std::move(*saved_state);
+      m_last = std::move(saved_last);
+      m_have_last = saved_have_last;
+      throw;
+    }
   }
 
   void step(int32_t token, float* logits, ProbeSink* probes) override {
-    run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits, probes);
+    check_ids(std::span<const int32_t>(&token, 1));
+    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, 1, 0, nullptr};
+    run(std::span<const int32_t>(&token, 1), r, true, logits);
   }
 
   void last_logits(std::span<float> out) const override {
@@ -76,14 +119,49 @@ class CpuBackend final : public Backend {
     m_cap = T;
   }
 
-  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes) {
+  void check_ids(std::span<const int32_t> tokens) const {
+    const int64_t V = m_model->config.vocab_size;
+    for (int32_t id : tokens)
+      if (id < 0 || id >= V)
+        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+  }
+
+  // What one forward asks of each of its segments.
+  struct Run {
+    ScanMode scan;
+    int64_t chunk;
+    bool all_logits;  // and the caller gave a buffer
+    ProbeSink* probes;
+    const std::atomic<bool>* cancel;
+    const std::function<void(int64_t, int64_t)>* progress;
+    int64_t total, done;  // tokens of the whole forward; those before this segment
+    LayerCapture* capture;
+  };
+
+  // Appends this segment's rows of the captured layer.
+  void capture_rows(LayerCapture& cap, int64_t T) const {
+    const Config& c = m_model->config;
+    const int64_t E = c.d_inner, GN = c.n_groups * c.d_state, H = c.n_heads;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = m_xbc.data() + t * c.conv_dim;
+      cap.x.insert(cap.x.end(), row, row + E);  // float to double: exact
+      cap.B.insert(cap.B.end(), row + E, row + E + GN);
+      cap.C.insert(cap.C.end(), row + E + GN, row + E + 2 * GN);
+    }
+    cap.dt.insert(cap.dt.end(), m_dt.begin(), m_dt.begin() + T * H);
+    cap.y.insert(cap.y.end(), m_y.begin(), m_y.begin() + T * E);
+    cap.T += T;
+  }
+
+  // One segment through every layer. `last`: the forward's final segment, whose last row's logits are
+  // kept for decode (and copied to `logits` when given); with r.all_logits every segment writes its rows.
+  void run(std::span<const int32_t> tokens, const Run& r, bool last, float* logits) {
     const Config& c = m_model->config;
     const Weights& w = m_model->weights;
     const int64_t T = static_cast<int64_t>(tokens.size());
-    if (T == 0) throw Error("forward: no tokens");
-    for (int32_t id : tokens)
-      if (id < 0 || id >= c.vocab_size)
-        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(c.vocab_size - 1) + ")");
+    const ScanMode scan = r.scan;
+    const int64_t chunk = std::min(r.chunk, T);
+    ProbeSink* probes = r.probes;
     omp_set_num_threads(m_threads);
     openblas_set_num_threads(m_threads);
     reserve(T);
@@ -134,23 +212,33 @@ class CpuBackend final : public Backend {
         cpu::group_norms(m_y.data(), E, T, H, P, pr_yn);
         probes->layer({l, m_state.n_tokens, T, H, m_dt.data(), pr_sn, pr_yn, pr_rn});
       }
+      if (r.capture && r.capture->layer == l) {
+        capture_rows(*r.capture, T);
+        if (r.capture->stop_after) {
+          m_state.n_tokens += T;
+          return;
+        }
+      }
       cpu::gated_rmsnorm(m_y.data(), z, c.d_in_proj, lw.gnorm.data(), T, E, G, c.norm_eps);
       cpu::linear(m_y.data(), T, E, lw.out_proj.data(), D, lw.out_proj_bias.empty() ? nullptr : lw.out_proj_bias.data(), m_h.data());
       const int64_t n = T * D;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) m_resid[i] += m_h[i];
+      if (r.progress && *r.progress) (*r.progress)(r.done + T * (l + 1) / c.n_layer, r.total);
+      if (r.cancel && r.cancel->load()) throw Cancelled("prefill cancelled");
     }
+    m_state.n_tokens += T;
 
     // Logits of every position into the caller's buffer, or of the last one into m_last (kept for decode).
     const int64_t V = c.vocab_size;
-    const bool all = all_logits && logits;
+    const bool all = r.all_logits;
+    if (!all && !last) return;
     const int64_t first = all ? 0 : T - 1, rows = T - first;
     cpu::rmsnorm(m_resid.data() + first * D, w.norm_f.data(), m_h.data(), rows, D, c.norm_eps);
     cpu::linear(m_h.data(), rows, D, w.lm_head_or_embedding().data(), V, nullptr, all ? logits : m_last.data());
     if (all) std::copy_n(logits + (T - 1) * V, V, m_last.data());
     else if (logits) std::copy_n(m_last.data(), V, logits);
     m_have_last = true;
-    m_state.n_tokens += T;
   }
 
   std::shared_ptr<const Model> m_model;

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/input_file.h"
 
 namespace mamba {
 
@@ -71,9 +71,11 @@ size_t scalar_size(VT t) {
   return 0;
 }
 
+// Sequential reads of the header through a window of the file: every length is checked against the
+// bytes that remain before it is read or allocated.
 class Cursor {
  public:
-  Cursor(const uint8_t* d, uint64_t n, const std::string& path) : m_d(d), m_n(n), m_path(path) {}
+  Cursor(const InputFile& f, const std::string& path) : m_f(f), m_n(f.size()), m_path(path) {}
   uint64_t pos() const { return m_pos; }
   uint64_t left() const { return m_n - m_pos; }
   [[noreturn]] void fail(const std::string& what) const { throw Error(m_path + ": " + what); }
@@ -81,7 +83,12 @@ class Cursor {
     if (n > left())
       fail(std::string(what) + " at byte " + std::to_string(m_pos) + " needs " + std::to_string(n) + " bytes, the file has " +
            std::to_string(left()) + " left");
-    const uint8_t* p = m_d + m_pos;
+    if (m_pos < m_start || m_pos + n > m_start + m_buf.size()) {
+      m_start = m_pos;
+      m_buf.resize(static_cast<size_t>(std::max<uint64_t>(n, std::min<uint64_t>(kWindow, left()))));
+      m_f.read(m_start, m_buf.data(), m_buf.size());
+    }
+    const uint8_t* p = m_buf.data() + (m_pos - m_start);
     m_pos += n;
     return p;
   }
@@ -99,8 +106,10 @@ class Cursor {
   }
 
  private:
-  const uint8_t* m_d;
-  uint64_t m_n, m_pos = 0;
+  static constexpr uint64_t kWindow = 1 << 20;
+  const InputFile& m_f;
+  uint64_t m_n, m_pos = 0, m_start = 0;
+  std::vector<uint8_t> m_buf;
   const std::string& m_path;
 };
 
@@ -150,9 +159,9 @@ const char* ggml_type_name(uint32_t type) {
   return n ? n : "?";
 }
 
-GgufFile::GgufFile(const std::string& path) : m_path(path), m_file(std::make_unique<MappedFile>(path)) {
+GgufFile::GgufFile(const std::string& path) : m_path(path), m_file(std::make_unique<InputFile>(path)) {
   const uint64_t size = m_file->size();
-  Cursor c(m_file->data(), size, m_path);
+  Cursor c(*m_file, m_path);
   if (size < 24) c.fail("too short for a GGUF header (" + std::to_string(size) + " bytes)");
   if (std::memcmp(c.take(4, "magic"), "GGUF", 4) != 0) c.fail("not a GGUF file (no 'GGUF' magic)");
   m_version = c.get<uint32_t>("version");
@@ -256,9 +265,8 @@ const GgufValue* GgufFile::find(const std::string& key) const {
   return it == m_kv.end() ? nullptr : &it->second;
 }
 
-const uint8_t* GgufFile::tensor_data(const GgufTensor& t) const { return m_file->data() + m_data_begin + t.offset; }
+void GgufFile::read_tensor(const GgufTensor& t, void* dst) const { m_file->read(m_data_begin + t.offset, dst, t.nbytes); }
 uint64_t GgufFile::file_bytes() const { return m_file->size(); }
-void GgufFile::release(const GgufTensor& t) const { m_file->release(static_cast<size_t>(m_data_begin + t.offset), t.nbytes); }
 
 // ---------------------------------------------------------------------------------------------------
 // Model mapping
@@ -367,16 +375,16 @@ class GgufSource final : public TensorSource {
     auto it = m_infos.find(info.name);
     if (it == m_infos.end()) throw Error(m_origin + ": no tensor '" + info.name + "'");
     const GgufTensor& t = *it->second.second;
-    const uint8_t* p = m_f->tensor_data(t);
     const int64_t n = info.numel();
+    if (t.type == 0) return m_f->read_tensor(t, out);
+    std::vector<uint8_t> buf(t.nbytes);
+    m_f->read_tensor(t, buf.data());
     switch (t.type) {
-      case 0: std::memcpy(out, p, static_cast<size_t>(n) * 4); break;
-      case 1: f16_to_f32(p, n, out); break;
-      case 30: bf16_to_f32(p, n, out); break;
-      case 8: q8_0_to_f32(p, n, out); break;
+      case 1: f16_to_f32(buf.data(), n, out); break;
+      case 30: bf16_to_f32(buf.data(), n, out); break;
+      case 8: q8_0_to_f32(buf.data(), n, out); break;
       default: throw Error(m_origin + ": tensor '" + t.name + "' has an unsupported type");
     }
-    m_f->release(t);
   }
   uint64_t file_bytes() const override { return m_f->file_bytes(); }
   std::string format() const override { return "GGUF v" + std::to_string(m_f->version()); }

@@ -16,7 +16,7 @@
 
 namespace mamba {
 
-class MappedFile;
+class InputFile;
 
 struct GgufValue {
   enum class Type : uint32_t { U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64 };
@@ -48,13 +48,13 @@ class GgufFile {
   const std::map<std::string, GgufValue>& metadata() const { return m_kv; }
   const GgufValue* find(const std::string& key) const;
   const std::vector<GgufTensor>& tensors() const { return m_tensors; }
-  const uint8_t* tensor_data(const GgufTensor& t) const;
+  // Reads the tensor's bytes (t.nbytes) into `dst`; throws if the file changed underneath.
+  void read_tensor(const GgufTensor& t, void* dst) const;
   uint64_t file_bytes() const;
-  void release(const GgufTensor& t) const;
 
  private:
   std::string m_path;
-  std::unique_ptr<MappedFile> m_file;
+  std::unique_ptr<InputFile> m_file;
   uint32_t m_version = 0;
   uint64_t m_data_begin = 0;
   std::map<std::string, GgufValue> m_kv;

@@ -1,11 +1,10 @@
 #include "engine/json_lenient.h"
 
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "engine/error.h"
+#include "engine/input_file.h"
 
 namespace mamba {
 
@@ -58,14 +57,51 @@ std::string rewrite_nonfinite(const std::string& s) {
   return out;
 }
 
-}  // namespace
+// Refuses nesting deeper than kMaxJsonDepth before the parser builds anything.
+void check_depth(const std::string& s, const std::string& origin) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw Error(origin + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (at byte " + std::to_string(i) + ")");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
 
-nlohmann::json parse_json_lenient(const std::string& text, const std::string& origin) {
+nlohmann::json parse_unchecked(const std::string& text, const std::string& origin) {
   try {
-    return nlohmann::json::parse(rewrite_nonfinite(text));
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(origin + ": not valid JSON (" + e.what() + ")");
   }
+}
+
+}  // namespace
+
+// The depth is checked on the text as written: the rewrite nests each non-finite literal one level deeper.
+nlohmann::json parse_json_lenient(const std::string& text, const std::string& origin) {
+  check_depth(text, origin);
+  return parse_unchecked(rewrite_nonfinite(text), origin);
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& origin) {
+  check_depth(text, origin);
+  return parse_unchecked(text, origin);
+}
+
+std::string json_excerpt(const nlohmann::json& v) {
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
 }
 
 double json_to_double(const nlohmann::json& v, const std::string& origin, const std::string& field) {
@@ -76,16 +112,9 @@ double json_to_double(const nlohmann::json& v, const std::string& origin, const 
     if (w == "-Infinity" || w == "-inf") return -std::numeric_limits<double>::infinity();
     if (w == "NaN" || w == "nan") return std::numeric_limits<double>::quiet_NaN();
   }
-  throw Error(origin + ": field '" + field + "' must be a number, got " + v.dump());
+  throw Error(origin + ": field '" + field + "' must be a number, got " + json_excerpt(v));
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw Error(path + ": read error");
-  return ss.str();
-}
+std::string read_text_file(const std::string& path, uint64_t max_bytes) { return read_file(path, max_bytes); }
 
 }  // namespace mamba

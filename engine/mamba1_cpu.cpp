@@ -4,8 +4,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "engine/cpu_ops.h"
@@ -20,6 +23,7 @@ namespace {
 
 // The chunked scan only moves work around on the CPU; 64 keeps a chunk's inputs in cache.
 constexpr int64_t kDefaultChunk = 64;
+constexpr int64_t kSegment = 2048;  // tokens per forward segment: bounds the activations' memory
 
 // Activations of T positions, reused across layers and calls.
 struct Mamba1Buffers {
@@ -162,11 +166,42 @@ class Mamba1CpuBackend final : public Backend {
     return static_cast<uint64_t>(c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model)) * 4;  // the embedding row read is tiny
   }
 
+  // Long prompts run in segments of kSegment tokens, so memory stays bounded whatever the length; the
+  // state carries across them exactly. Cancelling restores what the call found.
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
-    run(tokens, opt.scan, opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk, opt.all_logits, logits, opt.probes);
+    check_forward_options(opt);
+    if (opt.capture)
+      throw Error(
+          "capturing a layer for the SSD matrix is Mamba-2's (one matrix per head); Mamba-1's per-channel matrices come from "
+          "mamba1_layer_attention");
+    const int64_t T = static_cast<int64_t>(tokens.size()), V = m_model->config.vocab_size;
+    if (T == 0) throw Error("forward: no tokens");
+    embed_check(tokens);
+    const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk;
+    std::optional<State> saved_state;
+    std::vector<float> saved_last;
+    const bool saved_have_last = m_have_last;
+    if (opt.cancel) {
+      saved_state = m_state;
+      saved_last = m_last;
+    }
+    try {
+      for (int64_t start = 0; start < T; start += kSegment) {
+        const int64_t len = std::min(kSegment, T - start);
+        const bool last = start + len == T, all = opt.all_logits && logits;
+        float* out = all ? logits + start * V : last ? logits : nullptr;
+        Progress pr{opt.cancel, opt.progress ? &opt.progress : nullptr, start, T};
+        run(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), opt.scan, Q, all, out, opt.probes, &pr);
+      }
+    } catch (const Cancelled&) {
+      m_state = std::move(*saved_state);
+      m_last = std::move(saved_last);
+      m_have_last = saved_have_last;
+      throw;
+    }
   }
   void step(int32_t token, float* logits, ProbeSink* probes) override {
-    run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits, probes);
+    run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits, probes, nullptr);
   }
   void last_logits(std::span<float> out) const override {
     if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
@@ -175,7 +210,21 @@ class Mamba1CpuBackend final : public Backend {
   }
 
  private:
-  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes) {
+  struct Progress {
+    const std::atomic<bool>* cancel;
+    const std::function<void(int64_t, int64_t)>* report;
+    int64_t done, total;  // tokens before this segment, and in the whole call
+  };
+
+  void embed_check(std::span<const int32_t> tokens) const {
+    const int64_t V = m_model->config.vocab_size;
+    for (int32_t id : tokens)
+      if (id < 0 || id >= V)
+        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(V - 1) + ")");
+  }
+
+  void run(std::span<const int32_t> tokens, ScanMode scan, int64_t chunk, bool all_logits, float* logits, ProbeSink* probes,
+           const Progress* pr) {
     const Config& c = m_model->config;
     const Weights& w = m_model->weights;
     const int64_t T = static_cast<int64_t>(tokens.size()), D = c.d_model, V = c.vocab_size;
@@ -183,9 +232,12 @@ class Mamba1CpuBackend final : public Backend {
     omp_set_num_threads(m_threads);
     openblas_set_num_threads(m_threads);
     embed(*m_model, tokens, m_buf);  // validates the ids before the state is touched
-    for (int64_t l = 0; l < c.n_layer; ++l)
+    for (int64_t l = 0; l < c.n_layer; ++l) {
       run_layer(c, w.layers1[static_cast<size_t>(l)], m_state.layers[static_cast<size_t>(l)], m_buf, T, scan, chunk, probes, l,
                 m_state.n_tokens, nullptr);
+      if (pr && pr->report && *pr->report) (*pr->report)(pr->done + T * (l + 1) / c.n_layer, pr->total);
+      if (pr && pr->cancel && pr->cancel->load()) throw Cancelled("prefill cancelled");
+    }
     // Logits of every position into the caller's buffer, or of the last one into m_last (kept for decode).
     const bool all = all_logits && logits;
     const int64_t first = all ? 0 : T - 1, rows = T - first;

@@ -1,11 +1,10 @@
 #include "engine/mambac.h"
 
 #include <cstring>
-#include <fstream>
 #include <map>
 
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/input_file.h"
 
 namespace mamba {
 
@@ -19,11 +18,10 @@ struct Header {
 };
 
 Header read_header(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
+  const InputFile f(path);
   uint32_t head[10] = {};
-  f.read(reinterpret_cast<char*>(head), sizeof head);
-  if (f.gcount() != sizeof head) throw Error(path + ": too short for a mamba.c header");
+  if (f.size() < sizeof head) throw Error(path + ": too short for a mamba.c header");
+  f.read(0, head, sizeof head);
   if (head[0] != kMagic) throw Error(path + ": not a mamba.c model.bin (no 'Mamb' magic)");
   if (head[1] != 1) throw Error(path + ": mamba.c model.bin version " + std::to_string(head[1]) + " is not supported (version 1 is)");
   Header h;
@@ -34,9 +32,15 @@ Header read_header(const std::string& path) {
 }  // namespace
 
 bool is_mambac_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  uint32_t magic = 0;
-  return f && f.read(reinterpret_cast<char*>(&magic), 4) && magic == kMagic;
+  try {
+    const InputFile f(path);
+    uint32_t magic = 0;
+    if (f.size() < 4) return false;
+    f.read(0, &magic, 4);
+    return magic == kMagic;
+  } catch (const Error&) {
+    return false;  // not a readable regular file
+  }
 }
 
 Config mambac_config(const std::string& path) {
@@ -57,7 +61,7 @@ namespace {
 
 class MambacSource final : public TensorSource {
  public:
-  MambacSource(const std::string& path, const Config& c) : m_origin(path), m_file(std::make_unique<MappedFile>(path)) {
+  MambacSource(const std::string& path, const Config& c) : m_origin(path), m_file(std::make_unique<InputFile>(path)) {
     const int64_t L = c.n_layer, D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank, K = c.d_conv, V = c.vocab_size;
     uint64_t off = kHeader;
     auto add = [&](const std::string& name, std::vector<int64_t> shape) {
@@ -96,15 +100,14 @@ class MambacSource final : public TensorSource {
   void read_f32(const TensorInfo& t, float* out) const override {
     auto it = m_tensors.find(t.name);
     if (it == m_tensors.end()) throw Error(m_origin + ": no tensor '" + t.name + "'");
-    std::memcpy(out, m_file->data() + it->second.second, it->second.first.nbytes);
-    m_file->release(it->second.second, it->second.first.nbytes);
+    m_file->read(it->second.second, out, it->second.first.nbytes);
   }
   uint64_t file_bytes() const override { return m_file->size(); }
   std::string format() const override { return "mamba.c model.bin v1"; }
 
  private:
   std::string m_origin;
-  std::unique_ptr<MappedFile> m_file;
+  std::unique_ptr<InputFile> m_file;
   std::map<std::string, std::pair<TensorInfo, uint64_t>> m_tensors;
   std::vector<std::string> m_names;
 };
@@ -114,9 +117,9 @@ class MambacSource final : public TensorSource {
 std::unique_ptr<TensorSource> open_mambac(const std::string& path, const Config& c) { return std::make_unique<MambacSource>(path, c); }
 
 std::vector<std::string> read_mambac_tokenizer(const std::string& path) {
-  MappedFile f(path);
-  const uint8_t* d = f.data();
-  const uint64_t n = f.size();
+  const std::string bytes = read_file(path, uint64_t(64) << 20);
+  const uint8_t* d = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint64_t n = bytes.size();
   if (n < 16) throw Error(path + ": too short for a mamba.c tokenizer.bin");
   uint32_t head[4];
   std::memcpy(head, d, 16);

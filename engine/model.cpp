@@ -10,6 +10,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/error.h"
+#include "engine/input_file.h"
 #include "engine/safetensors.h"
 #include "engine/tensor_source.h"
 
@@ -19,9 +20,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Names the first non-finite value of `v` (a tensor just read), or returns "" when all are finite.
+std::string nonfinite(const float* v, size_t n) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) {
+      if (!bad) first = i;
+      ++bad;
+    }
+  if (!bad) return "";
+  return std::to_string(bad) + " non-finite value" + (bad > 1 ? "s" : "") + " (the first, " + (std::isnan(v[first]) ? "NaN" : "Inf") +
+         ", at flat index " + std::to_string(first) + ")";
+}
+
+// Every tensor is looked up in two passes: the first (dry) only checks that each exists with the shape
+// the config implies, so a config that promises more than the files hold is refused before anything is
+// allocated; the second reads and converts.
 struct Loader {
   const TensorSource& src;
   const LoadOptions& opt;
+  bool dry = true;
   uint64_t total = 0, done = 0;
   std::set<std::string> dtypes, used;
 
@@ -32,28 +50,30 @@ struct Loader {
   }
 
   void check_cancel() {
-    if (opt.cancel && opt.cancel->load()) throw Error(src.origin() + ": loading cancelled");
+    if (opt.cancel && opt.cancel->load()) throw Cancelled(src.origin() + ": loading cancelled");
   }
 
-  // Tensor `name` (trying each alias) converted to f32, checking its shape.
+  // Tensor `name` (trying each alias) converted to f32, checking its shape and its values.
   Tensor take(std::initializer_list<std::string> names, std::vector<int64_t> shape) {
     check_cancel();
     const TensorInfo* t = find_any(names);
     if (!t) throw Error(src.origin() + ": missing tensor '" + *names.begin() + "'");
-    return take(*t, shape);
-  }
-
-  Tensor take(const TensorInfo& t, std::vector<int64_t> shape) {
-    if (t.shape != shape) {
+    if (t->shape != shape) {
       TensorInfo want;
       want.shape = shape;
-      throw Error(src.origin() + ": tensor '" + t.name + "' has shape " + t.shape_str() + ", config implies " + want.shape_str());
+      throw Error(src.file_of(t->name) + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
     }
-    used.insert(t.name);
-    dtypes.insert(t.dtype);
-    Tensor out(static_cast<size_t>(t.numel()));
-    src.read_f32(t, out.data());
-    done += t.nbytes;
+    used.insert(t->name);
+    if (dry) {
+      total += t->nbytes;
+      return {};
+    }
+    dtypes.insert(t->dtype);
+    Tensor out(static_cast<size_t>(t->numel()));
+    src.read_f32(*t, out.data());
+    if (const std::string bad = nonfinite(out.data(), out.size()); !bad.empty())
+      throw Error(src.file_of(t->name) + ": tensor '" + t->name + "' holds " + bad);
+    done += t->nbytes;
     if (opt.progress) opt.progress(done, total);
     return out;
   }
@@ -61,63 +81,80 @@ struct Loader {
   Tensor take_optional(std::initializer_list<std::string> names, std::vector<int64_t> shape, bool expected) {
     const TensorInfo* t = find_any(names);
     if (!expected) {
-      if (t) throw Error(src.origin() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
+      if (t) throw Error(src.file_of(t->name) + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
       return {};
     }
     return take(names, shape);
   }
 
-  // A as stored: A_log (A = -exp(A_log)), or A itself (GGUF, mamba.c store -exp(A_log)).
+  // A as stored: A_log (A = -exp(A_log)), or A itself (GGUF and mamba.c store -exp(A_log)).
   Tensor take_A(const std::string& p, std::vector<int64_t> shape) {
-    if (src.find(p + "A_log")) {
-      Tensor a = take({p + "A_log"}, shape);
-      for (float& v : a) v = -std::exp(v);
-      return a;
+    if (!src.find(p + "A_log")) return take({p + "A"}, shape);
+    Tensor a = take({p + "A_log"}, shape);
+    for (float& v : a) v = -std::exp(v);
+    if (!dry)
+      if (const std::string bad = nonfinite(a.data(), a.size()); !bad.empty())
+        throw Error(src.file_of(p + "A_log") + ": tensor '" + p + "A_log' overflows A = -exp(A_log): " + bad);
+    return a;
+  }
+
+  void mamba2_layer(const Config& c, const std::string& p, LayerWeights& l) {
+    const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads;
+    l.norm = take({p + "norm.weight"}, {D});
+    l.in_proj = take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
+    l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
+    l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
+    l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
+    l.dt_bias = take({p + "mixer.dt_bias"}, {H});
+    l.A = take_A(p + "mixer.", {H});
+    l.D = take({p + "mixer.D"}, {H});
+    l.gnorm = take({p + "mixer.norm.weight"}, {E});
+    l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
+    l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+  }
+
+  void mamba1_layer(const Config& c, const std::string& p, Mamba1LayerWeights& l) {
+    const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank;
+    l.norm = take({p + "norm.weight"}, {D});
+    l.in_proj = take({p + "mixer.in_proj.weight"}, {2 * E, D});
+    l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {2 * E}, c.use_bias);
+    l.conv_w = take({p + "mixer.conv1d.weight"}, {E, 1, c.d_conv});
+    l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {E}, c.conv_bias);
+    l.x_proj = take({p + "mixer.x_proj.weight"}, {R + 2 * N, E});
+    l.dt_proj = take({p + "mixer.dt_proj.weight"}, {E, R});
+    l.dt_proj_bias = take({p + "mixer.dt_proj.bias"}, {E});
+    l.A = take_A(p + "mixer.", {E, N});
+    l.D = take({p + "mixer.D"}, {E});
+    l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
+    l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+  }
+
+  // One pass over every tensor of the model, in file-independent order.
+  void run(Model& m) {
+    const Config& c = m.config;
+    const int64_t D = c.d_model, V = c.vocab_size;
+    Weights& w = m.weights;
+    w.embedding = take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
+    if (!dry) {
+      if (c.mamba1()) w.layers1.resize(static_cast<size_t>(c.n_layer));
+      else w.layers.resize(static_cast<size_t>(c.n_layer));
     }
-    return take({p + "A"}, shape);
+    for (int64_t i = 0; i < c.n_layer; ++i) {
+      const std::string p = "backbone.layers." + std::to_string(i) + ".";
+      if (c.mamba1()) {
+        Mamba1LayerWeights scratch;
+        mamba1_layer(c, p, dry ? scratch : w.layers1[static_cast<size_t>(i)]);
+      } else {
+        LayerWeights scratch;
+        mamba2_layer(c, p, dry ? scratch : w.layers[static_cast<size_t>(i)]);
+      }
+    }
+    w.norm_f = take({"backbone.norm_f.weight"}, {D});
+    // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
+    if (src.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = take({"lm_head.weight"}, {V, D});
+    else used.insert("lm_head.weight");
   }
 };
-
-void load_mamba2_layers(const Config& c, Loader& ld, Weights& w) {
-  const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads;
-  w.layers.resize(static_cast<size_t>(c.n_layer));
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "backbone.layers." + std::to_string(i) + ".";
-    LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    l.norm = ld.take({p + "norm.weight"}, {D});
-    l.in_proj = ld.take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
-    l.in_proj_bias = ld.take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
-    l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
-    l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
-    l.dt_bias = ld.take({p + "mixer.dt_bias"}, {H});
-    l.A = ld.take_A(p + "mixer.", {H});
-    l.D = ld.take({p + "mixer.D"}, {H});
-    l.gnorm = ld.take({p + "mixer.norm.weight"}, {E});
-    l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
-    l.out_proj_bias = ld.take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
-  }
-}
-
-void load_mamba1_layers(const Config& c, Loader& ld, Weights& w) {
-  const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank;
-  w.layers1.resize(static_cast<size_t>(c.n_layer));
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "backbone.layers." + std::to_string(i) + ".";
-    Mamba1LayerWeights& l = w.layers1[static_cast<size_t>(i)];
-    l.norm = ld.take({p + "norm.weight"}, {D});
-    l.in_proj = ld.take({p + "mixer.in_proj.weight"}, {2 * E, D});
-    l.in_proj_bias = ld.take_optional({p + "mixer.in_proj.bias"}, {2 * E}, c.use_bias);
-    l.conv_w = ld.take({p + "mixer.conv1d.weight"}, {E, 1, c.d_conv});
-    l.conv_b = ld.take_optional({p + "mixer.conv1d.bias"}, {E}, c.conv_bias);
-    l.x_proj = ld.take({p + "mixer.x_proj.weight"}, {R + 2 * N, E});
-    l.dt_proj = ld.take({p + "mixer.dt_proj.weight"}, {E, R});
-    l.dt_proj_bias = ld.take({p + "mixer.dt_proj.bias"}, {E});
-    l.A = ld.take_A(p + "mixer.", {E, N});
-    l.D = ld.take({p + "mixer.D"}, {E});
-    l.out_proj = ld.take({p + "mixer.out_proj.weight"}, {D, E});
-    l.out_proj_bias = ld.take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
-  }
-}
 
 }  // namespace
 
@@ -128,24 +165,23 @@ std::shared_ptr<Model> Model::from_source(const Config& config, const TensorSour
   m->format = src.format();
   m->file_bytes = src.file_bytes();
   const Config& c = m->config;
-
-  Loader ld{src, opt, 0, 0, {}, {}};
-  for (const auto& n : src.names()) ld.total += src.find(n)->nbytes;
-  if (opt.progress) opt.progress(0, ld.total);
-
-  const int64_t D = c.d_model, V = c.vocab_size;
-  Weights& w = m->weights;
-  w.embedding = ld.take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
-  if (c.mamba1()) load_mamba1_layers(c, ld, w);
-  else load_mamba2_layers(c, ld, w);
-  w.norm_f = ld.take({"backbone.norm_f.weight"}, {D});
-  // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
-  if (src.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = ld.take({"lm_head.weight"}, {V, D});
-  else ld.used.insert("lm_head.weight");
-  m->config.tie_embeddings = w.lm_head.empty();
+  // The cheapest bound first: every parameter takes at least a byte in the files (Q8_0 is the smallest
+  // format read, 34 bytes per 32 values; the embedding is counted once: an untied config without
+  // lm_head.weight is tied).
+  const int64_t params = c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model);
+  if (static_cast<uint64_t>(params) > m->file_bytes)
+    throw Error(src.origin() + ": the config describes " + std::to_string(params) + " parameters, but the weight files hold only " +
+                std::to_string(m->file_bytes) + " bytes");
+  Loader ld{src, opt, true, 0, 0, {}, {}};
+  ld.run(*m);
   for (const auto& n : src.names())
     if (!ld.used.count(n))
-      throw Error(src.origin() + ": unexpected tensor '" + n + "' (not part of a " + arch_name(c.arch) + " model with this config)");
+      throw Error(src.file_of(n) + ": unexpected tensor '" + n + "' (not part of a " + arch_name(c.arch) + " model with this config)");
+  ld.dry = false;
+  ld.used.clear();
+  if (opt.progress) opt.progress(0, ld.total);
+  ld.run(*m);
+  m->config.tie_embeddings = m->weights.lm_head.empty();
   m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed (";
   if (ld.dtypes.size() > 1) {
     for (const auto& d : ld.dtypes) m->source_dtype += (m->source_dtype.back() == '(' ? "" : ", ") + d;

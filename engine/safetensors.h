@@ -1,5 +1,7 @@
 #pragma once
-// Read-only, validated view of .safetensors files (single or sharded), memory-mapped.
+// Read-only, validated view of .safetensors files (single or sharded). Tensors are read with checked
+// positional reads (engine/input_file.h), not memory-mapped: a file truncated while a model loads gives
+// an error, never SIGBUS.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -8,57 +10,52 @@
 
 namespace mamba {
 
-class TensorSource;
-
 enum class DType { F32, F16, BF16 };
 const char* dtype_name(DType d);
 size_t dtype_size(DType d);
 
-// RAII read-only mmap of a whole file.
-class MappedFile {
- public:
-  explicit MappedFile(const std::string& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  const uint8_t* data() const { return m_data; }
-  size_t size() const { return m_size; }
-  const std::string& path() const { return m_path; }
-  // Tells the kernel the pages in [offset, offset+len) are no longer needed (keeps peak memory low).
-  void release(size_t offset, size_t len) const;
-
- private:
-  std::string m_path;
-  const uint8_t* m_data = nullptr;
-  size_t m_size = 0;
-};
+class InputFile;
+class TensorSource;
 
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;  // may be unaligned
+  uint64_t offset = 0;  // of the first byte in the file
   size_t nbytes = 0;
-  const MappedFile* file = nullptr;
+  const InputFile* file = nullptr;  // null in a table parsed without a file
   int64_t numel() const;
   std::string shape_str() const;
 };
 
-// Converts any supported dtype to float32 (handles unaligned sources).
+// Reads the tensor from its file and converts any supported dtype to float32 (numel() floats). Throws
+// mamba::Error naming the file when it has changed underneath (truncated since it was opened).
 void convert_to_f32(const TensorView& t, float* out);
 
-// One .safetensors file; the header is fully validated in the constructor.
+// The first 8 bytes of a safetensors file: the header length, checked against the file's size.
+uint64_t safetensors_header_length(const uint8_t first8[8], uint64_t file_size, const std::string& path);
+
+struct SafetensorsTable {
+  std::map<std::string, TensorView> tensors;  // offsets absolute in the file
+  std::map<std::string, std::string> metadata;
+};
+// The JSON header of a file of `file_size` bytes (its data section starts at 8 + header.size()): every
+// entry's dtype, shape and offsets validated, the data section covered exactly once. Throws
+// mamba::Error naming `path` and the problem.
+SafetensorsTable parse_safetensors_header(const std::string& header, uint64_t file_size, const std::string& path);
+
+// One .safetensors file, open for reading; the header is fully validated in the constructor.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
-  const std::map<std::string, TensorView>& tensors() const { return m_tensors; }
-  const std::map<std::string, std::string>& metadata() const { return m_metadata; }
-  const MappedFile& file() const { return *m_file; }
+  ~SafetensorsFile();
+  const std::map<std::string, TensorView>& tensors() const { return m_table.tensors; }
+  const std::map<std::string, std::string>& metadata() const { return m_table.metadata; }
+  const InputFile& file() const { return *m_file; }
 
  private:
-  std::unique_ptr<MappedFile> m_file;
-  std::map<std::string, TensorView> m_tensors;
-  std::map<std::string, std::string> m_metadata;
+  std::unique_ptr<InputFile> m_file;
+  SafetensorsTable m_table;
 };
 
 // All tensors of a checkpoint folder: model.safetensors, or shards listed by model.safetensors.index.json.

@@ -68,6 +68,11 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const int64_t V = static_cast<int64_t>(logits.size());
   const int64_t n = m_p.n_valid > 0 ? std::min<int64_t>(m_p.n_valid, V) : V;
   if (n <= 0) throw Error("sampler: empty vocabulary");
+  // NaN or Inf would make every comparison below false and print the same id forever.
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(logits[i]))
+      throw Error("the model produced a non-finite logit (" + std::string(std::isnan(logits[i]) ? "NaN" : "Inf") + " for id " +
+                  std::to_string(i) + "): its weights or activations overflow float32");
 
   // Model probabilities (softmax of the raw logits) for display: the max and normaliser are kept for the
   // chosen id, which is only known at the end.

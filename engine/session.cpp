@@ -18,7 +18,8 @@ void Session::reset() {
   m_have_logits = false;
 }
 
-void Session::flush_pending(std::span<const int32_t> more, ScanMode scan, int64_t chunk_size) {
+void Session::flush_pending(std::span<const int32_t> more, ScanMode scan, int64_t chunk_size, const std::atomic<bool>* cancel,
+                            const std::function<void(int64_t, int64_t)>* progress) {
   std::vector<int32_t> feed = m_pending;
   feed.insert(feed.end(), more.begin(), more.end());
   if (feed.empty()) return;
@@ -29,6 +30,8 @@ void Session::flush_pending(std::span<const int32_t> more, ScanMode scan, int64_
     fo.scan = scan;
     fo.chunk_size = chunk_size;
     fo.probes = m_probes;
+    fo.cancel = cancel;
+    if (progress) fo.progress = *progress;
     m_backend->forward(feed, fo, nullptr);
   }
   m_pending.clear();
@@ -54,7 +57,15 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   const double t0 = now_seconds();
   // One pending token and no prompt: decode() feeds it. Otherwise the prompt (after any pending token)
   // is prefilled and the first id comes from its logits.
-  if (!prompt.empty() || m_pending.size() > 1) flush_pending(prompt, opt.scan, opt.chunk_size);
+  if (!prompt.empty() || m_pending.size() > 1) {
+    try {
+      flush_pending(prompt, opt.scan, opt.chunk_size, cancel, &opt.prefill_progress);
+    } catch (const Cancelled&) {
+      r.stop_reason = "cancelled";
+      r.prefill_seconds = now_seconds() - t0;
+      return r;
+    }
+  }
   if (m_pending.size() == 1) req.token = m_pending[0];
   else if (!m_have_logits) throw Error("nothing to continue from: the prompt is empty");
   const double t1 = now_seconds();

@@ -26,6 +26,8 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   bool probabilities = false;  // report each token's model probability
   int top_alternatives = 0;    // and this many alternatives (0..DecodeRequest::kMaxTopN)
+  // progress(done, total) in tokens while the prompt is consumed (ForwardOptions::progress).
+  std::function<void(int64_t, int64_t)> prefill_progress;
 };
 
 struct TokenEvent {
@@ -58,7 +60,9 @@ class Session {
   // Null before the first generate() or set_sampler().
   const Sampler* sampler() const { return m_sampler ? &*m_sampler : nullptr; }
   void set_sampler(const Sampler& s) { m_sampler = s; }
-  // Appends `prompt` (may be empty to continue) and samples up to max_new_tokens.
+  // Appends `prompt` (may be empty to continue) and samples up to max_new_tokens. `cancel` is polled
+  // between the prompt's layers and segments and between sampled tokens; a prompt cancelled before it
+  // was consumed leaves the session as it was (stop_reason "cancelled", no ids).
   GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& opt,
                           const std::function<void(const TokenEvent&)>& on_token = {}, const std::atomic<bool>* cancel = nullptr);
 
@@ -68,7 +72,8 @@ class Session {
   void restore(const State& s, std::vector<int32_t> tokens, std::vector<int32_t> pending);
 
  private:
-  void flush_pending(std::span<const int32_t> more, ScanMode scan, int64_t chunk_size);
+  void flush_pending(std::span<const int32_t> more, ScanMode scan, int64_t chunk_size, const std::atomic<bool>* cancel = nullptr,
+                     const std::function<void(int64_t, int64_t)>* progress = nullptr);
   std::unique_ptr<Backend> m_backend;
   std::vector<int32_t> m_tokens;   // history (fed + pending)
   std::vector<int32_t> m_pending;  // sampled but not yet run through the model (saves a step at the end)

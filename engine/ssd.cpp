@@ -174,6 +174,7 @@ void ssd_chunked(const SsdArgs& a, int64_t Q) {
   if (Q < 1) throw Error("ssd: chunk size must be >= 1");
   const int64_t T = a.T, P = a.P, N = a.N, G = a.G;
   if (T == 0) return;
+  Q = std::min(Q, T);  // one chunk covers it all; the scratch below is sized by Q
   const int64_t n_chunks = (T + Q - 1) / Q;
 
   // C_i . B_j inside each chunk, once per group (shared by its heads): (n_chunks, G, Q, Q).

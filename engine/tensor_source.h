@@ -27,6 +27,11 @@ class TensorSource {
   // from memory afterwards (each tensor is read once).
   virtual void read_f32(const TensorInfo& t, float* out) const = 0;
   virtual uint64_t file_bytes() const = 0;
+  // The file that holds tensor `name` (a shard of a sharded checkpoint), for error messages.
+  virtual std::string file_of(const std::string& name) const {
+    (void)name;
+    return origin();
+  }
   virtual std::string format() const = 0;  // for the model dock, e.g. "safetensors", "GGUF v3"
 };
 

@@ -26,12 +26,7 @@ class Loader {
   explicit Loader(std::string origin) : origin_(std::move(origin)) {}
 
   std::shared_ptr<Tokenizer::Impl> load(const std::string& text) {
-    json root;
-    try {
-      root = json::parse(text);
-    } catch (const json::exception& e) {
-      fail(std::string("not valid JSON (") + e.what() + ")");
-    }
+    const json root = parse_json(text, origin_);  // throws "<origin>: not valid JSON (...)" or too deep
     try {
       return load_root(root);
     } catch (const json::exception& e) {
@@ -70,10 +65,10 @@ class Loader {
   }
 
   int32_t get_id(const json& v, const std::string& what) const {
-    if (!v.is_number_integer()) fail(what + ": id must be an integer, got " + v.dump());
+    if (!v.is_number_integer()) fail(what + ": id must be an integer, got " + json_excerpt(v));
     const bool negative = v.is_number_unsigned() ? false : v.get<int64_t>() < 0;
     if (negative || v.get<uint64_t>() >= uint64_t(kMaxTokenId))
-      fail(what + ": id " + v.dump() + " is out of range [0, " + std::to_string(kMaxTokenId) + ")");
+      fail(what + ": id " + json_excerpt(v) + " is out of range [0, " + std::to_string(kMaxTokenId) + ")");
     return int32_t(v.get<int64_t>());
   }
 
@@ -118,7 +113,8 @@ class Loader {
     } else if (type == "NFKD") {
       out.push_back(NormalForm::nfkd);
     } else {
-      fail("unsupported normalizer " + quote(type.empty() ? node.dump() : type) + " (supported: NFC, NFD, NFKC, NFKD, Sequence of these)");
+      fail("unsupported normalizer " + quote(type.empty() ? json_excerpt(node) : type) +
+           " (supported: NFC, NFD, NFKC, NFKD, Sequence of these)");
     }
   }
 
@@ -147,13 +143,14 @@ class Loader {
       if (pattern != node.end() && pattern->is_object() && pattern->contains("Regex") && (*pattern)["Regex"].is_string())
         regex = (*pattern)["Regex"].get<std::string>();
       if (regex != kGpt2SplitRegex)
-        fail("unsupported Split pattern " + quote(pattern != node.end() ? pattern->dump() : "") + " (only the GPT-2 regex is supported)");
+        fail("unsupported Split pattern " + quote(pattern != node.end() ? json_excerpt(*pattern) : "") +
+             " (only the GPT-2 regex is supported)");
       const auto behavior = get_string(node, "behavior", "pre_tokenizer.Split").value_or("Isolated");
       if (behavior != "Isolated") fail("unsupported Split behavior " + quote(behavior) + " (only Isolated)");
       if (get_bool(node, "invert", false, "pre_tokenizer.Split")) fail("unsupported Split with invert=true");
       steps.push_back(PreStep{PreStep::split_gpt2, false, true});
     } else {
-      fail("unsupported pre_tokenizer " + quote(type.empty() ? node.dump() : type) +
+      fail("unsupported pre_tokenizer " + quote(type.empty() ? json_excerpt(node) : type) +
            " (supported: ByteLevel, Split with the GPT-2 regex, Sequence of these)");
     }
   }
@@ -165,7 +162,8 @@ class Loader {
       const auto it = node.find("decoders");
       if (it != node.end() && it->is_array() && it->size() == 1) type = type_of((*it)[0]);
     }
-    if (type != "ByteLevel") fail("unsupported decoder " + quote(type.empty() ? node.dump() : type) + " (only ByteLevel is supported)");
+    if (type != "ByteLevel")
+      fail("unsupported decoder " + quote(type.empty() ? json_excerpt(node) : type) + " (only ByteLevel is supported)");
   }
 
   void load_model(const json& model, BpeModel& bpe) const {
@@ -177,7 +175,7 @@ class Loader {
     const auto dropout = model.find("dropout");
     if (dropout != model.end() && !dropout->is_null()) {
       if (!dropout->is_number()) fail("model.dropout must be a number or null");
-      if (dropout->get<double>() > 0.0) fail("unsupported: BPE dropout " + dropout->dump() + " (training-only randomness)");
+      if (dropout->get<double>() > 0.0) fail("unsupported: BPE dropout " + json_excerpt(*dropout) + " (training-only randomness)");
     }
     bpe.prefix = get_string(model, "continuing_subword_prefix", "model").value_or("");
     bpe.suffix = get_string(model, "end_of_word_suffix", "model").value_or("");
@@ -222,7 +220,7 @@ class Loader {
         a = m[0].get<std::string>();
         b = m[1].get<std::string>();
       } else {
-        fail(where + " " + quote(m.dump()) + ": expected \"a b\" or [\"a\", \"b\"]");
+        fail(where + " " + quote(json_excerpt(m)) + ": expected \"a b\" or [\"a\", \"b\"]");
       }
       const auto ia = bpe.lookup(a), ib = bpe.lookup(b);
       if (!ia) fail(where + ": token " + quote(a) + " is not in the vocab");
@@ -324,7 +322,7 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path, ec)) file = (std::filesystem::path(path) / "tokenizer.json").string();
   if (!std::filesystem::exists(file, ec)) throw Error(file + ": no such file");
-  return from_json_text(read_text_file(file), file);
+  return from_json_text(read_text_file(file, uint64_t(256) << 20), file);
 }
 
 Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& origin_name) {

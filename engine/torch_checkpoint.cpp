@@ -2,12 +2,13 @@
 
 #include <zip.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "engine/error.h"
+#include "engine/input_file.h"
 #include "engine/pickle.h"
 
 namespace mamba {
@@ -18,11 +19,10 @@ size_t elem_size(const std::string& dtype) { return dtype == "F32" ? 4 : 2; }
 
 // Throws when `path` is not a zip archive, naming the legacy torch format when it is one.
 void check_zip_magic(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
+  const InputFile f(path);  // a regular file only: libzip must not be handed a FIFO
   unsigned char head[16] = {};
-  f.read(reinterpret_cast<char*>(head), sizeof head);
-  const auto got = f.gcount();
+  const uint64_t got = std::min<uint64_t>(f.size(), sizeof head);
+  f.read(0, head, got);
   if (got >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return;
   // torch.save before 1.6 (or with _use_new_zipfile_serialization=False): a pickle starting with the
   // magic number 0x1950a86a20f9469cfc6c as a LONG1, or an old tar archive.

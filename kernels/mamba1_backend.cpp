@@ -129,6 +129,8 @@ class CudaMamba1Backend final : public Backend {
   }
 
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
+    check_forward_options(opt);
+    if (opt.capture) throw Error("capturing a layer for the SSD matrix runs on the CPU backend");
     run(tokens, opt.all_logits, logits, opt.probes);
   }
   void step(int32_t token, float* logits, ProbeSink* probes) override { run(std::span<const int32_t>(&token, 1), false, logits, probes); }

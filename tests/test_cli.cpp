@@ -98,3 +98,50 @@ TEST(Cli, BenchJson) {
   EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
   EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.1);
 }
+
+TEST(Cli, OutOfRangeValuesAreUsageErrors) {
+  const std::string m = "-m " + fixture("g1_tied_k4");
+  // Each: exit 2, one line naming the option, within seconds (no huge allocation, no overflow).
+  for (const std::string& args : std::vector<std::string>{"generate " + m + " --ids 1 --chunk-size 0",
+                                                          "generate " + m + " --ids 1 --chunk-size -5",
+                                                          "generate " + m + " --ids 1 --chunk-size 4294967296",
+                                                          "logits " + m + " --ids 1 --chunk-size 5000",
+                                                          "score " + m + " --text-file /dev/null --window 4503599627370497",
+                                                          "generate " + m + " --ids 1 --threads 4294967297",
+                                                          "generate " + m + " --ids 1 --threads -1",
+                                                          "generate -m '' --ids 1",
+                                                          "generate " + m + " --ids 1 -t nan",
+                                                          "generate " + m + " --ids 1 -t -1",
+                                                          "generate " + m + " --ids 1 --top-p 1.5",
+                                                          "generate " + m + " --ids 1 --min-p 2",
+                                                          "generate " + m + " --ids 1 -n -3",
+                                                          "generate " + m + " --ids ''",
+                                                          "generate " + m + " --ids 1,,2",
+                                                          "generate " + m + " --ids 1 --seed -1",
+                                                          "generate " + m + " --ids 1 --device tpu",
+                                                          "generate " + m + " --ids 1 --scan sideways",
+                                                          "bench --config 7b",
+                                                          "detokenize --tokenizer x --ids 99999999999"}) {
+    SCOPED_TRACE(args);
+    Result r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // A chunk longer than the prompt is the prompt (documented), so this runs.
+  EXPECT_EQ(run_cli("logits " + m + " --ids 1,2,3 --chunk-size 4096").code, 0);
+}
+
+TEST(Cli, HelpAndInvalidUtf8) {
+  for (const char* cmd : {"--help", "generate --help", "bench -h", "tokenize --help"}) {
+    Result r = run_cli(cmd);
+    EXPECT_EQ(r.code, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage: mamba-cli"), std::string::npos) << r.out;
+  }
+  Result none = run_cli("");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("generate"), std::string::npos);
+  // A prompt that is not UTF-8 is read as from_utf8_lossy reads it.
+  const std::string tok = mamba::test::source_dir() + "/resources/models/mamba2-shakespeare";
+  Result bad = run_cli("tokenize --tokenizer " + tok + " --text \"$(printf 'ab\\377\\376 cd')\"");
+  EXPECT_EQ(bad.code, 0) << bad.err;
+}

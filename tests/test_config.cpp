@@ -163,3 +163,53 @@ TEST(Config, Presets) {
   EXPECT_LT(p, 135e6);
   EXPECT_THROW(Config::preset("7b"), Error);
 }
+
+TEST(Config, HostileValuesAreRefusedBeforeArithmetic) {
+  // mamba_ssm form: headdim divides expand * d_model, so 0 must be refused first (was SIGFPE).
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"layer": "Mamba2", "headdim": 0}})",
+               {"'headdim' must be positive"});
+  // Mamba-1 (mamba_ssm's default layer): a zero or oversized dt_rank, an absurd expand.
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"dt_rank": 0}})", {"'time_step_rank' must be positive"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"dt_rank": 1000}})", {"time_step_rank", "exceeds"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"expand": 4096}})", {"'expand' is implausibly large"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "pad_vocab_size_multiple": 9223372036854775807})",
+               {"pad_vocab_size_multiple"});
+  expect_error(R"({"d_model": 2147483648, "n_layer": 2, "vocab_size": 10})", {"'d_model' is implausibly large"});
+  // Fields that pass one by one but whose products would overflow or describe an absurd model.
+  auto j = base();
+  j["hidden_size"] = 1 << 20;
+  j["num_heads"] = 1 << 15;
+  j["head_dim"] = 64;
+  j["state_size"] = 1 << 20;
+  j["n_groups"] = 1 << 15;
+  expect_error(j.dump(), {"implausibly many"});
+  for (const char* key : {"hidden_size", "num_hidden_layers", "state_size", "vocab_size", "chunk_size", "conv_kernel"}) {
+    j = base();
+    j[key] = int64_t{1} << 31;
+    expect_error(j.dump(), {key, "implausibly large"});
+    j[key] = -(int64_t{1} << 31);
+    expect_error(j.dump(), {key, "must be positive"});
+  }
+  expect_error(with("layer_norm_epsilon", "1e300"), {"layer_norm_epsilon", "no larger than 1"});
+  expect_error(with("layer_norm_epsilon", "1e-300"), {"layer_norm_epsilon"});
+  expect_error(with("layer_norm_epsilon", "NaN"), {"layer_norm_epsilon"});
+}
+
+TEST(Json, NestingIsLimitedBeforeParsing) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  for (const std::string& text : {deep, "{\"a\": " + deep + "}", std::string(200000, '{')}) {
+    try {
+      parse_json_lenient(text, "deep.json");
+      FAIL() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("deep.json: JSON nested deeper than 64 levels"), std::string::npos) << e.what();
+    }
+  }
+  // Brackets inside strings do not count; 64 levels are fine, also with a non-finite literal at the bottom.
+  EXPECT_NO_THROW(parse_json_lenient("{\"s\": \"" + std::string(1000, '[') + "\\\"\"}", "x"));
+  EXPECT_NO_THROW(parse_json_lenient(std::string(63, '[') + "NaN" + std::string(63, ']'), "x"));
+  EXPECT_THROW(parse_json(std::string(65, '[') + std::string(65, ']'), "x"), Error);
+  // Error messages quote at most a short excerpt of a huge value, and never throw on invalid UTF-8.
+  EXPECT_LE(json_excerpt(nlohmann::json(std::string(1 << 20, 'a'))).size(), 60u);
+  EXPECT_FALSE(json_excerpt(nlohmann::json(std::string("\xff\xfe"))).empty());
+}

@@ -11,6 +11,7 @@
 #include "engine/mamba1_scan.h"
 #include "engine/probe_stats.h"
 #include "engine/session.h"
+#include "engine/ssd_matrix.h"
 #include "tests/test_util.h"
 
 using namespace mamba;
@@ -297,4 +298,42 @@ TEST(Mamba1Probes, StatisticsReadEachChannelsGroupAndTheWindowIsBounded) {
   EXPECT_LE(w * per, std::max(ProbeRecorder::kDefaultBytes, ProbeRecorder::kMinWindow * per));
   EXPECT_EQ(ProbeRecorder::default_window(Config::preset("130m")),
             std::min(ProbeRecorder::kDefaultWindow, ProbeRecorder::kDefaultBytes / ProbeRecorder::bytes_per_position(24, 24, 24)));
+}
+
+TEST(Mamba1Backend, LongPromptsRunInSegmentsAndCancelRestoresTheState) {
+  const Checkpoint ck = load_checkpoint(fixture("mamba1_hf"));
+  const int64_t V = ck.model->config.vocab_size;
+  const std::vector<int32_t> ids = test::random_ids(2500, V, 6);  // more than one segment of 2048
+  auto a = make_cpu_backend(ck.model), b = make_cpu_backend(ck.model);
+  std::vector<float> la(static_cast<size_t>(V)), lb(static_cast<size_t>(V));
+  int64_t calls = 0, last_done = 0;
+  ForwardOptions fo;
+  fo.progress = [&](int64_t done, int64_t total) {
+    ++calls;
+    EXPECT_EQ(total, 2500);
+    EXPECT_GE(done, last_done);
+    last_done = done;
+  };
+  a->forward(ids, fo, la.data());
+  EXPECT_EQ(last_done, 2500);
+  EXPECT_EQ(calls, 2 * ck.model->config.n_layer);
+  ForwardOptions rec;
+  rec.scan = ScanMode::Recurrent;
+  b->forward(std::span<const int32_t>(ids.data(), 1000), rec, lb.data());
+  b->forward(std::span<const int32_t>(ids.data() + 1000, 1500), rec, lb.data());
+  EXPECT_LT(test::rel_err(la.data(), lb.data(), la.size()), 1e-4);
+  // A cancelled prefill leaves the state as it found it.
+  const State before = a->get_state();
+  std::atomic<bool> stop{true};
+  ForwardOptions cancel;
+  cancel.cancel = &stop;
+  EXPECT_THROW(a->forward(std::span<const int32_t>(ids.data(), 50), cancel, la.data()), Cancelled);
+  const State after = a->get_state();
+  EXPECT_EQ(after.n_tokens, before.n_tokens);
+  EXPECT_EQ(after.layers[1].ssm, before.layers[1].ssm);
+  EXPECT_EQ(after.layers[0].conv, before.layers[0].conv);
+  ForwardOptions cap;
+  LayerCapture capture;
+  cap.capture = &capture;
+  EXPECT_THROW(a->forward(std::span<const int32_t>(ids.data(), 5), cap, la.data()), Error);
 }
