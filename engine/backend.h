@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dt_edit.h"
 #include "engine/model.h"
 #include "engine/probes.h"
 #include "engine/sampler.h"
@@ -94,6 +95,14 @@ class Backend {
 
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
+  // The weights' dtype on the device: f32 | bf16 | f16 (snapshots record it).
+  virtual std::string weights_dtype() const { return "f32"; }
+
+  // Interventions on dt (engine/dt_edit.h) for every token run from now on, until replaced; they are
+  // not part of State. A backend that cannot apply them throws and keeps its edits; an empty list is
+  // always accepted. The default applies none.
+  virtual void set_dt_edits(std::vector<DtEdit> edits);
+  virtual std::vector<DtEdit> dt_edits() const { return {}; }
 };
 
 // Throws on a request no backend can run (negative steps, too many alternatives).

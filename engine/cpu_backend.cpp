@@ -100,6 +100,12 @@ class CpuBackend final : public Backend {
     run(std::span<const int32_t>(&token, 1), r, true, logits);
   }
 
+  void set_dt_edits(std::vector<DtEdit> edits) override {
+    check_dt_edits(edits, m_model->config);
+    m_dt_edits = std::move(edits);
+  }
+  std::vector<DtEdit> dt_edits() const override { return m_dt_edits; }
+
   void last_logits(std::span<float> out) const override {
     if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
     if (out.size() != m_last.size()) throw Error("last_logits: wrong output size");
@@ -184,6 +190,7 @@ class CpuBackend final : public Backend {
       cpu::causal_conv1d_silu(m_zx.data() + E, c.d_in_proj, T, c.conv_dim, c.d_conv, lw.conv_w.data(),
                               lw.conv_b.empty() ? nullptr : lw.conv_b.data(), ls.conv.data(), m_xbc.data());
       cpu::dt_softplus(m_zx.data() + E + c.conv_dim, c.d_in_proj, T, H, lw.dt_bias.data(), c.dt_min, c.dt_max, m_dt.data());
+      if (!m_dt_edits.empty()) apply_dt_edits(m_dt_edits, l, m_dt.data(), T, H);
 
       SsdArgs a;
       a.T = T;
@@ -253,6 +260,7 @@ class CpuBackend final : public Backend {
   std::vector<float> m_y;      // (T, E)
   std::vector<float> m_probe;  // (T, 3H + 1) one layer's probe norms, when probes are on
   std::vector<float> m_last;   // (V) logits after the last token run
+  std::vector<DtEdit> m_dt_edits;
   bool m_have_last = false;
 };
 

@@ -165,3 +165,69 @@ LayerCapture capture_layer(std::shared_ptr<const Model> model, const std::vector
 }
 
 }  // namespace mamba
+
+namespace mamba {
+
+MatrixImage matrix_image(const SsdMatrix& m, MatrixColour colour, double floor_rel, int64_t max_cells) {
+  const int64_t T = m.T;
+  MatrixImage img;
+  img.stride = std::max<int64_t>(1, (T + max_cells - 1) / std::max<int64_t>(1, max_cells));
+  img.cells = (T + img.stride - 1) / img.stride;
+  const int64_t k = img.stride, n = img.cells;
+  double peak = 0;
+  for (double v : m.M) peak = std::max(peak, std::abs(v));
+  std::vector<double> row_max;
+  if (colour == MatrixColour::RowNormalised) {
+    row_max.assign(static_cast<size_t>(T), 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t s = 0; s <= t; ++s) row_max[t] = std::max(row_max[t], std::abs(m.at(t, s)));
+  }
+  img.v.assign(static_cast<size_t>(n * n), std::nan(""));
+  const double floor = std::max(peak * floor_rel, 1e-300);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      // the block's entry of largest |value| on or below the diagonal
+      double best = 0, best_abs = -1;
+      for (int64_t t = i * k; t < std::min(T, (i + 1) * k); ++t)
+        for (int64_t s = j * k; s < std::min(t + 1, (j + 1) * k); ++s) {
+          double v = m.at(t, s);
+          if (colour == MatrixColour::RowNormalised) v = row_max[t] > 0 ? std::abs(v) / row_max[t] : 0.0;
+          if (std::abs(v) > best_abs) best_abs = std::abs(v), best = v;
+        }
+      if (best_abs < 0) continue;
+      img.v[i * n + j] = colour == MatrixColour::Log10Abs ? std::log10(std::max(std::abs(best), floor)) : best;
+    }
+  switch (colour) {
+    case MatrixColour::Log10Abs:
+      img.lo = std::log10(floor);
+      img.hi = std::log10(std::max(peak, floor));
+      break;
+    case MatrixColour::Signed:
+      img.lo = -peak;
+      img.hi = peak;
+      break;
+    case MatrixColour::RowNormalised:
+      img.lo = 0;
+      img.hi = 1;
+      break;
+  }
+  return img;
+}
+
+SsdFlops ssd_flops(int64_t T, int64_t Q, int64_t P, int64_t N) {
+  if (Q < 1) throw Error("chunk size must be >= 1");
+  SsdFlops f;
+  for (int64_t t0 = 0; t0 < T; t0 += Q) {
+    const int64_t l = std::min(Q, T - t0);
+    f.diagonal += 2 * l * l * N + 2 * l * l * P;  // C B^T in the chunk, then (L o C B^T dt) X
+    f.states += 2 * l * P * N;                    // X^T (decay-scaled B)
+    f.passing += 2 * P * N;                       // decay * S_in + S_c
+    f.offdiagonal += 2 * l * P * N;               // (decay-scaled C) S_in^T
+  }
+  f.recurrent = T * P * (5 * N + 1);  // decay*S + (dt x) B^T, then S C
+  const int64_t cells = T * (T + 1) / 2;
+  f.attention = cells * 2 * N + cells * 2 * P;  // C.B for every s <= t, then M x
+  return f;
+}
+
+}  // namespace mamba

@@ -70,3 +70,31 @@ LayerCapture capture_layer(std::shared_ptr<const Model> model, const std::vector
                            const MatrixOptions& opt = {});
 
 }  // namespace mamba
+
+namespace mamba {
+
+// What the view draws: the matrix on a grid of at most max_cells x max_cells (k x k blocks of M, each
+// shown by its entry of largest |M|), NaN above the diagonal.
+enum class MatrixColour {
+  Log10Abs,       // log10 |M|, floored at floor_rel times the largest |M|
+  Signed,         // M itself (C.B can be negative)
+  RowNormalised,  // |M[t,s]| / max_s |M[t,s]|: where each token looks, as the "hidden attention" papers show it
+};
+struct MatrixImage {
+  int64_t cells = 0;      // per axis
+  int64_t stride = 1;     // tokens per cell
+  std::vector<double> v;  // (cells, cells) row-major: [row t][column s]
+  double lo = 0, hi = 0;  // the value range (symmetric for Signed)
+};
+MatrixImage matrix_image(const SsdMatrix& m, MatrixColour colour, double floor_rel = 1e-8, int64_t max_cells = 2048);
+
+// FLOPs (2 per multiply-add) of one head over T tokens: the chunked algorithm's four steps for chunks of
+// Q (step 1 includes C.B inside each chunk), the recurrence, and attention over the materialised M.
+struct SsdFlops {
+  int64_t diagonal = 0, states = 0, passing = 0, offdiagonal = 0;
+  int64_t recurrent = 0, attention = 0;
+  int64_t chunked() const { return diagonal + states + passing + offdiagonal; }
+};
+SsdFlops ssd_flops(int64_t T, int64_t Q, int64_t P, int64_t N);
+
+}  // namespace mamba

@@ -9,8 +9,11 @@
 #include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/ssd_matrix.h"
+#include "engine/ssd_toy.h"
 #include "tests/naive_mamba2.h"
 #include "tests/test_util.h"
+
+#include <nlohmann/json.hpp>
 
 using namespace mamba;
 using namespace mamba::test;
@@ -198,4 +201,87 @@ TEST(SsdMatrix, CancelStopsTheWorkWithAClearError) {
   opt.cancel = &cancel;
   EXPECT_THROW(ssd_matrix(cap, m->config, m->weights.layers[1], 0, opt), Error);
   EXPECT_EQ(heads_sharing_bc(m->config, 0).size(), size_t(m->config.n_heads / m->config.n_groups));
+}
+
+// The playground's toy layer: its matrix, its recurrence and its chunked computation give one y, for
+// every dt pattern and B/C choice, whatever the chunk size; the state handed between chunks is the
+// recurrence's state at the chunk boundary.
+TEST(SsdToy, MatrixRecurrenceAndChunksAgree) {
+  for (ToyDt dt : {ToyDt::Constant, ToyDt::Spike, ToyDt::Ramp, ToyDt::Periodic, ToyDt::Random})
+    for (ToyBC bc : {ToyBC::Random, ToyBC::Ones, ToyBC::OneHot})
+      for (int64_t Q : {1, 3, 8, 29}) {
+        ToyParams p;
+        p.T = 29;
+        p.N = 5;
+        p.Q = Q;
+        p.A = -0.7;
+        p.dt = 0.4;
+        p.dt_pattern = dt;
+        p.bc = bc;
+        p.seed = 3;
+        const ToyResult r = run_toy(p);
+        SCOPED_TRACE(std::string(toy_dt_name(dt)) + " " + toy_bc_name(bc) + " Q=" + std::to_string(Q));
+        double scale = 0;
+        for (double v : r.y_recurrent) scale = std::max(scale, std::abs(v));
+        const std::vector<double> yc = r.y_chunked();
+        for (int64_t t = 0; t < p.T; ++t) {
+          EXPECT_NEAR(r.y_matrix[t], r.y_recurrent[t], 1e-12 * scale);
+          EXPECT_NEAR(yc[t], r.y_recurrent[t], 1e-12 * scale);
+          for (int64_t s = t + 1; s < p.T; ++s) ASSERT_EQ(r.M[t * p.T + s], 0.0);
+        }
+        for (int64_t c = 1; c * Q < p.T; ++c)
+          for (int64_t n = 0; n < p.N; ++n) EXPECT_NEAR(r.chunk_states[c * p.N + n], r.h[(c * Q - 1) * p.N + n], 1e-12);
+      }
+  ToyParams hand;
+  hand.T = 3;
+  hand.N = 1;
+  hand.Q = 1;
+  hand.bc = ToyBC::HandSet;
+  hand.B_hand = {1, 2, 3};
+  hand.C_hand = {1, 0, 1};
+  const ToyResult r = run_toy(hand);
+  EXPECT_EQ(r.M[1 * 3 + 0], 0.0);  // C_1 = 0: token 1 reads nothing
+  EXPECT_NEAR(r.M[2 * 3 + 0], 1 * 1 * std::exp(2 * hand.dt * hand.A) * hand.dt, 1e-15);
+  ToyParams bad;
+  bad.T = 65;
+  EXPECT_THROW(run_toy(bad), Error);
+  bad = ToyParams{};
+  bad.A = 0.1;
+  EXPECT_THROW(run_toy(bad), Error);
+  bad = ToyParams{};
+  bad.bc = ToyBC::HandSet;
+  EXPECT_THROW(run_toy(bad), Error);
+}
+
+// mamba-cli matrix: T rows of T numbers, zeros above the diagonal, equal to the definition built from the
+// test's float64 forward; the duality's error is float32 rounding; bad input exits as documented.
+TEST(SsdMatrix, CliPrintsTheMatrixAndTheDualityError) {
+  auto m = fixture_model("dtclamp_k2_bias");
+  const Config& c = m->config;
+  const auto ids = random_ids(23, c.vocab_size, 6);
+  std::string arg;
+  for (size_t i = 0; i < ids.size(); ++i) arg += (i ? "," : "") + std::to_string(ids[i]);
+  const std::string cli = std::string(MAMBA_CLI_PATH) + " matrix -m " + source_dir() + "/tests/fixtures/models/dtclamp_k2_bias";
+  const CommandResult r = run_command(cli + " --ids " + arg + " --layer 1 --head 5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["layer"], 1);
+  EXPECT_EQ(j["head"], 5);
+  EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), ids);
+  EXPECT_LE(j["duality_rel_err"].get<double>(), 1e-5);
+  const int64_t T = 23;
+  ASSERT_EQ(j["M"].size(), size_t(T));
+  std::vector<double> got(T * T);
+  for (int64_t t = 0; t < T; ++t) {
+    ASSERT_EQ(j["M"][t].size(), size_t(T));
+    for (int64_t s = 0; s < T; ++s) got[t * T + s] = j["M"][t][s];
+    for (int64_t s = t + 1; s < T; ++s) EXPECT_EQ(got[t * T + s], 0.0);
+  }
+  const NaiveRun run = naive_mamba2(*m, ids);
+  EXPECT_LE(rel(got, direct_matrix(run.layers[1], c, m->weights.layers[1].A[5], 5, T)), 1e-5);
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 2 --head 0").code, 2);    // no such layer
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 0 --head 12").code, 2);   // no such head
+  EXPECT_EQ(run_command(cli + " --ids 1,2 --layer 0").code, 2);             // --head missing
+  EXPECT_EQ(run_command(cli + " --layer 0 --head 0").code, 2);              // no prompt
+  EXPECT_EQ(run_command(cli + " --ids 1,999 --layer 0 --head 0").code, 1);  // outside the vocabulary
 }

@@ -8,6 +8,7 @@
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
+#include "tests/ui/SnapshotPanelTest.h"
 #include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
@@ -29,5 +30,6 @@ int main(int argc, char** argv) {
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
   run(studio::test::InspectorTest{});
+  run(studio::test::SnapshotPanelTest{});
   return failures == 0 ? 0 : 1;
 }
