@@ -56,7 +56,7 @@ struct Mamba1Buffers {
 // One layer over T positions, from the residual in b.resid (updated in place). Probes, when given,
 // receive the layer's values for positions first..first+T.
 void run_layer(const Config& c, const Mamba1LayerWeights& lw, LayerState& ls, Mamba1Buffers& b, int64_t T, ScanMode scan, int64_t chunk,
-               ProbeSink* probes, int64_t layer, int64_t first, Mamba1LayerTrace* trace) {
+               ProbeSink* probes, int64_t layer, int64_t first, Mamba1LayerTrace* trace, std::span<const DtEdit> edits = {}) {
   const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank, S = probe_groups(c);
   float* pr_sn = nullptr;
   float* pr_yn = nullptr;
@@ -76,6 +76,7 @@ void run_layer(const Config& c, const Mamba1LayerWeights& lw, LayerState& ls, Ma
   for (int64_t t = 0; t < T; ++t) std::copy_n(b.dbc.data() + t * c.d_x_proj, R, b.dtlow.data() + t * R);
   cpu::linear(b.dtlow.data(), T, R, lw.dt_proj.data(), E, nullptr, b.dt.data());
   cpu::dt_softplus(b.dt.data(), E, T, E, lw.dt_proj_bias.data(), 0.0, INFINITY, b.dt.data());
+  if (!edits.empty()) apply_dt_edits(edits, layer, b.dt.data(), T, E);  // a "head" of Mamba-1 is a channel
 
   SelectiveScanArgs a;
   a.T = T;
@@ -208,6 +209,12 @@ class Mamba1CpuBackend final : public Backend {
     if (out.size() != m_last.size()) throw Error("last_logits: wrong output size");
     std::copy(m_last.begin(), m_last.end(), out.begin());
   }
+  // dt edits name a layer and a channel (Mamba-1's heads are its channels).
+  void set_dt_edits(std::vector<DtEdit> edits) override {
+    check_dt_edits(edits, m_model->config);
+    m_dt_edits = std::move(edits);
+  }
+  std::vector<DtEdit> dt_edits() const override { return m_dt_edits; }
 
  private:
   struct Progress {
@@ -234,7 +241,7 @@ class Mamba1CpuBackend final : public Backend {
     embed(*m_model, tokens, m_buf);  // validates the ids before the state is touched
     for (int64_t l = 0; l < c.n_layer; ++l) {
       run_layer(c, w.layers1[static_cast<size_t>(l)], m_state.layers[static_cast<size_t>(l)], m_buf, T, scan, chunk, probes, l,
-                m_state.n_tokens, nullptr);
+                m_state.n_tokens, nullptr, m_dt_edits);
       if (pr && pr->report && *pr->report) (*pr->report)(pr->done + T * (l + 1) / c.n_layer, pr->total);
       if (pr && pr->cancel && pr->cancel->load()) throw Cancelled("prefill cancelled");
     }
@@ -255,6 +262,7 @@ class Mamba1CpuBackend final : public Backend {
   Mamba1Buffers m_buf;
   std::vector<float> m_last;  // (V) logits after the last token run
   bool m_have_last = false;
+  std::vector<DtEdit> m_dt_edits;
 };
 
 }  // namespace

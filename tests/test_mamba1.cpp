@@ -11,6 +11,7 @@
 #include "engine/mamba1_scan.h"
 #include "engine/probe_stats.h"
 #include "engine/session.h"
+#include "engine/snapshot.h"
 #include "engine/ssd_matrix.h"
 #include "tests/test_util.h"
 
@@ -336,4 +337,44 @@ TEST(Mamba1Backend, LongPromptsRunInSegmentsAndCancelRestoresTheState) {
   LayerCapture capture;
   cap.capture = &capture;
   EXPECT_THROW(a->forward(std::span<const int32_t>(ids.data(), 5), cap, la.data()), Error);
+}
+
+TEST(Mamba1Backend, DtEditsActOnChannelsAndSnapshotsRoundTrip) {
+  const Checkpoint ck = load_checkpoint(fixture("mamba1_hf"));
+  const std::vector<int32_t> ids = test::random_ids(12, ck.model->config.vocab_size, 2);
+  // Scaling one channel's dt changes that channel's recorded dt exactly, and the output.
+  auto plain = make_cpu_backend(ck.model), edited = make_cpu_backend(ck.model);
+  edited->set_dt_edits({DtEdit{1, 5, 0.25f, 0.f, INFINITY}});
+  EXPECT_EQ(edited->dt_edits().size(), 1u);
+  ProbeRecorder rp(ck.model->config, ck.model->weights), re(ck.model->config, ck.model->weights);
+  ForwardOptions fp, fe;
+  fp.probes = &rp;
+  fe.probes = &re;
+  const int64_t V = ck.model->config.vocab_size, E = ck.model->config.d_inner, L = ck.model->config.n_layer;
+  std::vector<float> a(static_cast<size_t>(V)), b(static_cast<size_t>(V));
+  plain->forward(ids, fp, a.data());
+  edited->forward(ids, fe, b.data());
+  const ProbeFrames p = rp.frames(0, 12), e = re.frames(0, 12);
+  for (int64_t t = 0; t < 12; ++t) {
+    EXPECT_FLOAT_EQ(e.dt[(t * L + 1) * E + 5], 0.25f * p.dt[(t * L + 1) * E + 5]);
+    EXPECT_FLOAT_EQ(e.dt[(t * L + 1) * E + 6], p.dt[(t * L + 1) * E + 6]);
+    EXPECT_FLOAT_EQ(e.dt[(t * L + 0) * E + 5], p.dt[(t * L + 0) * E + 5]);
+  }
+  EXPECT_GT(test::rel_err(b.data(), a.data(), a.size()), 1e-6);
+  EXPECT_THROW(edited->set_dt_edits({DtEdit{0, E, 1.f, 0.f, INFINITY}}), Error);
+  // A snapshot of a Mamba-1 session encodes, decodes and fits only its model.
+  Session s(make_cpu_backend(ck.model));
+  GenerateOptions go;
+  go.max_new_tokens = 4;
+  go.sampling.temperature = 0;
+  go.stop_at_eos = false;
+  s.generate(ids, go);
+  const Snapshot snap = s.snapshot();
+  const Snapshot back = decode_snapshot(encode_snapshot(snap), "mem");
+  EXPECT_EQ(back.state.layers[1].ssm, snap.state.layers[1].ssm);
+  EXPECT_EQ(back.model_id, ck.model->identity());
+  EXPECT_NO_THROW(check_snapshot_fits(back, *ck.model, "mem"));
+  const Checkpoint other = load_checkpoint(fixture("mamba1_hf_bias"));
+  EXPECT_THROW(check_snapshot_fits(back, *other.model, "mem"), Error);
+  EXPECT_NE(other.model->identity(), ck.model->identity());
 }
