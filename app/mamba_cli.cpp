@@ -1,4 +1,4 @@
-// mamba-cli: generate, logits, score, bench, info, tokenize, detokenize, state.
+// mamba-cli: generate, logits, probe, compare, matrix, score, bench, info, tokenize, detokenize, state.
 // Exit codes: 0 done (and -h/--help); 2 a usage error; 1 any other error. Errors are one line on stderr.
 #include <cstdio>
 #include <exception>
@@ -13,6 +13,7 @@
   X(generate)                 \
   X(logits)                   \
   X(probe)                    \
+  X(compare)                  \
   X(matrix)                   \
   X(score)                    \
   X(bench)                    \

@@ -25,10 +25,11 @@ ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws o
 
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;       // 0: the backend's choice; else 1..kMaxChunk (a chunk longer than the
-                                // tokens covers them all)
-  bool all_logits = false;      // logits for every position (T, V), else only the last (1, V)
-  ProbeSink* probes = nullptr;  // per-layer values of every position (engine/probes.h); null: none, at no cost
+  int64_t chunk_size = 0;             // 0: the backend's choice; else 1..kMaxChunk (a chunk longer than the
+                                      // tokens covers them all)
+  bool all_logits = false;            // logits for every position (T, V), else only the last (1, V)
+  ProbeSink* probes = nullptr;        // per-layer values of every position (engine/probes.h); null: none, at no cost
+  ResidualSink* residuals = nullptr;  // the residual stream after every layer (engine/probes.h); null: none
   // Long prompts. When *cancel becomes true, forward stops at the next layer or segment boundary and
   // throws mamba::Cancelled, leaving the state (and last logits) as they were before the call. Not owned.
   const std::atomic<bool>* cancel = nullptr;

@@ -71,7 +71,7 @@ class CpuBackend final : public Backend {
       saved_state = m_state;
       saved_last = m_last;
     }
-    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.cancel, &opt.progress, T, 0, opt.capture};
+    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.residuals, opt.cancel, &opt.progress, T, 0, opt.capture};
     if (opt.capture) {
       if (opt.capture->layer < 0 || opt.capture->layer >= m_model->config.n_layer) throw Error("capture: no such layer");
       LayerCapture& cap = *opt.capture;
@@ -96,7 +96,7 @@ class CpuBackend final : public Backend {
 
   void step(int32_t token, float* logits, ProbeSink* probes) override {
     check_ids(std::span<const int32_t>(&token, 1));
-    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, 1, 0, nullptr};
+    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, nullptr, 1, 0, nullptr};
     run(std::span<const int32_t>(&token, 1), r, true, logits);
   }
 
@@ -138,6 +138,7 @@ class CpuBackend final : public Backend {
     int64_t chunk;
     bool all_logits;  // and the caller gave a buffer
     ProbeSink* probes;
+    ResidualSink* residuals;
     const std::atomic<bool>* cancel;
     const std::function<void(int64_t, int64_t)>* progress;
     int64_t total, done;  // tokens of the whole forward; those before this segment
@@ -231,6 +232,7 @@ class CpuBackend final : public Backend {
       const int64_t n = T * D;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) m_resid[i] += m_h[i];
+      if (r.residuals) r.residuals->residual(l, m_state.n_tokens, T, D, m_resid.data());
       if (r.progress && *r.progress) (*r.progress)(r.done + T * (l + 1) / c.n_layer, r.total);
       if (r.cancel && r.cancel->load()) throw Cancelled("prefill cancelled");
     }

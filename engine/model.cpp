@@ -88,9 +88,18 @@ struct Loader {
   }
 
   // A as stored: A_log (A = -exp(A_log)), or A itself (GGUF and mamba.c store -exp(A_log)).
-  Tensor take_A(const std::string& p, std::vector<int64_t> shape) {
-    if (!src.find(p + "A_log")) return take({p + "A"}, shape);
+  // With `a_log`, A_log as stored (or log(-A) when the file holds A) goes there too.
+  Tensor take_A(const std::string& p, std::vector<int64_t> shape, Tensor* a_log = nullptr) {
+    if (!src.find(p + "A_log")) {
+      Tensor a = take({p + "A"}, shape);
+      if (a_log) {
+        a_log->resize(a.size());
+        for (size_t i = 0; i < a.size(); ++i) (*a_log)[i] = std::log(-a[i]);
+      }
+      return a;
+    }
     Tensor a = take({p + "A_log"}, shape);
+    if (a_log) *a_log = a;
     for (float& v : a) v = -std::exp(v);
     if (!dry)
       if (const std::string bad = nonfinite(a.data(), a.size()); !bad.empty())
@@ -106,7 +115,8 @@ struct Loader {
     l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
     l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
     l.dt_bias = take({p + "mixer.dt_bias"}, {H});
-    l.A = take_A(p + "mixer.", {H});
+    // A_log is kept as stored for the float64 reference; GGUF stores A itself, recovered as log(-A).
+    l.A = take_A(p + "mixer.", {H}, &l.A_log);
     l.D = take({p + "mixer.D"}, {H});
     l.gnorm = take({p + "mixer.norm.weight"}, {E});
     l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
@@ -253,13 +263,15 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
     l.conv_w = fill(c.conv_dim * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
     if (c.conv_bias) l.conv_b = fill(c.conv_dim, 0.02f, 0.f);
     l.dt_bias.resize(H);
+    l.A_log.resize(H);
     l.A.resize(H);
     l.D.resize(H);
     for (int64_t h = 0; h < H; ++h) {
       // dt in [1e-3, 0.1] as mamba_ssm initialises it; A in [1, 16].
       float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));
       l.dt_bias[h] = dt + std::log(-std::expm1(-dt));
-      l.A[h] = -(1.f + 15.f * u(rng));
+      l.A_log[h] = std::log(1.f + 15.f * u(rng));
+      l.A[h] = -std::exp(l.A_log[h]);
       l.D[h] = 1.f;
     }
     l.gnorm = fill(E, 0.1f, 1.f);

@@ -22,6 +22,7 @@ struct LayerWeights {
   Tensor conv_w;         // (conv_dim, K)  depthwise
   Tensor conv_b;         // (conv_dim) or empty
   Tensor dt_bias;        // (H)
+  Tensor A_log;          // (H)            as stored (the float64 reference takes its exp in double)
   Tensor A;              // (H)            A = -exp(A_log), precomputed at load
   Tensor D;              // (H)            skip connection
   Tensor gnorm;          // (E)            grouped gated RMSNorm weight

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cblas.h>
+
 #include "engine/backend.h"
 #include "engine/error.h"
 
@@ -71,22 +73,22 @@ SsdMatrix ssd_matrix(const LayerCapture& c, const Config& cfg, const LayerWeight
       C[t * N + n] = c.C[(t * G + m.group) * N + n];
     }
   m.M.assign(static_cast<size_t>(T * T), 0.0);
-  const int64_t step = std::max<int64_t>(1, T / 64);
+  // A band of rows at a time: C . B^T of the band's lower-triangular part by BLAS (rows r0..r1 against
+  // columns 0..r1), then each entry masked to s <= t, scaled by its decay and dt.
+  const int64_t step = std::max<int64_t>(16, T / 32);
   for (int64_t r0 = 0; r0 < T; r0 += step) {
     poll(opt, r0, T);
     const int64_t r1 = std::min(T, r0 + step);
-#pragma omp parallel for schedule(dynamic, 4)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(r1 - r0), int(r1), int(N), 1.0, C.data() + r0 * N, int(N), B.data(), int(N),
+                0.0, m.M.data() + r0 * T, int(T));
+#pragma omp parallel for schedule(static)
     for (int64_t t = r0; t < r1; ++t) {
-      const double* Ct = C.data() + t * N;
       double* row = m.M.data() + t * T;
       for (int64_t s = 0; s <= t; ++s) {  // masked first: only s <= t is ever exponentiated
-        const double* Bs = B.data() + s * N;
-        double cb = 0;
-#pragma omp simd reduction(+ : cb)
-        for (int64_t n = 0; n < N; ++n) cb += Ct[n] * Bs[n];
         const double seg = std::min(0.0, m.cum[t + 1] - m.cum[s + 1]);
-        row[s] = cb * std::exp(seg) * double(c.dt[s * H + head]);
+        row[s] *= std::exp(seg) * c.dt[s * H + head];
       }
+      for (int64_t s = t + 1; s < r1; ++s) row[s] = 0.0;  // the product's part above the diagonal
     }
   }
   poll(opt, T, T);
@@ -95,14 +97,12 @@ SsdMatrix ssd_matrix(const LayerCapture& c, const Config& cfg, const LayerWeight
 
 std::vector<double> matrix_output(const SsdMatrix& m, const LayerCapture& c, const Config& cfg) {
   const int64_t T = m.T, P = m.P, E = cfg.d_inner, h = m.head;
-  std::vector<double> out(static_cast<size_t>(T * P), 0.0);
-#pragma omp parallel for schedule(dynamic, 8)
+  std::vector<double> x(static_cast<size_t>(T * P)), out(static_cast<size_t>(T * P));
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t p = 0; p < P; ++p) {
-      double v = m.D * double(c.x[t * E + h * P + p]);
-      for (int64_t s = 0; s <= t; ++s) v += m.M[t * T + s] * double(c.x[s * E + h * P + p]);
-      out[t * P + p] = v;
-    }
+    for (int64_t p = 0; p < P; ++p) x[t * P + p] = c.x[t * E + h * P + p];
+  out = x;  // D x, then + M x
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(P), int(T), 1.0, m.M.data(), int(T), x.data(), int(P), m.D, out.data(),
+              int(P));
   return out;
 }
 
@@ -202,10 +202,23 @@ MatrixImage matrix_image(const SsdMatrix& m, MatrixColour colour, double floor_r
       img.lo = std::log10(floor);
       img.hi = std::log10(std::max(peak, floor));
       break;
-    case MatrixColour::Signed:
-      img.lo = -peak;
-      img.hi = peak;
+    case MatrixColour::Signed: {
+      // a few large entries would wash the rest out to white: the scale ends at the 99th percentile of |M|
+      std::vector<double> mags;
+      mags.reserve(static_cast<size_t>(n * (n + 1) / 2));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+          if (std::isfinite(img.v[i * n + j])) mags.push_back(std::abs(img.v[i * n + j]));
+      double clip = peak;
+      if (!mags.empty()) {
+        const size_t q = std::min(mags.size() - 1, static_cast<size_t>(0.99 * double(mags.size())));
+        std::nth_element(mags.begin(), mags.begin() + q, mags.end());
+        clip = mags[q] > 0 ? mags[q] : peak;
+      }
+      img.lo = -clip;
+      img.hi = clip;
       break;
+    }
     case MatrixColour::RowNormalised:
       img.lo = 0;
       img.hi = 1;

@@ -77,14 +77,14 @@ namespace mamba {
 // shown by its entry of largest |M|), NaN above the diagonal.
 enum class MatrixColour {
   Log10Abs,       // log10 |M|, floored at floor_rel times the largest |M|
-  Signed,         // M itself (C.B can be negative)
+  Signed,         // M itself (C.B can be negative); the range ends at the 99th percentile of |M|
   RowNormalised,  // |M[t,s]| / max_s |M[t,s]|: where each token looks, as the "hidden attention" papers show it
 };
 struct MatrixImage {
   int64_t cells = 0;      // per axis
   int64_t stride = 1;     // tokens per cell
   std::vector<double> v;  // (cells, cells) row-major: [row t][column s]
-  double lo = 0, hi = 0;  // the value range (symmetric for Signed)
+  double lo = 0, hi = 0;  // the colour range (symmetric for Signed; values beyond take the end colours)
 };
 MatrixImage matrix_image(const SsdMatrix& m, MatrixColour colour, double floor_rel = 1e-8, int64_t max_cells = 2048);
 

@@ -143,7 +143,8 @@ class CudaBackend final : public Backend {
   void activate() const;
   // cuda_prefill.cpp
   void reserve_prefill(int64_t T_pad);
-  void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes);
+  void prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes,
+                       ResidualSink* residuals);
   // cuda_decode.cpp
   void enqueue_step(cudaStream_t s, const GraphKey& key, bool pdl);
   void enqueue_three_kernel_layers(cudaStream_t s, bool pdl, float* probe);
@@ -203,6 +204,7 @@ class CudaBackend final : public Backend {
   int64_t m_cap = 0;
   DeviceBuffer m_ids, m_resid, m_h, m_zx, m_xbc, m_xbc_act, m_dt, m_cs, m_y, m_y_off, m_xs, m_y_act, m_logits_ws;
   DeviceBuffer m_gate_ss, m_gate_v;                   // fused chunk scan: per-(token, head) sums of squares; fp32 v when not in m_y_act
+  std::vector<float> m_resid_host;                    // the residual after a layer, for ForwardOptions::residuals
   DeviceBuffer m_pf_ss, m_pf_y, m_pf_s_in, m_pf_out;  // prompt probes: row sums of squares, y, fp32 entry states, values
   PinnedBuffer m_ids_pinned;
   SsdChunkedWorkspace m_ssd_ws;

@@ -63,11 +63,12 @@ void CudaBackend::forward(std::span<const int32_t> tokens, const ForwardOptions&
     const LogitRows rows = opt.all_logits ? LogitRows::All : last ? LogitRows::Last : LogitRows::None;
     float* out = !logits ? nullptr : opt.all_logits ? logits + start * V : logits;
     const bool chunked = opt.scan == ScanMode::Chunked && len > 1;
-    prefill_segment(tokens.data() + start, len, chunked, Q, rows == LogitRows::None ? nullptr : out, rows, opt.probes);
+    prefill_segment(tokens.data() + start, len, chunked, Q, rows == LogitRows::None ? nullptr : out, rows, opt.probes, opt.residuals);
   }
 }
 
-void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes) {
+void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, int64_t Q, float* out, LogitRows want, ProbeSink* probes,
+                                  ResidualSink* residuals) {
   const Config& c = m_c;
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, P = c.head_dim, G = c.n_groups, N = c.d_state, K = c.d_conv;
   const int64_t Din = c.d_in_proj, CD = c.conv_dim, V = c.vocab_size;
@@ -354,6 +355,12 @@ void CudaBackend::prefill_segment(const int32_t* ids, int64_t T, bool chunked, i
     LAB_MARK("prefill: out_proj gemm (+residual)", s);
     gemm(blas, D, T, E, {lw.out_proj.get(), m_wdt, E, true}, {m_y_act.get(), m_wdt, E, false}, resid, DType::F32, D, 1.f, 1.f);
     if (!lw.out_bias.empty()) launch_add_bias(resid, D, lw.out_bias.as<float>(), T, D, s);
+    if (residuals) {  // the residual stream after this layer to the host (the scan comparison): one wait per layer
+      m_resid_host.resize(size_t(T * D));
+      CUDA_CHECK(cudaMemcpyAsync(m_resid_host.data(), resid, sizeof(float) * size_t(T * D), cudaMemcpyDeviceToHost, s));
+      m_stream->sync();
+      residuals->residual(l, m_n_tokens, T, D, m_resid_host.data());
+    }
   }
   m_pos = (m_pos + T) % K;
   const int64_t first_pos = m_n_tokens;  // the probes' first position

@@ -128,8 +128,9 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
       for (int j = 0; j < NJ; ++j) {
         const int64_t n = lane + 32 * j;
         if (n < N) {
-          s[r][j] = decay * s[r][j] + dx * sB[n];
-          acc += s[r][j] * sC[n];
+          // explicit fused multiply-adds: every instance (with or without probes) rounds the same way
+          s[r][j] = __fmaf_rn(decay, s[r][j], dx * sB[n]);
+          acc = __fmaf_rn(s[r][j], sC[n], acc);
           if constexpr (PROBE) sq += s[r][j] * s[r][j];
           if (!lab_skip(p.lab, kSsmSkipStore)) p.state[(h * p.P + pr) * N + n] = s[r][j];
         }
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
       acc = warp_sum(acc);
       if constexpr (PROBE) sq = warp_sum(sq);
       if (lane == 0) {
-        float out = acc + Dh * x;
+        float out = __fmaf_rn(Dh, x, acc);
         if constexpr (PROBE) {
           probe_s += sq;
           probe_y += out * out;

@@ -10,6 +10,7 @@
 #include "engine/mamba1_cpu.h"
 #include "engine/mamba1_scan.h"
 #include "engine/probe_stats.h"
+#include "engine/reference.h"
 #include "engine/session.h"
 #include "engine/snapshot.h"
 #include "engine/ssd_matrix.h"
@@ -377,4 +378,19 @@ TEST(Mamba1Backend, DtEditsActOnChannelsAndSnapshotsRoundTrip) {
   const Checkpoint other = load_checkpoint(fixture("mamba1_hf_bias"));
   EXPECT_THROW(check_snapshot_fits(back, *other.model, "mem"), Error);
   EXPECT_NE(other.model->identity(), ck.model->identity());
+}
+
+TEST(Mamba1Backend, TheSsdComparisonRefusesMamba1Clearly) {
+  const Checkpoint ck = load_checkpoint(fixture("mamba1_hf"));
+  try {
+    ReferenceModel ref(ck.model);
+    FAIL() << "the float64 SSD reference accepted a Mamba-1 model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Mamba-1"), std::string::npos) << e.what();
+  }
+  // GGUF stores A itself: A_log is recovered for Mamba-2's reference.
+  const Checkpoint g = load_checkpoint(fixture("gguf_mamba2"));
+  const auto& l = g.model->weights.layers[0];
+  ASSERT_EQ(l.A_log.size(), l.A.size());
+  for (size_t h = 0; h < l.A.size(); ++h) EXPECT_NEAR(-std::exp(l.A_log[h]), l.A[h], 1e-6 * std::abs(l.A[h]));
 }

@@ -274,6 +274,7 @@ inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 
   for (auto& l : m->weights.layers)
     for (size_t h = 0; h < l.A.size(); ++h) {
       l.A[h] = -0.3f - 0.5f * float(h);
+      l.A_log[h] = std::log(-l.A[h]);  // the float64 reference reads A_log
       l.dt_bias[h] = -0.5f + 0.4f * float(h);
       l.D[h] = 0.5f;
     }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 
+#include "ui/CompareTypes.h"
 #include "ui/EngineTypes.h"
 #include "ui/MatrixTypes.h"
 #include "ui/SnapshotTypes.h"
@@ -39,6 +40,20 @@ class EngineWorker : public QObject {
   // Test seam: use a model that is already in memory. Must run on the worker thread (queue a functor).
   void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& label);
 
+  // The scan comparison (engine/compare.h, EngineWorkerCompare.cpp) of the sequence's text. Thread-safe:
+  // cancel takes effect before the comparison's next piece of work.
+  void requestCancelCompare() { m_cancelCompare.store(true); }
+
+ public slots:
+  void compare(const studio::CompareRequest& request);
+
+ signals:
+  void compareStarted(qint64 tokens);
+  void compareProgress(double fraction, const QString& what);
+  void compareFinished(const studio::CompareData& data);
+  void compareFailed(const QString& error, bool cancelled);
+
+ public:
  public slots:
   void probeDevices();
   void loadModel(const QString& path);  // a folder or a single-file checkpoint (engine/checkpoint.h)
@@ -94,6 +109,7 @@ class EngineWorker : public QObject {
   void snapshotFailed(const QString& what, const QString& error);
 
  private:
+  std::atomic<bool> m_cancelCompare{false};
   void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
                const QString& label, double loadSeconds, const QString& tokenizerSource = {});
   std::vector<int32_t> promptIds(const QString& prompt) const;

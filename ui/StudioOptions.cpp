@@ -35,11 +35,12 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
     const char* name;
     const char* help;
     bool integer;
-  } viewOpts[] = {{"layer", "Inspection views: the layer shown.", true},
-                  {"head", "Inspection views: the head shown.", true},
-                  {"chunk", "SSD matrix view: the chunk size of the block overlay.", true},
-                  {"colour", "SSD matrix view: log, signed or rows.", false},
-                  {"step", "SSD matrix view: highlight step 1..4 of the chunked algorithm (0: none).", true}};
+  } viewOpts[] = {
+      {"layer", "Inspection views: the layer shown.", true},
+      {"head", "Inspection views: the head shown.", true},
+      {"chunk", "SSD matrix view: the chunk size of the block overlay; Compare view: the chunk size Q of the chunked runs.", true},
+      {"colour", "SSD matrix view: log, signed or rows.", false},
+      {"step", "SSD matrix view: highlight step 1..4 of the chunked algorithm (0: none).", true}};
   QList<QCommandLineOption> viewParsed;
   for (const auto& v : viewOpts)
     viewParsed.push_back(QCommandLineOption(QString::fromLatin1(v.name), QString::fromLatin1(v.help), QStringLiteral("V")));

@@ -6,6 +6,7 @@ add_library(mamba_worker STATIC
   ${CMAKE_CURRENT_LIST_DIR}/EngineTypes.h ${CMAKE_CURRENT_LIST_DIR}/EngineTypes.cpp
   ${CMAKE_CURRENT_LIST_DIR}/EngineThread.h ${CMAKE_CURRENT_LIST_DIR}/EngineThread.cpp
   ${CMAKE_CURRENT_LIST_DIR}/MatrixTypes.h
+  ${CMAKE_CURRENT_LIST_DIR}/CompareTypes.h ${CMAKE_CURRENT_LIST_DIR}/CompareTypes.cpp
   ${CMAKE_CURRENT_LIST_DIR}/SnapshotTypes.h ${CMAKE_CURRENT_LIST_DIR}/SnapshotStore.h ${CMAKE_CURRENT_LIST_DIR}/SnapshotStore.cpp
 )
 set_target_properties(mamba_worker PROPERTIES AUTOMOC ON)

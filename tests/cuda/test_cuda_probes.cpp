@@ -83,6 +83,7 @@ TEST_F(CudaTest, ProbesMatchCpuOnFixtures) {
     const auto steps = random_ids(6, V, 41);
     auto cpu = make_cpu_backend(m);
     const ProbeFrames ref = probe_run(*cpu, *m, prompt, steps, ScanMode::Chunked, m->config.chunk_size);
+    cpu->reset_state();
     const ProbeFrames ref_rec = probe_run(*cpu, *m, prompt, steps, ScanMode::Recurrent);
     for (bool fused : {true, false}) {
       auto bp = gpu(m, "f32");

@@ -3,6 +3,7 @@
 #include <QStandardPaths>
 #include <QTest>
 
+#include "tests/ui/CompareViewTest.h"
 #include "tests/ui/EngineWorkerTest.h"
 #include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
   run(studio::test::InspectorTest{});
+  run(studio::test::CompareViewTest{});
   run(studio::test::SnapshotPanelTest{});
   return failures == 0 ? 0 : 1;
 }

@@ -362,7 +362,7 @@ class SsdMatrixView final : public InspectorView {
     };
     const QColor diagFill(255, 255, 255, 0), offFill(255, 255, 255, 0);
     const QPen grid(QColor(255, 255, 255, 150), 1), diagPen(QColor(255, 140, 0, 230), 2);
-    const QColor hi(255, 60, 60, 70), hiSoft(255, 200, 0, 70);
+    const QColor hi(255, 60, 60, 45), hiSoft(255, 200, 0, 45);
     for (qint64 i = 0; i < nc; ++i)
       for (qint64 j = 0; j <= i; ++j) {
         const bool diag = i == j;
@@ -371,7 +371,7 @@ class SsdMatrixView final : public InspectorView {
         if (m_step == 1 && diag) fill = hi;
         if (m_step == 2 && !diag) fill = hiSoft;   // each column strip below a diagonal block: B side
         if (m_step == 3 && i == j + 1) fill = hi;  // the hand-over from chunk j to j + 1
-        if (m_step == 3 && i > j + 1) fill = QColor(255, 200, 0, 40);
+        if (m_step == 3 && i > j + 1) fill = QColor(255, 200, 0, 25);
         if (m_step == 4 && !diag) fill = hi;
         rect(i, j, fill, diag ? diagPen : grid);
         if (!diag && !m_result.ranks.isEmpty()) {
@@ -381,6 +381,8 @@ class SsdMatrixView final : public InspectorView {
           const int r = m_result.ranks.value(int(i * nc + j), -1);
           t->setText(r >= 0 ? QString::number(r) : QStringLiteral("?"));
           t->setColor(Qt::white);
+          t->setBrush(QColor(20, 20, 20, 150));  // readable on light and dark cells alike
+          t->setPadding(QMargins(3, 1, 3, 1));
           t->setFont(QFont(font().family(), 9, QFont::Bold));
           t->setSelectable(false);
           m_blockItems << t;

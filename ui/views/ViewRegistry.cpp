@@ -16,6 +16,7 @@ QList<ViewFactory> registeredViews() {
   STUDIO_VIEW(makeMemoryView)
   STUDIO_VIEW(makeSsdMatrixView)
   STUDIO_VIEW(makePlaygroundView)
+  STUDIO_VIEW(makeCompareView)
   STUDIO_VIEW(makeBranchesView)
   STUDIO_VIEW(makeSnapshotDiffView)
   return views;
