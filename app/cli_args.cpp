@@ -29,8 +29,10 @@ const CLI::Validator NonNegative(
 
 void add_model_option(CLI::App* sub, ModelArgs& m) {
   m.option =
-      sub->add_option("-m,--model", m.dir, "model folder (config.json, model.safetensors, tokenizer.json); default: the embedded model")
-          ->type_name("DIR");
+      sub->add_option(
+             "-m,--model", m.dir,
+             "model folder (config.json with safetensors or pytorch_model.bin), .gguf or mamba.c model.bin; default: the embedded model")
+          ->type_name("PATH");
 }
 
 void add_device_options(CLI::App* sub, DeviceArgs& d, bool scan) {
@@ -47,7 +49,7 @@ void add_device_options(CLI::App* sub, DeviceArgs& d, bool scan) {
 }
 
 void add_prompt_options(CLI::App* sub, PromptArgs& p) {
-  p.text_option = sub->add_option("-i,--input", p.text, "prompt text (needs the model's tokenizer.json)")->type_name("TEXT");
+  p.text_option = sub->add_option("-i,--input", p.text, "prompt text (needs the model's tokenizer)")->type_name("TEXT");
   p.ids_option = sub->add_option("--ids", p.ids, "prompt token ids")->type_name("1,2,3");
 }
 

@@ -84,7 +84,7 @@ int run(const BenchArgs& a) {
   progress(true, "preparing weights");
   if (!a.config.empty()) {
     model = Model::random(Config::preset(a.config), a.seed);
-    model_name = "random mamba2-" + a.config;
+    model_name = "random " + (model->config.mamba1() ? a.config : "mamba2-" + a.config);
   } else {
     Loaded l = load_model(a.model);
     model = l.model;
@@ -151,7 +151,13 @@ int run(const BenchArgs& a) {
   const double prefill_bound = ceil.matmul_gflops * 1e9 / (prefill_flops / double(T));
   nlohmann::json out = {
       {"model", model_name},
-      {"config", {{"layers", c.n_layer}, {"d_model", c.d_model}, {"d_state", c.d_state}, {"heads", c.n_heads}, {"params", c.n_params()}}},
+      {"config",
+       {{"arch", arch_name(c.arch)},
+        {"layers", c.n_layer},
+        {"d_model", c.d_model},
+        {"d_state", c.d_state},
+        {"heads", c.n_heads},
+        {"params", c.n_params()}}},
       {"backend", backend->name()},
       {"device", ceil.device_name},
       {"dtype", bo.dtype},
@@ -192,9 +198,11 @@ void add_bench(Commands& commands) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* sub = commands.add("bench", "prefill and decode speed next to the machine's bandwidth and GEMM rate", [a] { return run(*a); });
   add_model_option(sub, a->model);
-  sub->add_option("--config", a->config, "a random-weight model of this size instead of -m: 130m, 370m, 780m, 1.3b or 2.7b")
+  sub->add_option("--config", a->config,
+                  "a random-weight model of this shape instead of -m: 130m, 370m, 780m, 1.3b, 2.7b (Mamba-2), mamba1-130m ... mamba1-2.8b")
       ->type_name("NAME")
-      ->check(CLI::IsMember({"130m", "370m", "780m", "1.3b", "2.7b"}));
+      ->check(CLI::IsMember(
+          {"130m", "370m", "780m", "1.3b", "2.7b", "mamba1-130m", "mamba1-370m", "mamba1-790m", "mamba1-1.4b", "mamba1-2.8b"}));
   sub->add_option("--prompt-len", a->prompt_len, "prompt tokens")->type_name("T")->capture_default_str();
   sub->add_option("--gen", a->gen, "decoded tokens")->type_name("N")->capture_default_str();
   sub->add_option("--reps", a->reps, "timed prefill runs (the median counts)")->type_name("R")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/checkpoint.h"
 #include "engine/error.h"
 
 namespace mamba::cli {
@@ -18,7 +19,7 @@ Loaded load_model(const ModelArgs& m) {
     l.dir = default_model_dir();
     std::error_code ec;
     if (!std::filesystem::exists(std::filesystem::path(l.dir) / "config.json", ec))
-      throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m DIR with a Mamba-2 model folder");
+      throw Error("the embedded default model is missing (looked in " + l.dir + "); pass -m with a model folder, .gguf or model.bin");
   }
   LoadOptions lo;
   if (::isatty(STDERR_FILENO))
@@ -26,12 +27,11 @@ Loaded load_model(const ModelArgs& m) {
       if (total) std::fprintf(stderr, "\rloading %3d%%", int(100 * done / total));
       if (done == total) std::fprintf(stderr, "\r            \r");
     };
-  l.model = Model::load(l.dir, lo);
-  const auto tok = std::filesystem::path(l.dir) / "tokenizer.json";
-  // A tokenizer.json that is there but not a readable file (a FIFO, a loop of links) is an error, not absent.
-  std::error_code ec;
-  if (std::filesystem::symlink_status(tok, ec).type() != std::filesystem::file_type::not_found)
-    l.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tok.string()));
+  Checkpoint ck = load_checkpoint(l.dir, lo);
+  l.model = ck.model;
+  l.tokenizer = ck.tokenizer;
+  l.format = ck.format;
+  l.tokenizer_source = ck.tokenizer_source;
   return l;
 }
 

@@ -12,11 +12,13 @@ namespace mamba::cli {
 
 struct Loaded {
   std::shared_ptr<const Model> model;
-  std::shared_ptr<const Tokenizer> tokenizer;  // null when the folder has none
-  std::string dir;
+  std::shared_ptr<const Tokenizer> tokenizer;  // null when the checkpoint has none
+  std::string dir;                             // the folder or file given with -m
+  std::string format, tokenizer_source;        // engine/checkpoint.h
 };
 
-// -m DIR, or the embedded default model (with a clear error when it is missing).
+// -m PATH (any checkpoint engine/checkpoint.h opens), or the embedded default model (with a clear error
+// when it is missing).
 Loaded load_model(const ModelArgs& m);
 std::unique_ptr<Backend> open_backend(const DeviceArgs& d, std::shared_ptr<const Model> model);
 BackendOptions backend_options(const DeviceArgs& d);

@@ -24,7 +24,7 @@ struct ScoreArgs {
 
 int run(const ScoreArgs& a) {
   Loaded l = load_model(a.model);
-  if (!l.tokenizer) throw Error(l.dir + ": no tokenizer.json in the model folder; score needs one");
+  if (!l.tokenizer) throw Error(l.dir + ": no tokenizer (" + l.tokenizer_source + "); score needs one");
   const std::string text = read_text_file(a.text_file);
   const std::vector<int32_t> ids = l.tokenizer->encode(text);
   if (ids.size() < 2) throw Error(a.text_file + ": text is too short to score (fewer than 2 tokens)");

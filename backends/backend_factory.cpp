@@ -4,6 +4,7 @@
 
 #ifdef MAMBA_HAVE_CUDA
 #include "kernels/cuda_backend.h"
+#include "kernels/mamba1_backend.h"
 #endif
 
 namespace mamba {
@@ -23,6 +24,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, std::shared_ptr
     std::string why;
     if (!cuda_available(&why)) throw Error("CUDA is not available: " + why);
 #ifdef MAMBA_HAVE_CUDA
+    if (model && model->config.mamba1()) return make_cuda_mamba1_backend(std::move(model), opt);
     return make_cuda_backend(std::move(model), opt);
 #endif
   }

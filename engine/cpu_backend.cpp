@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "engine/cpu_ops.h"
 #include "engine/error.h"
+#include "engine/mamba1_cpu.h"
 #include "engine/ssd.h"
 #include "engine/ssd_matrix.h"
 
@@ -268,6 +269,7 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Model> model, const BackendOptions& opt) {
+  if (model && model->config.mamba1()) return make_mamba1_cpu_backend(std::move(model), opt);
   return std::make_unique<CpuBackend>(std::move(model), opt);
 }
 

@@ -140,7 +140,8 @@ void gated_rmsnorm(float* y, const float* z, int64_t ldz, const float* w, int64_
 void linear(const float* x, int64_t T, int64_t K, const float* W, int64_t N, const float* bias, float* out) {
   if (T == 1) {
     const int64_t block = 64;
-#pragma omp parallel for schedule(static)
+    // Matrices under 1 MiB (Mamba-1's x_proj and dt_proj) take less time than waking the threads.
+#pragma omp parallel for schedule(static) if (N * K >= (int64_t(1) << 18))
     for (int64_t r0 = 0; r0 < N; r0 += block) gemv_rows(W, x, out, r0, std::min(N, r0 + block), K);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(N), static_cast<int>(K), 1.f, x,

@@ -8,9 +8,11 @@
 #include <random>
 #include <set>
 
+#include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/input_file.h"
 #include "engine/safetensors.h"
+#include "engine/tensor_source.h"
 
 namespace mamba {
 
@@ -35,128 +37,177 @@ std::string nonfinite(const float* v, size_t n) {
 // the config implies, so a config that promises more than the files hold is refused before anything is
 // allocated; the second reads and converts.
 struct Loader {
-  const TensorStore& store;
+  const TensorSource& src;
   const LoadOptions& opt;
   bool dry = true;
   uint64_t total = 0, done = 0;
   std::set<std::string> dtypes, used;
 
-  const TensorView* find_any(std::initializer_list<std::string> names) {
+  const TensorInfo* find_any(std::initializer_list<std::string> names) {
     for (const auto& n : names)
-      if (const TensorView* t = store.find(n)) return t;
+      if (const TensorInfo* t = src.find(n)) return t;
     return nullptr;
   }
 
   void check_cancel() {
-    if (opt.cancel && opt.cancel->load()) throw Cancelled(store.origin() + ": loading cancelled");
+    if (opt.cancel && opt.cancel->load()) throw Cancelled(src.origin() + ": loading cancelled");
   }
 
-  // Copies tensor `name` (trying each alias) converted to f32, checking its shape and its values.
+  // Tensor `name` (trying each alias) converted to f32, checking its shape and its values.
   Tensor take(std::initializer_list<std::string> names, std::vector<int64_t> shape) {
     check_cancel();
-    const TensorView* t = find_any(names);
-    if (!t) throw Error(store.origin() + ": missing tensor '" + *names.begin() + "'");
+    const TensorInfo* t = find_any(names);
+    if (!t) throw Error(src.origin() + ": missing tensor '" + *names.begin() + "'");
     if (t->shape != shape) {
-      TensorView want;
+      TensorInfo want;
       want.shape = shape;
-      throw Error(t->file->path() + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
+      throw Error(src.file_of(t->name) + ": tensor '" + t->name + "' has shape " + t->shape_str() + ", config implies " + want.shape_str());
     }
     used.insert(t->name);
     if (dry) {
       total += t->nbytes;
       return {};
     }
-    dtypes.insert(dtype_name(t->dtype));
+    dtypes.insert(t->dtype);
     Tensor out(static_cast<size_t>(t->numel()));
-    convert_to_f32(*t, out.data());
+    src.read_f32(*t, out.data());
     if (const std::string bad = nonfinite(out.data(), out.size()); !bad.empty())
-      throw Error(t->file->path() + ": tensor '" + t->name + "' holds " + bad);
+      throw Error(src.file_of(t->name) + ": tensor '" + t->name + "' holds " + bad);
     done += t->nbytes;
     if (opt.progress) opt.progress(done, total);
     return out;
   }
 
   Tensor take_optional(std::initializer_list<std::string> names, std::vector<int64_t> shape, bool expected) {
-    const TensorView* t = find_any(names);
+    const TensorInfo* t = find_any(names);
     if (!expected) {
-      if (t) throw Error(t->file->path() + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
+      if (t) throw Error(src.file_of(t->name) + ": unexpected tensor '" + t->name + "' (config says it should not exist)");
       return {};
     }
     return take(names, shape);
   }
 
+  // A as stored: A_log (A = -exp(A_log)), or A itself (GGUF and mamba.c store -exp(A_log)).
+  // With `a_log`, A_log as stored (or log(-A) when the file holds A) goes there too.
+  Tensor take_A(const std::string& p, std::vector<int64_t> shape, Tensor* a_log = nullptr) {
+    if (!src.find(p + "A_log")) {
+      Tensor a = take({p + "A"}, shape);
+      if (a_log) {
+        a_log->resize(a.size());
+        for (size_t i = 0; i < a.size(); ++i) (*a_log)[i] = std::log(-a[i]);
+      }
+      return a;
+    }
+    Tensor a = take({p + "A_log"}, shape);
+    if (a_log) *a_log = a;
+    for (float& v : a) v = -std::exp(v);
+    if (!dry)
+      if (const std::string bad = nonfinite(a.data(), a.size()); !bad.empty())
+        throw Error(src.file_of(p + "A_log") + ": tensor '" + p + "A_log' overflows A = -exp(A_log): " + bad);
+    return a;
+  }
+
+  void mamba2_layer(const Config& c, const std::string& p, LayerWeights& l) {
+    const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads;
+    l.norm = take({p + "norm.weight"}, {D});
+    l.in_proj = take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
+    l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
+    l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
+    l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
+    l.dt_bias = take({p + "mixer.dt_bias"}, {H});
+    // A_log is kept as stored for the float64 reference; GGUF stores A itself, recovered as log(-A).
+    l.A = take_A(p + "mixer.", {H}, &l.A_log);
+    l.D = take({p + "mixer.D"}, {H});
+    l.gnorm = take({p + "mixer.norm.weight"}, {E});
+    l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
+    l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+  }
+
+  void mamba1_layer(const Config& c, const std::string& p, Mamba1LayerWeights& l) {
+    const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank;
+    l.norm = take({p + "norm.weight"}, {D});
+    l.in_proj = take({p + "mixer.in_proj.weight"}, {2 * E, D});
+    l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {2 * E}, c.use_bias);
+    l.conv_w = take({p + "mixer.conv1d.weight"}, {E, 1, c.d_conv});
+    l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {E}, c.conv_bias);
+    l.x_proj = take({p + "mixer.x_proj.weight"}, {R + 2 * N, E});
+    l.dt_proj = take({p + "mixer.dt_proj.weight"}, {E, R});
+    l.dt_proj_bias = take({p + "mixer.dt_proj.bias"}, {E});
+    l.A = take_A(p + "mixer.", {E, N});
+    l.D = take({p + "mixer.D"}, {E});
+    l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
+    l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+  }
+
   // One pass over every tensor of the model, in file-independent order.
   void run(Model& m) {
     const Config& c = m.config;
-    const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
+    const int64_t D = c.d_model, V = c.vocab_size;
     Weights& w = m.weights;
     w.embedding = take({"backbone.embeddings.weight", "backbone.embedding.weight"}, {V, D});
-    if (!dry) w.layers.resize(static_cast<size_t>(c.n_layer));
+    if (!dry) {
+      if (c.mamba1()) w.layers1.resize(static_cast<size_t>(c.n_layer));
+      else w.layers.resize(static_cast<size_t>(c.n_layer));
+    }
     for (int64_t i = 0; i < c.n_layer; ++i) {
       const std::string p = "backbone.layers." + std::to_string(i) + ".";
-      LayerWeights scratch;
-      LayerWeights& l = dry ? scratch : w.layers[static_cast<size_t>(i)];
-      l.norm = take({p + "norm.weight"}, {D});
-      l.in_proj = take({p + "mixer.in_proj.weight"}, {c.d_in_proj, D});
-      l.in_proj_bias = take_optional({p + "mixer.in_proj.bias"}, {c.d_in_proj}, c.use_bias);
-      l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
-      l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
-      l.dt_bias = take({p + "mixer.dt_bias"}, {H});
-      l.A_log = take({p + "mixer.A_log"}, {H});
-      l.A.resize(l.A_log.size());
-      for (size_t h = 0; h < l.A.size(); ++h) l.A[h] = -std::exp(l.A_log[h]);
-      if (!dry)
-        if (const std::string bad = nonfinite(l.A.data(), l.A.size()); !bad.empty())
-          throw Error(store.find(p + "mixer.A_log")->file->path() + ": tensor '" + p + "mixer.A_log' overflows A = -exp(A_log): " + bad);
-      l.D = take({p + "mixer.D"}, {H});
-      l.gnorm = take({p + "mixer.norm.weight"}, {E});
-      l.out_proj = take({p + "mixer.out_proj.weight"}, {D, E});
-      l.out_proj_bias = take_optional({p + "mixer.out_proj.bias"}, {D}, c.use_bias);
+      if (c.mamba1()) {
+        Mamba1LayerWeights scratch;
+        mamba1_layer(c, p, dry ? scratch : w.layers1[static_cast<size_t>(i)]);
+      } else {
+        LayerWeights scratch;
+        mamba2_layer(c, p, dry ? scratch : w.layers[static_cast<size_t>(i)]);
+      }
     }
     w.norm_f = take({"backbone.norm_f.weight"}, {D});
     // HF semantics: tied configs use the embedding even if lm_head.weight was saved; a missing lm_head means tied.
-    if (store.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = take({"lm_head.weight"}, {V, D});
+    if (src.find("lm_head.weight") && !c.tie_embeddings) w.lm_head = take({"lm_head.weight"}, {V, D});
     else used.insert("lm_head.weight");
   }
 };
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw Error(dir + ": not a model folder (expected config.json + model.safetensors)");
+std::shared_ptr<Model> Model::from_source(const Config& config, const TensorSource& src, const LoadOptions& opt) {
   auto m = std::make_shared<Model>();
-  m->config = Config::from_file(dir);
-  m->source = dir;
+  m->config = config;
+  m->source = src.origin();
+  m->format = src.format();
+  m->file_bytes = src.file_bytes();
   const Config& c = m->config;
-  const TensorStore store = TensorStore::open_dir(dir);
-  m->file_bytes = store.total_file_bytes();
-
-  // The cheapest bound first: every parameter takes at least 2 bytes in the files (the embedding counted
-  // once: an untied config without lm_head.weight is tied).
+  // The cheapest bound first: every parameter takes at least a byte in the files (Q8_0 is the smallest
+  // format read, 34 bytes per 32 values; the embedding is counted once: an untied config without
+  // lm_head.weight is tied).
   const int64_t params = c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model);
-  if (2 * static_cast<uint64_t>(params) > m->file_bytes)
-    throw Error(store.origin() + ": config.json describes " + std::to_string(params) + " parameters, but the weight files hold only " +
+  if (static_cast<uint64_t>(params) > m->file_bytes)
+    throw Error(src.origin() + ": the config describes " + std::to_string(params) + " parameters, but the weight files hold only " +
                 std::to_string(m->file_bytes) + " bytes");
-  Loader ld{store, opt, true, 0, 0, {}, {}};
+  Loader ld{src, opt, true, 0, 0, {}, {}};
   ld.run(*m);
-  for (const auto& n : store.names())
+  for (const auto& n : src.names())
     if (!ld.used.count(n))
-      throw Error(store.find(n)->file->path() + ": unexpected tensor '" + n + "' (not part of a Mamba-2 model with this config)");
+      throw Error(src.file_of(n) + ": unexpected tensor '" + n + "' (not part of a " + arch_name(c.arch) + " model with this config)");
   ld.dry = false;
   ld.used.clear();
   if (opt.progress) opt.progress(0, ld.total);
   ld.run(*m);
   m->config.tie_embeddings = m->weights.lm_head.empty();
-  m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed";
+  m->source_dtype = ld.dtypes.size() == 1 ? *ld.dtypes.begin() : "mixed (";
+  if (ld.dtypes.size() > 1) {
+    for (const auto& d : ld.dtypes) m->source_dtype += (m->source_dtype.back() == '(' ? "" : ", ") + d;
+    m->source_dtype += ")";
+  }
   return m;
 }
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opt) { return load_checkpoint(path, opt).model; }
 
 std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
   auto m = std::make_shared<Model>();
   m->config = c;
   m->source = "random";
   m->source_dtype = "F32";
+  m->format = "random";
   std::mt19937_64 rng(seed);
   // Uniform with unit variance from a counter hash: parallel and deterministic, so 2.7b-sized weights fill fast.
   auto fill = [&](int64_t n, float scale, float offset) {
@@ -176,8 +227,35 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
   const int64_t D = c.d_model, E = c.d_inner, H = c.n_heads, V = c.vocab_size;
   Weights& w = m->weights;
   w.embedding = fill(V * D, 0.02f, 0.f);
-  w.layers.resize(static_cast<size_t>(c.n_layer));
   std::uniform_real_distribution<float> u(0.f, 1.f);
+  if (c.mamba1()) {
+    // mamba_simple.Mamba's initialisation: S4D-real A = -(1..N) per channel, dt in [1e-3, 0.1].
+    const int64_t N = c.d_state, R = c.dt_rank;
+    w.layers1.resize(static_cast<size_t>(c.n_layer));
+    for (auto& l : w.layers1) {
+      l.norm = fill(D, 0.1f, 1.f);
+      l.in_proj = fill(2 * E * D, 1.f / std::sqrt(float(D)), 0.f);
+      if (c.use_bias) l.in_proj_bias = fill(2 * E, 0.02f, 0.f);
+      l.conv_w = fill(E * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
+      if (c.conv_bias) l.conv_b = fill(E, 0.02f, 0.f);
+      l.x_proj = fill((R + 2 * N) * E, 1.f / std::sqrt(float(E)), 0.f);
+      l.dt_proj = fill(E * R, 1.f / std::sqrt(float(R)), 0.f);
+      l.dt_proj_bias.resize(static_cast<size_t>(E));
+      l.A.resize(static_cast<size_t>(E * N));
+      l.D.assign(static_cast<size_t>(E), 1.f);
+      for (int64_t e = 0; e < E; ++e) {
+        const float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));
+        l.dt_proj_bias[e] = dt + std::log(-std::expm1(-dt));
+        for (int64_t n = 0; n < N; ++n) l.A[e * N + n] = -float(n + 1);
+      }
+      l.out_proj = fill(D * E, 1.f / std::sqrt(float(E)) / std::sqrt(2.f * c.n_layer), 0.f);
+      if (c.use_bias) l.out_proj_bias = fill(D, 0.02f, 0.f);
+    }
+    w.norm_f = fill(D, 0.1f, 1.f);
+    if (!c.tie_embeddings) w.lm_head = fill(V * D, 0.02f, 0.f);
+    return m;
+  }
+  w.layers.resize(static_cast<size_t>(c.n_layer));
   for (auto& l : w.layers) {
     l.norm = fill(D, 0.1f, 1.f);
     l.in_proj = fill(c.d_in_proj * D, 1.f / std::sqrt(float(D)), 0.f);

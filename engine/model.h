@@ -12,6 +12,7 @@
 
 namespace mamba {
 
+class TensorSource;
 using Tensor = std::vector<float>;  // row-major, shape in the comment beside each field
 
 struct LayerWeights {
@@ -29,11 +30,28 @@ struct LayerWeights {
   Tensor out_proj_bias;  // (D) or empty
 };
 
+// Mamba-1 (R = dt_rank, N = d_state, E = d_inner).
+struct Mamba1LayerWeights {
+  Tensor norm;           // (D)            pre-mixer RMSNorm
+  Tensor in_proj;        // (2E, D)        rows: x (E) | z (E)
+  Tensor in_proj_bias;   // (2E) or empty
+  Tensor conv_w;         // (E, K)         depthwise
+  Tensor conv_b;         // (E) or empty
+  Tensor x_proj;         // (R + 2N, E)    rows: dt (R) | B (N) | C (N)
+  Tensor dt_proj;        // (E, R)
+  Tensor dt_proj_bias;   // (E)
+  Tensor A;              // (E, N)         A = -exp(A_log), precomputed at load
+  Tensor D;              // (E)            skip connection
+  Tensor out_proj;       // (D, E)
+  Tensor out_proj_bias;  // (D) or empty
+};
+
 struct Weights {
-  Tensor embedding;                  // (V, D)
-  std::vector<LayerWeights> layers;  // (L)
-  Tensor norm_f;                     // (D)
-  Tensor lm_head;                    // (V, D), empty when tied (use embedding)
+  Tensor embedding;                         // (V, D)
+  std::vector<LayerWeights> layers;         // (L) Mamba-2; empty for Mamba-1
+  std::vector<Mamba1LayerWeights> layers1;  // (L) Mamba-1; empty for Mamba-2
+  Tensor norm_f;                            // (D)
+  Tensor lm_head;                           // (V, D), empty when tied (use embedding)
   const Tensor& lm_head_or_embedding() const { return lm_head.empty() ? embedding : lm_head; }
 };
 
@@ -47,11 +65,16 @@ struct Model {
   Config config;
   Weights weights;
   std::string source;        // folder it was loaded from, or "random:<preset>"
-  std::string source_dtype;  // dtype found in the file(s): F32, BF16, F16 or mixed
+  std::string source_dtype;  // dtype found in the file(s): F32, BF16, F16, Q8_0 or mixed
+  std::string format;        // how the weights were stored (engine/checkpoint.h), e.g. "safetensors", "GGUF"
   uint64_t file_bytes = 0;
 
-  // Loads config.json and safetensors weights from `dir`, checking every tensor's presence and shape.
-  static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& opt = {});
+  // Loads any checkpoint load_checkpoint() opens (engine/checkpoint.h: a folder of safetensors or
+  // pytorch_model.bin with config.json, a GGUF, a mamba.c model.bin), checking every tensor's presence
+  // and shape; use load_checkpoint() for its tokenizer too.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opt = {});
+  // The weights `config` implies, read from `src` (Hugging Face names and shapes), each checked.
+  static std::shared_ptr<Model> from_source(const Config& config, const TensorSource& src, const LoadOptions& opt = {});
   // Random weights with realistic scales (benchmarks, tests); deterministic in `seed`.
   static std::shared_ptr<const Model> random(const Config& config, uint64_t seed);
 

@@ -13,6 +13,13 @@ namespace {
 // ids of bos/eos/pad: they do not touch the state).
 std::string canonical_config(const Config& c) {
   char buf[512];
+  if (c.mamba1()) {
+    std::snprintf(buf, sizeof buf,
+                  "mamba1-identity-v1 D=%lld L=%lld N=%lld E=%lld R=%lld K=%lld V=%lld conv_bias=%d use_bias=%d tied=%d eps=%.17g",
+                  (long long)c.d_model, (long long)c.n_layer, (long long)c.d_state, (long long)c.d_inner, (long long)c.dt_rank,
+                  (long long)c.d_conv, (long long)c.vocab_size, int(c.conv_bias), int(c.use_bias), int(c.tie_embeddings), c.norm_eps);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf,
                 "mamba2-identity-v1 D=%lld L=%lld N=%lld H=%lld P=%lld G=%lld K=%lld V=%lld conv_bias=%d use_bias=%d tied=%d "
                 "eps=%.17g dt_min=%.17g dt_max=%.17g",
@@ -39,6 +46,10 @@ std::string Model::identity() const {
   for (const LayerWeights& l : weights.layers)
     for (const Tensor* t :
          {&l.norm, &l.in_proj, &l.in_proj_bias, &l.conv_w, &l.conv_b, &l.dt_bias, &l.A, &l.D, &l.gnorm, &l.out_proj, &l.out_proj_bias})
+      tensors.push_back(t);
+  for (const Mamba1LayerWeights& l : weights.layers1)
+    for (const Tensor* t : {&l.norm, &l.in_proj, &l.in_proj_bias, &l.conv_w, &l.conv_b, &l.x_proj, &l.dt_proj, &l.dt_proj_bias, &l.A, &l.D,
+                            &l.out_proj, &l.out_proj_bias})
       tensors.push_back(t);
   tensors.push_back(&weights.norm_f);
   tensors.push_back(&weights.lm_head);

@@ -68,18 +68,21 @@ std::vector<float> layer_series(const ProbeFrames& f, ProbeMetric m, int64_t hea
   }
   if (head >= H || head < kMaxOverHeads) throw Error("probe head " + std::to_string(head) + " out of range");
   const std::vector<float>& v = per_head(f, m);
+  // The norms come per channel group for Mamba-1 (ProbeFrames::S): a channel reads its group's value.
+  const bool grouped = (m == ProbeMetric::StateNorm || m == ProbeMetric::YNorm) && f.S > 0 && f.S != H;
+  const int64_t W = grouped ? f.S : H, col = head >= 0 && grouped ? head / (H / W) : head;
   for (int64_t l = 0; l < L; ++l)
     for (int64_t t = 0; t < T; ++t) {
-      const float* row = v.data() + (t * L + l) * H;
+      const float* row = v.data() + (t * L + l) * W;
       float r;
-      if (head >= 0) {
-        r = row[head];
+      if (col >= 0) {
+        r = row[col];
       } else if (head == kMeanOverHeads) {
         double s = 0;
-        for (int64_t h = 0; h < H; ++h) s += row[h];
-        r = static_cast<float>(s / double(H));
+        for (int64_t h = 0; h < W; ++h) s += row[h];
+        r = static_cast<float>(s / double(W));
       } else {
-        r = *std::max_element(row, row + H);
+        r = *std::max_element(row, row + W);
       }
       out[l * T + t] = r;
     }

@@ -129,6 +129,10 @@ void linear_f64(const double* x, int64_t T, int64_t K, const float* W, int64_t N
 
 ReferenceModel::ReferenceModel(std::shared_ptr<const Model> model) : m_model(std::move(model)) {
   const Config& c = m_model->config;
+  if (c.mamba1())
+    throw Error(
+        "the float64 reference and the scan comparison are Mamba-2's (the SSD's two scans); this is a Mamba-1 model, whose "
+        "recurrent and chunked scans are checked in tests/test_mamba1.cpp");
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = m_model->weights.layers[static_cast<size_t>(l)];
     if (lw.A_log.size() != static_cast<size_t>(c.n_heads))

@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/input_file.h"
 #include "engine/json_lenient.h"
+#include "engine/tensor_source.h"
 
 namespace mamba {
 
@@ -51,44 +52,12 @@ std::string TensorView::shape_str() const {
 
 namespace {
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-  if (exp == 0) {
-    if (mant == 0) bits = sign;
-    else {  // subnormal: renormalise
-      int e = -1;
-      do {
-        mant <<= 1;
-        ++e;
-      } while (!(mant & 0x400));
-      bits = sign | (uint32_t(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
-  else bits = sign | ((exp + 112) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 // Converts `n` values of dtype `d` from (possibly unaligned) bytes to float32.
 void to_f32(DType d, const uint8_t* src, size_t n, float* out) {
   switch (d) {
     case DType::F32: std::memcpy(out, src, n * 4); break;
-    case DType::BF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t v;
-        std::memcpy(&v, src + 2 * i, 2);
-        uint32_t bits = uint32_t(v) << 16;
-        std::memcpy(out + i, &bits, 4);
-      }
-      break;
-    case DType::F16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t v;
-        std::memcpy(&v, src + 2 * i, 2);
-        out[i] = half_to_float(v);
-      }
-      break;
+    case DType::BF16: bf16_to_f32(src, static_cast<int64_t>(n), out); break;
+    case DType::F16: f16_to_f32(src, static_cast<int64_t>(n), out); break;
   }
 }
 
@@ -269,6 +238,46 @@ std::vector<std::string> TensorStore::names() const {
   std::vector<std::string> n;
   for (const auto& [k, v] : m_index) n.push_back(k);
   return n;
+}
+
+namespace {
+
+// A TensorStore seen as a TensorSource (safetensors already use the Hugging Face names and shapes).
+class SafetensorsSource final : public TensorSource {
+ public:
+  explicit SafetensorsSource(TensorStore store) : m_store(std::move(store)) {
+    for (const auto& n : m_store.names()) {
+      const TensorView* v = m_store.find(n);
+      m_infos[n] = TensorInfo{n, dtype_name(v->dtype), v->shape, v->nbytes};
+    }
+  }
+  const std::string& origin() const override { return m_store.origin(); }
+  std::vector<std::string> names() const override { return m_store.names(); }
+  const TensorInfo* find(const std::string& name) const override {
+    auto it = m_infos.find(name);
+    return it == m_infos.end() ? nullptr : &it->second;
+  }
+  std::string file_of(const std::string& name) const override {
+    const TensorView* v = m_store.find(name);
+    return v && v->file ? v->file->path() : m_store.origin();
+  }
+  void read_f32(const TensorInfo& t, float* out) const override {
+    const TensorView* v = m_store.find(t.name);
+    if (!v) throw Error(origin() + ": no tensor '" + t.name + "'");
+    convert_to_f32(*v, out);
+  }
+  uint64_t file_bytes() const override { return m_store.total_file_bytes(); }
+  std::string format() const override { return "safetensors"; }
+
+ private:
+  TensorStore m_store;
+  std::map<std::string, TensorInfo> m_infos;
+};
+
+}  // namespace
+
+std::unique_ptr<TensorSource> open_safetensors_dir(const std::string& dir) {
+  return std::make_unique<SafetensorsSource>(TensorStore::open_dir(dir));
 }
 
 uint64_t TensorStore::total_file_bytes() const {

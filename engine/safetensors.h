@@ -15,6 +15,7 @@ const char* dtype_name(DType d);
 size_t dtype_size(DType d);
 
 class InputFile;
+class TensorSource;
 
 struct TensorView {
   std::string name;
@@ -71,5 +72,8 @@ class TensorStore {
   std::map<std::string, const TensorView*> m_index;
   std::string m_origin;
 };
+
+// The folder's safetensors as a TensorSource (engine/tensor_source.h).
+std::unique_ptr<TensorSource> open_safetensors_dir(const std::string& dir);
 
 }  // namespace mamba

@@ -94,8 +94,12 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, const Generate
   const double t1 = now_seconds();
   r.prefill_seconds = t1 - t0;
 
-  if (opt.reseed || !m_sampler) m_sampler.emplace(opt.sampling);
-  else m_sampler->set_params(opt.sampling);
+  // Padded embedding rows (ids >= vocab_valid) are never sampled, whatever the caller asked.
+  SamplerParams sp = opt.sampling;
+  const int64_t valid = model().config.vocab_valid;
+  if (valid > 0 && valid < model().config.vocab_size) sp.n_valid = sp.n_valid < 0 ? valid : std::min(sp.n_valid, valid);
+  if (opt.reseed || !m_sampler) m_sampler.emplace(sp);
+  else m_sampler->set_params(sp);
   const int64_t eos = opt.eos_id >= 0 ? opt.eos_id : model().config.eos_token_id;
   std::vector<int32_t> stop;
   if (opt.stop_at_eos && eos >= 0) stop.push_back(static_cast<int32_t>(eos));

@@ -94,7 +94,7 @@ TEST(Config, Errors) {
   j["use_conv_bias"] = 1;
   expect_error(j.dump(), {"'use_conv_bias' must be true or false"});
   j = base();
-  j["model_type"] = "mamba";
+  j["model_type"] = "falcon_mamba";
   expect_error(j.dump(), {"model_type"});
   j = base();
   j["eos_token_id"] = 50;
@@ -114,6 +114,47 @@ TEST(Config, MambaSsmForm) {
   EXPECT_EQ(c.n_params(), Config::preset("130m").n_params());
 }
 
+TEST(Config, MambaSsmMamba1Defaults) {
+  // state-spaces/mamba-130m's config.json: no ssm_cfg.layer means Mamba1, mamba_ssm's defaults apply.
+  const char* text = R"({"d_model": 768, "n_layer": 24, "vocab_size": 50277, "ssm_cfg": {}, "rms_norm": true,
+    "residual_in_fp32": true, "fused_add_norm": true, "pad_vocab_size_multiple": 8})";
+  Config c = Config::from_json_text(text, "x");
+  EXPECT_EQ(c.arch, Arch::Mamba1);
+  EXPECT_EQ(c.vocab_size, 50280);
+  EXPECT_EQ(c.vocab_valid, 50277);
+  EXPECT_EQ(c.d_inner, 1536);
+  EXPECT_EQ(c.d_state, 16);
+  EXPECT_EQ(c.dt_rank, 48);
+  EXPECT_EQ(c.d_conv, 4);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.n_heads, 1536);  // each channel is its own head of one channel
+  EXPECT_EQ(c.head_dim, 1);
+  EXPECT_EQ(c.conv_dim, 1536);
+  EXPECT_EQ(c.d_in_proj, 3072);
+  EXPECT_EQ(c.d_x_proj, 48 + 32);
+  EXPECT_EQ(c.n_params(), Config::preset("mamba1-130m").n_params());
+  // mamba-130m: 129,135,360 parameters with the tied embedding counted once
+  EXPECT_EQ(c.n_params(), 129135360);
+  EXPECT_THROW(Config::from_json_text(R"({"d_model": 8, "n_layer": 1, "vocab_size": 10, "ssm_cfg": {"layer": "Mamba3"}})", "x"), Error);
+  EXPECT_THROW(Config::from_json_text(R"({"d_model": 8, "n_layer": 1, "vocab_size": 10, "ssm_cfg": {"dt_rank": "big"}})", "x"), Error);
+}
+
+TEST(Config, HfMambaForm) {
+  const char* text = R"({"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100, "state_size": 8,
+    "expand": 2, "intermediate_size": 128, "conv_kernel": 3, "time_step_rank": "auto", "use_bias": true, "use_conv_bias": false,
+    "tie_word_embeddings": false, "layer_norm_epsilon": 1e-6, "eos_token_id": 0})";
+  Config c = Config::from_json_text(text, "x");
+  EXPECT_EQ(c.arch, Arch::Mamba1);
+  EXPECT_EQ(c.d_inner, 128);
+  EXPECT_EQ(c.dt_rank, 4);
+  EXPECT_EQ(c.d_conv, 3);
+  EXPECT_TRUE(c.use_bias);
+  EXPECT_FALSE(c.conv_bias);
+  EXPECT_FALSE(c.tie_embeddings);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+  EXPECT_NE(c.summary().find("Mamba-1"), std::string::npos);
+}
+
 TEST(Config, Presets) {
   EXPECT_EQ(Config::preset("2.7b").n_heads, 80);
   // mamba2-130m has about 129M parameters with the tied embedding counted once
@@ -125,7 +166,12 @@ TEST(Config, Presets) {
 
 TEST(Config, HostileValuesAreRefusedBeforeArithmetic) {
   // mamba_ssm form: headdim divides expand * d_model, so 0 must be refused first (was SIGFPE).
-  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"headdim": 0}})", {"'headdim' must be positive"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"layer": "Mamba2", "headdim": 0}})",
+               {"'headdim' must be positive"});
+  // Mamba-1 (mamba_ssm's default layer): a zero or oversized dt_rank, an absurd expand.
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"dt_rank": 0}})", {"'time_step_rank' must be positive"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"dt_rank": 1000}})", {"time_step_rank", "exceeds"});
+  expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "ssm_cfg": {"expand": 4096}})", {"'expand' is implausibly large"});
   expect_error(R"({"d_model": 64, "n_layer": 2, "vocab_size": 10, "pad_vocab_size_multiple": 9223372036854775807})",
                {"pad_vocab_size_multiple"});
   expect_error(R"({"d_model": 2147483648, "n_layer": 2, "vocab_size": 10})", {"'d_model' is implausibly large"});

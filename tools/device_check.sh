@@ -34,6 +34,10 @@ grep -E "^[0-9]+:   (fixture|medium|default|one-kernel|probes|ssd fused|prefill)
 B="build/bin/mamba-cli bench --device cuda --dtype bf16 --prompt-len 8192 --gen 256 --json"
 stage bench-130m 120 "$OUT/bench_130m.json" $B --config 130m
 [ "$QUICK" = 1 ] || stage bench-2.7b 200 "$OUT/bench_2.7b.json" $B --config 2.7b
+# Mamba-1 (its own backend: kernels/mamba1_backend.cpp), both runs in one file.
+M1="build/bin/mamba-cli bench --device cuda --dtype bf16 --prompt-len 2048 --gen 128 --json"
+stage bench-mamba1-130m 120 "$OUT/bench_mamba1.json" $M1 --config mamba1-130m
+[ "$QUICK" = 1 ] || stage bench-mamba1-2.8b 200 "$OUT/bench_mamba1.json" $M1 --config mamba1-2.8b
 if [ -f .carry/bin/mamba-app-bench.xz ]; then
   APP=/tmp/mamba-app-bench
   python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" .carry/bin/mamba-app-bench.xz $APP
@@ -48,6 +52,9 @@ if [ "$QUICK" != 1 ]; then
   if command -v compute-sanitizer >/dev/null; then
     stage memcheck 200 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
       --gtest_filter='CudaTest.Gemv*:CudaTest.SsmStep*:CudaTest.Sampling*:CudaTest.SsdChunked*:CudaTest.SsdRecurrent*:CudaTest.OneKernel*:CudaTest.DeviceReport*:CudaTest.DecodeChainReports*:CudaTest.ProbesMatchCpuOnFixtures:CudaTest.ChainProbes*'
+    tail -3 "$OUT/sanitizer.log" >>"$S"
+    stage memcheck-mamba1 120 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
+      --gtest_filter='CudaTest.Mamba1*'
     tail -3 "$OUT/sanitizer.log" >>"$S"
   fi
   stage cuda-lab-tests 120 "$T" build/bin/cuda_lab_tests

@@ -2,7 +2,7 @@
 # stages, the engine's Debian dependencies unpacked into a prefix, the CMake configure line and the bench
 # summary. The GPU machine's image has CUDA, CMake and a compiler but none of the engine's Debian
 # dependencies, so .carry/debs holds them (apt-get download libopenblas0-openmp libopenblas-openmp-dev
-# libgfortran5 libgtest-dev libgmock-dev nlohmann-json3-dev libutf8proc-dev libutf8proc2 libcli11-dev libxxhash-dev, and
+# libgfortran5 libgtest-dev libgmock-dev nlohmann-json3-dev libutf8proc-dev libutf8proc2 libcli11-dev libxxhash-dev libzip-dev libzip4, and
 # for a mamba-app-bench built elsewhere libqt6core6 libicu72 libdouble-conversion3 libpcre2-16-0 libb2-1);
 # they are unpacked into /opt/mamba-deps, never into /.
 OUT=${OUT:-/tmp/device_out}
@@ -52,6 +52,7 @@ configure() {  # configure BUILD_DIR LOG [SOURCE_DIR [CMAKE_ARGS...]]: Release, 
   stage configure 120 "$log" cmake -S "$src" -B "$build" "${GEN[@]}" "$@" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DMAMBA_BLAS_LIBRARIES="$L/openblas-openmp/libopenblas.so" -DCBLAS_INCLUDE_DIR="$DEPS/usr/include/x86_64-linux-gnu/openblas-openmp" \
     -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" -DXXHASH_INCLUDE_DIR="$DEPS/usr/include" \
+    -DLIBZIP_INCLUDE_DIR="$DEPS/usr/include" -DLIBZIP_LIBRARY="$L/libzip.so" \
     -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest" -DCLI11_DIR="$DEPS/usr/share/cmake/CLI11"
 }
 
@@ -59,17 +60,22 @@ summarize_benches() {  # one line per bench JSON in $OUT, into the summary
   python3 - "$OUT" <<'PY' | tee -a "$S"
 import json, sys, os
 out = sys.argv[1]
-for name in ("bench_130m.json", "bench_2.7b.json"):
+for name in ("bench_130m.json", "bench_2.7b.json", "bench_mamba1.json"):
     p = os.path.join(out, name)
     try:
         txt = open(p).read()
-        j = json.loads(txt[txt.index("{"):])
     except Exception as e:
         print(name, "unreadable:", e); continue
-    print(f"{name}: prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
-          f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, "
-          f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, {j.get('decode_path', '')}), "
-          f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
-          f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
+    # one or more runs, each after a "---- stage" line (bench_mamba1.json holds two)
+    for part in [c for c in txt.split("\n---- ") if "{" in c]:
+        try:
+            j = json.JSONDecoder().raw_decode(part[part.index("{"):])[0]
+        except Exception as e:
+            print(name, "unreadable:", e); continue
+        print(f"{name} ({j.get('model', '')}): prefill {j['prefill_seconds']*1e3:.1f} ms = {j['prefill_tok_s']:.0f} tok/s (bound {j['prefill_bound_tok_s']:.0f}, "
+              f"{100*j['prefill_fraction_of_bound']:.1f}%), decode {j['decode_tok_s']:.1f} tok/s (bound {j['decode_bound_tok_s']:.1f}, "
+              f"{100*j['decode_fraction_of_bound']:.1f}%; one step per call {j.get('decode_single_step_tok_s', 0):.1f}, {j.get('decode_path', '')}), "
+              f"bw {j['memory_bandwidth_gbs']:.0f} GB/s, gemm {j['matmul_gflops']/1e3:.0f} TFLOP/s, "
+              f"peak mem {j['peak_memory_bytes']/1e9:.2f} GB")
 PY
 }

@@ -57,6 +57,7 @@ struct PromptTokens {
 // as the worker batches them: (count, layers, heads) / (count, layers) row-major.
 struct ProbeBatch {
   qint64 first = 0, count = 0, layers = 0, heads = 0;
+  qint64 groups = 0;  // width of stateNorm / yNorm rows: the heads (Mamba-2), channel groups (Mamba-1)
   QVector<float> dt, decay, stateNorm, yNorm, residNorm;
 };
 
@@ -71,11 +72,16 @@ struct GenerationStats {
 };
 
 struct ModelInfo {
-  QString dir;
-  QString label;  // folder name, or what a test called it
-  QString hash;   // the model's identity (config and weights), when known
+  QString dir;                    // the folder or file opened
+  QString label;                  // folder or file name, or what a test called it
+  QString arch;                   // "Mamba-1" | "Mamba-2"
+  QString format;                 // how the weights were stored: safetensors, PyTorch zip, GGUF v3, mamba.c model.bin
+  QString tokenizerSource;        // where the tokenizer came from, or why there is none
+  qint64 dInner = 0, dtRank = 0;  // Mamba-1: channels (E) and the rank of the dt projection
+  QString hash;                   // the model's identity (config and weights), when known
   qint64 layers = 0, dModel = 0, heads = 0, headDim = 0, dState = 0, groups = 0, convKernel = 0, chunkSize = 0;
   qint64 vocabSize = 0, params = 0;
+  qint64 vocabValid = 0;      // ids past it are padding, never sampled
   qint64 tokenizerVocab = 0;  // 0: no tokenizer, prompts are typed as ids
   bool tiedEmbeddings = false;
   QString dtype;

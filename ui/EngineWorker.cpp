@@ -7,6 +7,7 @@
 #include <new>
 
 #include "backends/backend_factory.h"
+#include "engine/checkpoint.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/probes.h"
@@ -61,14 +62,12 @@ void EngineWorker::loadModel(const QString& dir) {
       lastPermille = permille;
       emit loadProgressChanged(qint64(done), qint64(total));
     };
-    const std::string path = QDir(dir).absolutePath().toStdString();
-    auto model = mamba::Model::load(path, lo);
-    std::shared_ptr<const mamba::Tokenizer> tokenizer;
-    const QString tokPath = QDir(dir).filePath(QStringLiteral("tokenizer.json"));
-    if (QFileInfo::exists(tokPath))
-      tokenizer = std::make_shared<const mamba::Tokenizer>(mamba::Tokenizer::from_file(tokPath.toStdString()));
+    const QFileInfo fi(dir);
+    const std::string path = fi.absoluteFilePath().toStdString();
+    mamba::Checkpoint ck = mamba::load_checkpoint(path, lo);
     if (m_cancelLoad.load()) throw mamba::Error(path + ": loading cancelled");
-    install(std::move(model), std::move(tokenizer), QDir(dir).absolutePath(), QDir(dir).dirName(), timer.elapsed() / 1000.0);
+    install(std::move(ck.model), std::move(ck.tokenizer), fi.absoluteFilePath(), fi.fileName(), timer.elapsed() / 1000.0,
+            QString::fromStdString(ck.tokenizer_source));
   } catch (const std::exception& e) {
     // the previous model, tokenizer and session are untouched
     emit loadFailed(dir, describe(e));
@@ -85,13 +84,21 @@ void EngineWorker::adoptModel(std::shared_ptr<const mamba::Model> model, std::sh
 }
 
 void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
-                           const QString& label, double loadSeconds) {
+                           const QString& label, double loadSeconds, const QString& tokenizerSource) {
   // Build everything first so a failure (e.g. CUDA out of memory) leaves the old model in place.
   auto session = std::make_unique<mamba::Session>(mamba::make_backend(m_device.toStdString(), model, backendOptions(m_device)));
   const mamba::Config& c = model->config;
   ModelInfo info;
   info.dir = dir;
   info.label = label;
+  info.arch = QString::fromLatin1(mamba::arch_name(c.arch));
+  info.format = QString::fromStdString(model->format);
+  info.tokenizerSource = !tokenizerSource.isEmpty() ? tokenizerSource
+                         : tokenizer                ? tr("given with the model")
+                                                    : tr("none: prompts are token ids");
+  info.dInner = c.d_inner;
+  info.dtRank = c.dt_rank;
+  info.vocabValid = c.vocab_valid;
   info.layers = c.n_layer;
   info.dModel = c.d_model;
   info.heads = c.n_heads;
@@ -196,7 +203,9 @@ void EngineWorker::setProbesEnabled(bool on) {
 void EngineWorker::resetProbes() {
   m_probesSent = 0;
   m_probes.reset();
-  if (m_probesOn && m_model) m_probes = std::make_unique<mamba::ProbeRecorder>(m_model->config, m_model->weights);
+  if (m_probesOn && m_model)
+    m_probes =
+        std::make_unique<mamba::ProbeRecorder>(m_model->config, m_model->weights, mamba::ProbeRecorder::default_window(m_model->config));
   if (m_session) m_session->set_probes(m_probes.get());
 }
 
@@ -215,6 +224,7 @@ void EngineWorker::flushProbes(bool force) {
   b.count = f.count;
   b.layers = f.L;
   b.heads = f.H;
+  b.groups = f.S;
   b.dt = QVector<float>(f.dt.begin(), f.dt.end());
   b.decay = QVector<float>(f.decay.begin(), f.decay.end());
   b.stateNorm = QVector<float>(f.state_norm.begin(), f.state_norm.end());
@@ -232,7 +242,7 @@ std::vector<int32_t> EngineWorker::promptIds(const QString& prompt) const {
     bool ok = false;
     const int v = p.toInt(&ok);
     if (!ok || v < 0 || v >= m_model->config.vocab_size)
-      throw mamba::Error(tr("this model has no tokenizer.json, so the prompt must be token ids below %1; '%2' is not one")
+      throw mamba::Error(tr("this model has no tokenizer, so the prompt must be token ids below %1; '%2' is not one")
                              .arg(m_model->config.vocab_size)
                              .arg(p)
                              .toStdString());

@@ -56,7 +56,7 @@ class EngineWorker : public QObject {
  public:
  public slots:
   void probeDevices();
-  void loadModel(const QString& dir);
+  void loadModel(const QString& path);  // a folder or a single-file checkpoint (engine/checkpoint.h)
   void setDevice(const QString& device);
   void generate(const studio::GenerationRequest& request);
   void clearSession();
@@ -111,7 +111,7 @@ class EngineWorker : public QObject {
  private:
   std::atomic<bool> m_cancelCompare{false};
   void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
-               const QString& label, double loadSeconds);
+               const QString& label, double loadSeconds, const QString& tokenizerSource = {});
   std::vector<int32_t> promptIds(const QString& prompt) const;
   void sessionRestarted();  // the live sequence starts from an empty state again (not from a snapshot)
   void snapshotsAfterModelChange();

@@ -26,6 +26,7 @@
 #include <QStatusBar>
 #include <QToolButton>
 
+#include "engine/checkpoint.h"
 #include "engine/model.h"
 #include "ui/EngineThread.h"
 #include "ui/EngineWorker.h"
@@ -138,9 +139,7 @@ void MainWindow::start(const QString& modelDir) {
   QString dir = modelDir;
   if (dir.isEmpty()) {
     const QString last = m_settings->lastModel();
-    dir = !last.isEmpty() && QFileInfo::exists(QDir(last).filePath(QStringLiteral("config.json")))
-              ? last
-              : QString::fromStdString(mamba::default_model_dir());
+    dir = !last.isEmpty() && mamba::is_checkpoint_path(last.toStdString()) ? last : QString::fromStdString(mamba::default_model_dir());
   }
   m_pendingStartModel = dir;
   // the model opens once the devices are known, on the device the user last chose
@@ -167,9 +166,9 @@ void MainWindow::onDevicesProbed(const DeviceInfo& info) {
   }
   if (!m_pendingStartModel.isEmpty()) {
     const QString dir = std::exchange(m_pendingStartModel, QString());
-    if (!QFileInfo::exists(QDir(dir).filePath(QStringLiteral("config.json")))) {
+    if (!mamba::is_checkpoint_path(dir.toStdString())) {
       showError(tr("No model to open"),
-                tr("the embedded default model is missing (looked in %1). Open a Mamba-2 model folder with File ▸ Open Model…, "
+                tr("the embedded default model is missing (looked in %1). Open a model folder or file with File ▸ Open Model…, "
                    "or drop one onto the window.")
                     .arg(QDir::toNativeSeparators(dir)));
       emit modelLoadFailed(dir, tr("missing"));
@@ -181,8 +180,16 @@ void MainWindow::onDevicesProbed(const DeviceInfo& info) {
 
 void MainWindow::chooseModelFolder() {
   const QString start = m_hasModel && !m_model.dir.isEmpty() ? QFileInfo(m_model.dir).absolutePath() : QDir::homePath();
-  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open Mamba-2 Model Folder"), start);
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Open Model Folder"), start);
   if (!dir.isEmpty()) openModel(dir);
+}
+
+void MainWindow::chooseModelFile() {
+  const QString start = m_hasModel && !m_model.dir.isEmpty() ? QFileInfo(m_model.dir).absolutePath() : QDir::homePath();
+  const QString file = QFileDialog::getOpenFileName(
+      this, tr("Open Model File"), start,
+      tr("Model files (*.gguf *.bin config.json *.safetensors);;GGUF (*.gguf);;mamba.c or PyTorch (*.bin);;All files (*)"));
+  if (!file.isEmpty()) openModel(file);
 }
 
 void MainWindow::openModel(const QString& dir) {
@@ -513,7 +520,8 @@ QString MainWindow::droppedFolder(const QMimeData* mime) {
     if (!url.isLocalFile()) continue;
     const QFileInfo fi(url.toLocalFile());
     if (fi.isDir()) return fi.absoluteFilePath();
-    if (fi.fileName() == QLatin1String("config.json")) return fi.absolutePath();  // a file of the folder will do
+    if (fi.fileName() == QLatin1String("config.json")) return fi.absolutePath();                       // a file of the folder will do
+    if (mamba::is_checkpoint_path(fi.absoluteFilePath().toStdString())) return fi.absoluteFilePath();  // GGUF, mamba.c
   }
   return {};
 }

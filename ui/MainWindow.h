@@ -136,6 +136,7 @@ class MainWindow : public QMainWindow {
   // by value: callers pass m_transcript.prompt, which it resets
   void startRun(GenerationRequest::Kind kind, QString prompt, bool keepSampler = false, int maxNewTokens = 0);
   void chooseModelFolder();
+  void chooseModelFile();  // a .gguf, a mamba.c model.bin, or a file of a model folder
   void saveTranscriptAs();
   void copyTranscript(bool asJson);
   QString currentDevice() const;
@@ -164,6 +165,7 @@ class MainWindow : public QMainWindow {
   QMenu* m_viewMenu = nullptr;
 
   QAction* m_openAction = nullptr;
+  QAction* m_openFileAction = nullptr;
   QAction* m_saveAction = nullptr;
   QAction* m_copyAction = nullptr;
   QAction* m_copyJsonAction = nullptr;

@@ -45,8 +45,12 @@ void MainWindow::buildActions() {
     a->setStatusTip(tip);
     return a;
   };
-  m_openAction = make(tr("&Open Model…"), QStyle::SP_DialogOpenButton, QKeySequence::Open, tr("Open a Mamba-2 model folder"));
+  m_openAction = make(tr("&Open Model…"), QStyle::SP_DialogOpenButton, QKeySequence::Open,
+                      tr("Open a model folder (Hugging Face or state-spaces: config.json with safetensors or pytorch_model.bin)"));
   connect(m_openAction, &QAction::triggered, this, &MainWindow::chooseModelFolder);
+  m_openFileAction = make(tr("Open Model &File…"), QStyle::SP_FileIcon, QKeySequence(tr("Ctrl+Shift+O")),
+                          tr("Open a single-file model: GGUF (mamba, mamba2) or a mamba.c model.bin"));
+  connect(m_openFileAction, &QAction::triggered, this, &MainWindow::chooseModelFile);
   m_saveAction = make(tr("&Save Transcript…"), QStyle::SP_DialogSaveButton, QKeySequence::Save,
                       tr("Save the text and the settings that produced it (JSON)"));
   connect(m_saveAction, &QAction::triggered, this, &MainWindow::saveTranscriptAs);
@@ -231,6 +235,7 @@ void MainWindow::buildToolBar() {
 void MainWindow::buildMenus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
   file->addAction(m_openAction);
+  file->addAction(m_openFileAction);
   m_recentMenu = file->addMenu(tr("Open &Recent"));
   file->addSeparator();
   file->addAction(m_saveAction);

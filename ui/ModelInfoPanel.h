@@ -26,6 +26,10 @@ class ModelInfoPanel : public QWidget {
   QStackedLayout* m_stack = nullptr;
   QFormLayout* m_form = nullptr;
   QLabel* m_name = nullptr;
+  QLabel* m_arch = nullptr;
+  QLabel* m_format = nullptr;
+  QLabel* m_tokenizer = nullptr;
+  QLabel* m_headsLabel = nullptr;
   QLabel* m_layers = nullptr;
   QLabel* m_dModel = nullptr;
   QLabel* m_heads = nullptr;

@@ -271,4 +271,36 @@ void EngineWorkerTest::promptOfIdsWithoutTokenizer() {
   QVERIFY(failed.first().first().toString().contains(QStringLiteral("token ids")));
 }
 
+// Folders and single files of every format load through the worker, the dock learns the format and the
+// tokenizer's source, and generation runs on each (ids when the model brings no tokenizer).
+void EngineWorkerTest::opensEveryCheckpointFormat() {
+  const QString root = QStringLiteral(MAMBA_SOURCE_DIR "/tests/fixtures/formats/");
+  struct Case {
+    const char* path;
+    const char* arch;
+    const char* format;
+    bool tokenizer;
+  };
+  const Case cases[] = {{"mamba1_hf", "Mamba-1", "safetensors", false},       {"mamba1_original", "Mamba-1", "PyTorch zip", false},
+                        {"mamba2_original", "Mamba-2", "PyTorch zip", false}, {"mambac/model.bin", "Mamba-1", "mamba.c", false},
+                        {"gguf_mamba1/model.gguf", "Mamba-1", "GGUF", true},  {"gguf_mamba2/model.gguf", "Mamba-2", "GGUF", true}};
+  EngineThread engine;
+  for (const Case& c : cases) {
+    QSignalSpy changed(engine.worker(), &EngineWorker::modelChanged);
+    QSignalSpy failed(engine.worker(), &EngineWorker::loadFailed);
+    QMetaObject::invokeMethod(engine.worker(), "loadModel", Qt::QueuedConnection, Q_ARG(QString, root + QLatin1String(c.path)));
+    QVERIFY(QTest::qWaitFor([&] { return changed.count() + failed.count() > 0; }, kWaitMs));
+    QVERIFY2(failed.isEmpty(), qPrintable(failed.isEmpty() ? QString() : failed.first().at(1).toString()));
+    const ModelInfo info = changed.first().first().value<ModelInfo>();
+    QCOMPARE(info.arch, QString::fromLatin1(c.arch));
+    QVERIFY2(info.format.startsWith(QLatin1String(c.format)), qPrintable(info.format));
+    QVERIFY(!info.tokenizerSource.isEmpty());
+    QCOMPARE(info.tokenizerVocab > 0, c.tokenizer);
+    GenerationRequest req = request(c.tokenizer ? QStringLiteral("Hello world") : QStringLiteral("1, 2, 3"), 5, 7);
+    const QVector<TokenData> out = run(engine.worker(), req);
+    QCOMPARE(out.size(), 5);
+    for (const TokenData& t : out) QVERIFY(t.id < info.vocabValid);
+  }
+}
+
 }  // namespace studio::test

@@ -19,6 +19,7 @@ class EngineWorkerTest : public QObject {
   void malformedFolderKeepsPreviousModel();
   void cancelledLoadKeepsPreviousModel();
   void promptOfIdsWithoutTokenizer();
+  void opensEveryCheckpointFormat();
 
  private:
   QTemporaryDir m_tmp;

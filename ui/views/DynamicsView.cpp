@@ -341,12 +341,14 @@ class DynamicsView final : public InspectorView {
     mamba::ProbeFrames one;
     one.L = L;
     one.H = H;
+    one.S = f.S;
     one.count = 1;
-    const size_t o = size_t((t * L) * H), n = size_t(L * H);
+    const qint64 S = f.S > 0 ? f.S : H;  // the norms' width: channel groups for Mamba-1
+    const size_t o = size_t((t * L) * H), n = size_t(L * H), os = size_t((t * L) * S), ns = size_t(L * S);
     one.dt.assign(f.dt.begin() + o, f.dt.begin() + o + n);
     one.decay.assign(f.decay.begin() + o, f.decay.begin() + o + n);
-    one.state_norm.assign(f.state_norm.begin() + o, f.state_norm.begin() + o + n);
-    one.y_norm.assign(f.y_norm.begin() + o, f.y_norm.begin() + o + n);
+    one.state_norm.assign(f.state_norm.begin() + os, f.state_norm.begin() + os + ns);
+    one.y_norm.assign(f.y_norm.begin() + os, f.y_norm.begin() + os + ns);
     return mamba::layer_series(one, m, headChoice())[size_t(layer)];
   }
 

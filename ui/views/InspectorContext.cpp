@@ -82,11 +82,12 @@ void InspectorContext::appendProbes(const ProbeBatch& b) {
   mamba::ProbeFrames& f = m_probes;
   const qint64 end = f.first + f.count;
   // A batch that does not continue what is held (a fresh text, a replay) starts the store again.
-  if (f.count == 0 || b.first != end || b.layers != f.L || b.heads != f.H) {
+  if (f.count == 0 || b.first != end || b.layers != f.L || b.heads != f.H || b.groups != f.S) {
     f = mamba::ProbeFrames{};
     f.first = b.first;
     f.L = b.layers;
     f.H = b.heads;
+    f.S = b.groups;
   }
   f.dt.insert(f.dt.end(), b.dt.begin(), b.dt.end());
   f.decay.insert(f.decay.end(), b.decay.begin(), b.decay.end());
@@ -94,10 +95,12 @@ void InspectorContext::appendProbes(const ProbeBatch& b) {
   f.y_norm.insert(f.y_norm.end(), b.yNorm.begin(), b.yNorm.end());
   f.resid_norm.insert(f.resid_norm.end(), b.residNorm.begin(), b.residNorm.end());
   f.count += b.count;
-  // bounded like the worker's window: the oldest positions go
-  if (f.count > kProbeWindow) {
-    const qint64 drop = f.count - kProbeWindow, per = f.L * f.H;
-    for (auto* v : {&f.dt, &f.decay, &f.state_norm, &f.y_norm}) v->erase(v->begin(), v->begin() + drop * per);
+  // bounded like the worker's window (ProbeRecorder::default_window): the oldest positions go
+  const qint64 window = mamba::ProbeRecorder::default_window(f.L, f.H, f.S);
+  if (f.count > window) {
+    const qint64 drop = f.count - window, per = f.L * f.H, per_group = f.L * (f.S > 0 ? f.S : f.H);
+    for (auto* v : {&f.dt, &f.decay}) v->erase(v->begin(), v->begin() + drop * per);
+    for (auto* v : {&f.state_norm, &f.y_norm}) v->erase(v->begin(), v->begin() + drop * per_group);
     f.resid_norm.erase(f.resid_norm.begin(), f.resid_norm.begin() + drop * f.L);
     f.first += drop;
     f.count -= drop;
