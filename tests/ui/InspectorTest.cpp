@@ -1,5 +1,6 @@
 #include "tests/ui/InspectorTest.h"
 
+#include <qcustomplot.h>
 #include <QApplication>
 #include <QDockWidget>
 #include <QFile>
@@ -13,7 +14,6 @@
 #include <QSignalSpy>
 #include <QTest>
 #include <cmath>
-#include <qcustomplot.h>
 
 #include "engine/probe_stats.h"
 #include "tests/ui/TestModels.h"
@@ -209,7 +209,12 @@ void InspectorTest::exportWritesEveryFormatWithProvenance() {
   QCOMPARE(rec.value(QStringLiteral("view")).toString(), QStringLiteral("dynamics"));
   QCOMPARE(rec.value(QStringLiteral("prompt")).toString(), QStringLiteral("KING:"));
   QCOMPARE(rec.value(QStringLiteral("model")).toObject().value(QStringLiteral("label")).toString(), QStringLiteral("model"));
-  QCOMPARE(rec.value(QStringLiteral("settings")).toObject().value(QStringLiteral("sampling")).toObject().value(QStringLiteral("seed")).toString(),
+  QCOMPARE(rec.value(QStringLiteral("settings"))
+               .toObject()
+               .value(QStringLiteral("sampling"))
+               .toObject()
+               .value(QStringLiteral("seed"))
+               .toString(),
            QStringLiteral("5"));
   // a folder that cannot be written: a clear error, nothing half-written
   QCOMPARE(view->exportAll(m_tmp.filePath(QStringLiteral("no/such/folder/x"))).isEmpty(), false);

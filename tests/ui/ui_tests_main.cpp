@@ -4,6 +4,7 @@
 #include <QTest>
 
 #include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/HardeningTest.h"
 #include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
@@ -29,5 +30,6 @@ int main(int argc, char** argv) {
   run(studio::test::MainWindowTest{});
   run(studio::test::ScreenshotTest{});
   run(studio::test::InspectorTest{});
+  run(studio::test::HardeningTest{});
   return failures == 0 ? 0 : 1;
 }
