@@ -9,6 +9,7 @@
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
+#include "tests/ui/WriterFaultsTest.h"
 #include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
@@ -31,5 +32,6 @@ int main(int argc, char** argv) {
   run(studio::test::ScreenshotTest{});
   run(studio::test::InspectorTest{});
   run(studio::test::HardeningTest{});
+  run(studio::test::WriterFaultsTest{});
   return failures == 0 ? 0 : 1;
 }
