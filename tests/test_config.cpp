@@ -167,3 +167,15 @@ TEST(Json, NestingIsLimitedBeforeParsing) {
   EXPECT_LE(json_excerpt(nlohmann::json(std::string(1 << 20, 'a'))).size(), 60u);
   EXPECT_FALSE(json_excerpt(nlohmann::json(std::string("\xff\xfe"))).empty());
 }
+
+TEST(Config, StateSizeIsBounded) {
+  // Few parameters, an enormous state: d_state 2^20 with 2^20 inner channels.
+  auto j = base();
+  j["hidden_size"] = 1024;
+  j["expand"] = 1024;
+  j["num_heads"] = 1 << 20;
+  j["head_dim"] = 1;
+  j["state_size"] = 1 << 20;
+  j["n_groups"] = 1;
+  expect_error(j.dump(), {"state of", "implausibly many"});
+}

@@ -148,7 +148,7 @@ TEST(Faults, AtomicWriteOnAFullDiskKeepsTheOldFile) {
   TempDir d;
   const std::string f = d.file("snapshot.bin");
   mamba::write_file_atomic(f, "old contents");
-  rlimit old {};
+  rlimit old{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
   const auto previous = std::signal(SIGXFSZ, SIG_IGN);
   rlimit small = old;

@@ -19,8 +19,8 @@
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using mamba::test::TempDir;
+using nlohmann::json;
 
 const std::string kGood = mamba::test::source_dir() + "/tests/fixtures/models/g1_tied_k4";
 const std::string kTokenizer = mamba::test::source_dir() + "/resources/models/mamba2-shakespeare/tokenizer.json";
@@ -143,26 +143,32 @@ std::vector<Case> cases() {
          fs::create_symlink("model.safetensors", d / "loop_b");
        },
        {"model.safetensors", "symbolic links"}},
-      {"no weights", [](const fs::path& d) {
+      {"no weights",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          fs::remove(d / "model.safetensors");
        },
        {"no model.safetensors"}},
       // config.json
-      {"config not JSON", [](const fs::path& d) {
+      {"config not JSON",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          mamba::test::write_file((d / "config.json").string(), "{\"hidden_size\": 32,");
        },
        {"config.json", "not valid JSON"}},
-      {"config nested 200k deep", config_field("architectures", nullptr),
+      {"config nested 200k deep",
+       config_field("architectures", nullptr),
        {"config.json", "nested deeper"}},  // the field is replaced below, in the loop, by raw text
-      {"config missing field", edit([](Parts& p) { p.config.erase("hidden_size"); }), {"config.json", "missing required field 'hidden_size'"}},
+      {"config missing field",
+       edit([](Parts& p) { p.config.erase("hidden_size"); }),
+       {"config.json", "missing required field 'hidden_size'"}},
       {"config zero field", config_field("state_size", 0), {"config.json", "'state_size' must be positive"}},
       {"config negative field", config_field("num_heads", -4), {"config.json", "'num_heads' must be positive"}},
       {"config d_model 1e9", config_field("hidden_size", 1000000000), {"config.json", "'hidden_size' is implausibly large"}},
       {"config 2^31 fields", config_field("state_size", int64_t{1} << 31), {"config.json", "'state_size' is implausibly large"}},
       {"config 30M layers", config_field("num_hidden_layers", 30000000), {"config.json", "'num_hidden_layers' is implausibly large"}},
-      {"config more layers than the file holds", config_field("num_hidden_layers", 4000),
+      {"config more layers than the file holds",
+       config_field("num_hidden_layers", 4000),
        {"model.safetensors", "parameters, but the weight files hold only"}},
       {"config inconsistent heads", config_field("num_heads", 3), {"config.json", "num_heads (3)"}},
       {"config string for a number", config_field("vocab_size", "96"), {"config.json", "'vocab_size' must be an integer"}},
@@ -174,46 +180,65 @@ std::vector<Case> cases() {
        }),
        {"config.json", "'headdim' must be positive"}},
       // model.safetensors
-      {"truncated data", raw_weights([](const Parts& p) { return st_bytes(p.header, p.data.substr(0, p.data.size() - 100)); }),
+      {"truncated data",
+       raw_weights([](const Parts& p) { return st_bytes(p.header, p.data.substr(0, p.data.size() - 100)); }),
        {"model.safetensors", "outside the data section"}},
-      {"truncated header", raw_weights([](const Parts& p) { return st_bytes(p.header, "").substr(0, 200); }),
+      {"truncated header",
+       raw_weights([](const Parts& p) { return st_bytes(p.header, "").substr(0, 200); }),
        {"model.safetensors", "runs past the end of the file"}},
-      {"header length 2^62", raw_weights([](const Parts& p) { return with_length(uint64_t{1} << 62, p.header.dump() + p.data); }),
+      {"header length 2^62",
+       raw_weights([](const Parts& p) { return with_length(uint64_t{1} << 62, p.header.dump() + p.data); }),
        {"model.safetensors", "header length", "out of bounds"}},
-      {"header length 0", raw_weights([](const Parts& p) { return with_length(0, p.header.dump() + p.data); }),
+      {"header length 0",
+       raw_weights([](const Parts& p) { return with_length(0, p.header.dump() + p.data); }),
        {"model.safetensors", "out of bounds"}},
-      {"header not JSON", raw_weights([](const Parts& p) {
+      {"header not JSON",
+       raw_weights([](const Parts& p) {
          const std::string h = "{\"a\": [1, 2" + std::string(p.header.dump().size() - 11, ' ');
          return with_length(h.size(), h + p.data);
        }),
        {"model.safetensors", "header is not valid JSON"}},
-      {"header nested 200k deep", raw_weights([](const Parts& p) {
+      {"header nested 200k deep",
+       raw_weights([](const Parts& p) {
          const std::string h = "{\"x\": " + nested(200000) + "}";
          return with_length(h.size(), h + p.data);
        }),
        {"model.safetensors", "nested deeper"}},
-      {"duplicate tensor names", raw_weights([emb](const Parts& p) {
+      {"duplicate tensor names",
+       raw_weights([emb](const Parts& p) {
          // JSON keeps the last of two equal keys: the duplicate claims 4 bytes, the rest of its bytes are a hole
          std::string h = p.header.dump();
          h.insert(h.size() - 1, ",\"" + emb + "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}");
          return with_length(h.size(), h + p.data);
        }),
        {"model.safetensors", "unused hole"}},
-      {"span does not match shape", edit([inp](Parts& p) { p.header[inp]["data_offsets"][0] = uint64_t(p.header[inp]["data_offsets"][0]) - 8; }),
+      {"span does not match shape",
+       edit([inp](Parts& p) { p.header[inp]["data_offsets"][0] = uint64_t(p.header[inp]["data_offsets"][0]) - 8; }),
        {"model.safetensors", "does not match shape"}},
-      {"overlapping spans", edit([](Parts& p) {
+      {"overlapping spans",
+       edit([](Parts& p) {
          // two tensors claiming the same bytes, each with a consistent size
          p.header["backbone.layers.0.mixer.D"]["data_offsets"] = p.header["backbone.layers.0.mixer.A_log"]["data_offsets"];
        }),
        {"model.safetensors", "overlaps"}},
-      {"offsets out of range", edit([emb](Parts& p) { p.header[emb]["data_offsets"] = {uint64_t{1} << 40, (uint64_t{1} << 40) + 12288}; }),
+      {"offsets out of range",
+       edit([emb](Parts& p) {
+         p.header[emb]["data_offsets"] = {uint64_t{1} << 40, (uint64_t{1} << 40) + 12288};
+       }),
        {"model.safetensors", "outside the data section"}},
-      {"shape overflow", edit([emb](Parts& p) { p.header[emb]["shape"] = {int64_t{1} << 40, int64_t{1} << 40}; }),
+      {"shape overflow",
+       edit([emb](Parts& p) {
+         p.header[emb]["shape"] = {int64_t{1} << 40, int64_t{1} << 40};
+       }),
        {"model.safetensors", "shape overflows"}},
-      {"transposed shape", edit([inp](Parts& p) { p.header[inp]["shape"] = {32, 164}; }),
+      {"transposed shape",
+       edit([inp](Parts& p) {
+         p.header[inp]["shape"] = {32, 164};
+       }),
        {"model.safetensors", "has shape [32, 164], config implies [164, 32]"}},
       {"unknown dtype", edit([emb](Parts& p) { p.header[emb]["dtype"] = "F64"; }), {"model.safetensors", "unsupported dtype"}},
-      {"missing tensor", raw_weights([](const Parts& p) {
+      {"missing tensor",
+       raw_weights([](const Parts& p) {
          json h = p.header;
          const json norm = h["backbone.norm_f.weight"];
          h.erase("backbone.norm_f.weight");
@@ -221,18 +246,26 @@ std::vector<Case> cases() {
          return st_bytes(h, p.data.substr(0, b) + p.data.substr(e));
        }),
        {"missing tensor 'backbone.norm_f.weight'"}},
-      {"trailing bytes", raw_weights([](const Parts& p) { return st_bytes(p.header, p.data + "garbage!"); }),
+      {"trailing bytes",
+       raw_weights([](const Parts& p) { return st_bytes(p.header, p.data + "garbage!"); }),
        {"model.safetensors", "trailing bytes"}},
-      {"unexpected tensor", raw_weights([](const Parts& p) {
+      {"unexpected tensor",
+       raw_weights([](const Parts& p) {
          json h = p.header;
          h["extra.weight"] = {{"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {p.data.size(), p.data.size() + 4}}};
          return st_bytes(h, p.data + std::string(4, '\0'));
        }),
        {"model.safetensors", "unexpected tensor 'extra.weight'"}},
-      {"NaN weights", edit([inp](Parts& p) { poke(p, inp, {1.f, std::nanf("")}); }), {"model.safetensors", inp, "non-finite", "NaN"}},
-      {"Inf weights", edit([emb](Parts& p) { poke(p, emb, {std::numeric_limits<float>::infinity()}); }),
+      {"NaN weights",
+       edit([inp](Parts& p) {
+         poke(p, inp, {1.f, std::nanf("")});
+       }),
+       {"model.safetensors", inp, "non-finite", "NaN"}},
+      {"Inf weights",
+       edit([emb](Parts& p) { poke(p, emb, {std::numeric_limits<float>::infinity()}); }),
        {"model.safetensors", emb, "non-finite", "Inf"}},
-      {"A_log overflows", edit([](Parts& p) { poke(p, "backbone.layers.1.mixer.A_log", {200.f}); }),
+      {"A_log overflows",
+       edit([](Parts& p) { poke(p, "backbone.layers.1.mixer.A_log", {200.f}); }),
        {"model.safetensors", "A_log", "overflows"}},
       // model.safetensors.index.json
       {"index names a path outside the folder",
@@ -251,7 +284,8 @@ std::vector<Case> cases() {
          return json{{"weight_map", m}};
        }),
        {"model.safetensors.index.json", "plain file name"}},
-      {"index nested deep", [](const fs::path& d) {
+      {"index nested deep",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          fs::remove(d / "model.safetensors");
          mamba::test::write_file((d / "model.safetensors.index.json").string(), "{\"weight_map\": " + nested(100000) + "}");
@@ -266,17 +300,20 @@ std::vector<Case> cases() {
        }),
        {"model.safetensors.index.json", "does not exist"}},
       // tokenizer.json
-      {"garbage tokenizer", [](const fs::path& d) {
+      {"garbage tokenizer",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          mamba::test::write_file((d / "tokenizer.json").string(), std::string("\x89PNG\r\n\x1a\n\0\0garbage", 18));
        },
        {"tokenizer.json", "not valid JSON"}},
-      {"tokenizer nested deep", [](const fs::path& d) {
+      {"tokenizer nested deep",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          mamba::test::write_file((d / "tokenizer.json").string(), "{\"model\": " + nested(200000) + "}");
        },
        {"tokenizer.json", "nested deeper"}},
-      {"tokenizer of another kind", [](const fs::path& d) {
+      {"tokenizer of another kind",
+       [](const fs::path& d) {
          write_folder(d, good_parts());
          mamba::test::write_file((d / "tokenizer.json").string(), R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})");
        },
