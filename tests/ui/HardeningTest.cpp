@@ -40,7 +40,9 @@ void requestGenerate(EngineWorker* w, const GenerationRequest& req) {
   QMetaObject::invokeMethod(w, "generate", Qt::QueuedConnection, Q_ARG(studio::GenerationRequest, req));
 }
 
-void loadModel(EngineWorker* w, const QString& dir) { QMetaObject::invokeMethod(w, "loadModel", Qt::QueuedConnection, Q_ARG(QString, dir)); }
+void loadModel(EngineWorker* w, const QString& dir) {
+  QMetaObject::invokeMethod(w, "loadModel", Qt::QueuedConnection, Q_ARG(QString, dir));
+}
 
 void writeText(const QString& path, const QByteArray& bytes) {
   QFile f(path);
@@ -136,7 +138,8 @@ void HardeningTest::longPromptPrefillReportsProgressAndStops() {
   QSignalSpy finished2(w, &EngineWorker::generationFinished);
   QSignalSpy tokens(w, &EngineWorker::tokenGenerated);
   connect(
-      w, &EngineWorker::prefillProgressChanged, w, [w](qint64 done, qint64) {
+      w, &EngineWorker::prefillProgressChanged, w,
+      [w](qint64 done, qint64) {
         if (done > 0) w->requestStop();
       },
       Qt::DirectConnection);
@@ -193,19 +196,20 @@ void HardeningTest::randomStopsAndCancels() {
 void HardeningTest::studioOptionsAreBounded() {
   const QString exe = QStringLiteral("mamba-studio");
   QString error;
-  for (const QStringList& bad : {QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("100000x100000")},
-                                 QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("8193x600")},
-                                 QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("0x600")},
-                                 QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--prompt"), QStringLiteral("a"),
-                                             QStringLiteral("--generate"), QStringLiteral("2147483647")}}) {
+  for (const QStringList& bad :
+       {QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("100000x100000")},
+        QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("8193x600")},
+        QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("0x600")},
+        QStringList{QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--prompt"), QStringLiteral("a"),
+                    QStringLiteral("--generate"), QStringLiteral("2147483647")}}) {
     error.clear();
     QVERIFY2(!StudioOptions::parse(QStringList{exe} + bad, &error).has_value(), qPrintable(bad.join(u' ')));
     QVERIFY(!error.isEmpty());
   }
-  const auto ok = StudioOptions::parse({exe, QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"),
-                                        QStringLiteral("8192x600"), QStringLiteral("--prompt"), QStringLiteral("a"), QStringLiteral("--generate"),
-                                        QStringLiteral("4096")},
-                                       &error);
+  const auto ok = StudioOptions::parse(
+      {exe, QStringLiteral("--screenshot"), QStringLiteral("x.png"), QStringLiteral("--size"), QStringLiteral("8192x600"),
+       QStringLiteral("--prompt"), QStringLiteral("a"), QStringLiteral("--generate"), QStringLiteral("4096")},
+      &error);
   QVERIFY2(ok.has_value(), qPrintable(error));
   QCOMPARE(ok->size, QSize(8192, 600));
 }
