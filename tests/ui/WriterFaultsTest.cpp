@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <qcustomplot.h>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -10,7 +11,6 @@
 #include <QTest>
 #include <csignal>
 #include <functional>
-#include <qcustomplot.h>
 
 #include "tests/ui/TestModels.h"
 #include "ui/Transcript.h"
@@ -86,7 +86,7 @@ void WriterFaultsTest::fullDiskKeepsOldFiles() {
       old.write("old contents");
     }
     // The file-size limit stands in for a full disk: writes past it fail (EFBIG) as they would (ENOSPC).
-    rlimit before {};
+    rlimit before{};
     QCOMPARE(::getrlimit(RLIMIT_FSIZE, &before), 0);
     const auto previous = std::signal(SIGXFSZ, SIG_IGN);
     rlimit small = before;
@@ -95,7 +95,9 @@ void WriterFaultsTest::fullDiskKeepsOldFiles() {
     const QString error = w.write(path);
     ::setrlimit(RLIMIT_FSIZE, &before);
     std::signal(SIGXFSZ, previous);
-    QVERIFY2(!error.isEmpty(), qPrintable(QStringLiteral("%1 reported success; the file has %2 bytes").arg(QLatin1String(w.name)).arg(QFileInfo(path).size())));
+    QVERIFY2(
+        !error.isEmpty(),
+        qPrintable(QStringLiteral("%1 reported success; the file has %2 bytes").arg(QLatin1String(w.name)).arg(QFileInfo(path).size())));
     QCOMPARE(readAll(path), QByteArray("old contents"));
     const QStringList left = QDir(sub).entryList(QDir::Files | QDir::Hidden);
     QVERIFY2(left == QStringList{QStringLiteral("out") + QLatin1String(w.suffix)}, qPrintable(left.join(u',')));
