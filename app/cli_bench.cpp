@@ -9,6 +9,7 @@
 #include "backends/ceilings.h"
 #include "engine/clock.h"
 #include "engine/error.h"
+#include "engine/ssd_matrix.h"
 
 namespace mamba::cli {
 
@@ -24,7 +25,51 @@ struct BenchArgs {
   int64_t prompt_len = 512, gen = 64, reps = 3;
   uint64_t seed = 1;
   bool json_only = false;
+  int64_t matrix = 0;  // > 0: time the SSD matrix view's work instead (capture + M of one head at this T)
 };
+
+// What the SSD matrix view does for one layer and head: capture the layer from a CPU forward over T
+// tokens, build M in float64, check the duality, rank the off-diagonal blocks. Median of `reps` runs.
+int run_matrix(const BenchArgs& a, std::shared_ptr<const Model> model, const std::string& model_name) {
+  const Config& c = model->config;
+  const int64_t T = a.matrix, layer = c.n_layer / 2;
+  std::mt19937 rng(1234);
+  std::vector<int32_t> ids(static_cast<size_t>(T));
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(std::min<int64_t>(c.vocab_size, 50277)));
+  std::vector<double> cap_s, mat_s, dual_s, rank_s;
+  double err = 0;
+  for (int64_t r = 0; r < a.reps; ++r) {
+    const double t0 = now_seconds();
+    const LayerCapture cap = capture_layer(model, ids, layer);
+    const double t1 = now_seconds();
+    const SsdMatrix m = ssd_matrix(cap, c, model->weights.layers[static_cast<size_t>(layer)], 0);
+    const double t2 = now_seconds();
+    err = duality_rel_err(m, cap, c);
+    const double t3 = now_seconds();
+    offdiagonal_ranks(m, c.chunk_size);
+    const double t4 = now_seconds();
+    cap_s.push_back(t1 - t0);
+    mat_s.push_back(t2 - t1);
+    dual_s.push_back(t3 - t2);
+    rank_s.push_back(t4 - t3);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const nlohmann::json j = {{"model", model_name},
+                            {"matrix_tokens", T},
+                            {"layer", layer},
+                            {"threads", a.device.threads},
+                            {"capture_seconds", median(cap_s)},
+                            {"matrix_seconds", median(mat_s)},
+                            {"ready_seconds", median(cap_s) + median(mat_s)},
+                            {"duality_seconds", median(dual_s)},
+                            {"ranks_seconds", median(rank_s)},
+                            {"duality_rel_err", err}};
+  write_stdout(j.dump(2) + "\n");
+  return 0;
+}
 
 int run(const BenchArgs& a) {
   const bool json_only = a.json_only;
@@ -32,6 +77,7 @@ int run(const BenchArgs& a) {
   const int64_t T = a.prompt_len, n_gen = a.gen, reps = a.reps;
   if (T < 1 || n_gen < 1 || reps < 1) throw UsageError("--prompt-len, --gen and --reps must be >= 1");
   if (a.model.given() && !a.config.empty()) throw UsageError("give -m DIR or --config NAME, not both");
+  if (a.matrix > 0 && a.device.device != "cpu") throw UsageError("--matrix runs on the CPU, as the SSD matrix view does");
 
   std::shared_ptr<const Model> model;
   std::string model_name;
@@ -44,6 +90,7 @@ int run(const BenchArgs& a) {
     model = l.model;
     model_name = l.dir;
   }
+  if (a.matrix > 0) return run_matrix(a, model, model_name);
   const Config& c = model->config;
   auto backend = open_backend(a.device, model);
 
@@ -152,6 +199,9 @@ void add_bench(Commands& commands) {
   sub->add_option("--gen", a->gen, "decoded tokens")->type_name("N")->capture_default_str();
   sub->add_option("--reps", a->reps, "timed prefill runs (the median counts)")->type_name("R")->capture_default_str();
   sub->add_option("--seed", a->seed, "seed of the random weights (--config)")->type_name("S")->capture_default_str()->check(NonNegative);
+  sub->add_option("--matrix", a->matrix, "time the SSD matrix view's work for T tokens instead (capture, M of one head, duality, ranks)")
+      ->type_name("T")
+      ->check(CLI::Range(int64_t(1), int64_t(8192)));
   sub->add_flag("--json", a->json_only, "only the JSON on standard output, no summary line on standard error");
   add_device_options(sub, a->device, false);
 }

@@ -1,4 +1,4 @@
-// mamba-cli: generate, logits, score, bench, info, tokenize, detokenize.
+// mamba-cli: generate, logits, probe, compare, matrix, score, bench, info, tokenize, detokenize, state.
 // Exit codes: 0 done (and -h/--help); 2 a usage error; 1 any other error. Errors are one line on stderr.
 #include <cstdio>
 #include <exception>
@@ -12,11 +12,15 @@
 #define MAMBA_CLI_COMMANDS(X) \
   X(generate)                 \
   X(logits)                   \
+  X(probe)                    \
+  X(compare)                  \
+  X(matrix)                   \
   X(score)                    \
   X(bench)                    \
   X(info)                     \
   X(tokenize)                 \
-  X(detokenize)
+  X(detokenize)               \
+  X(state)
 
 namespace mamba::cli {
 #define MAMBA_CLI_DECLARE(name) void add_##name(Commands&);

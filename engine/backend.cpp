@@ -27,6 +27,11 @@ void check_forward_options(const ForwardOptions& o) {
                 std::to_string(o.chunk_size));
 }
 
+void Backend::set_dt_edits(std::vector<DtEdit> edits) {
+  if (!edits.empty())
+    throw Error(name() + ": dt edits are applied by the CPU backend only; switch the device to the CPU to run with " + edits[0].describe());
+}
+
 int64_t Backend::decode(const DecodeRequest& r, Sampler& sampler, std::span<const int32_t> history, const DecodeCallback& on_token) {
   check_decode_request(r);
   std::vector<float> logits(static_cast<size_t>(model().config.vocab_size));

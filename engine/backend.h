@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dt_edit.h"
 #include "engine/model.h"
 #include "engine/probes.h"
 #include "engine/sampler.h"
@@ -16,21 +17,26 @@
 
 namespace mamba {
 
+struct LayerCapture;
+
 enum class ScanMode { Chunked, Recurrent };
 const char* scan_name(ScanMode m);
 ScanMode parse_scan(const std::string& s);  // "chunked" | "recurrent"; throws otherwise
 
 struct ForwardOptions {
   ScanMode scan = ScanMode::Chunked;
-  int64_t chunk_size = 0;       // 0: the backend's choice; else 1..kMaxChunk (a chunk longer than the
-                                // tokens covers them all)
-  bool all_logits = false;      // logits for every position (T, V), else only the last (1, V)
-  ProbeSink* probes = nullptr;  // per-layer values of every position (engine/probes.h); null: none, at no cost
+  int64_t chunk_size = 0;             // 0: the backend's choice; else 1..kMaxChunk (a chunk longer than the
+                                      // tokens covers them all)
+  bool all_logits = false;            // logits for every position (T, V), else only the last (1, V)
+  ProbeSink* probes = nullptr;        // per-layer values of every position (engine/probes.h); null: none, at no cost
+  ResidualSink* residuals = nullptr;  // the residual stream after every layer (engine/probes.h); null: none
   // Long prompts. When *cancel becomes true, forward stops at the next layer or segment boundary and
   // throws mamba::Cancelled, leaving the state (and last logits) as they were before the call. Not owned.
   const std::atomic<bool>* cancel = nullptr;
   // progress(done, total) in tokens, after every layer of every segment (done interpolated across layers).
   std::function<void(int64_t, int64_t)> progress;
+  // One layer's scan inputs and output copied out (engine/ssd_matrix.h; CPU backend). Not owned.
+  LayerCapture* capture = nullptr;
   static constexpr int64_t kMaxChunk = 4096;
 };
 
@@ -90,6 +96,14 @@ class Backend {
 
   // Bytes of weights the backend reads per decoded token (for the bandwidth bound).
   virtual uint64_t weight_bytes() const = 0;
+  // The weights' dtype on the device: f32 | bf16 | f16 (snapshots record it).
+  virtual std::string weights_dtype() const { return "f32"; }
+
+  // Interventions on dt (engine/dt_edit.h) for every token run from now on, until replaced; they are
+  // not part of State. A backend that cannot apply them throws and keeps its edits; an empty list is
+  // always accepted. The default applies none.
+  virtual void set_dt_edits(std::vector<DtEdit> edits);
+  virtual std::vector<DtEdit> dt_edits() const { return {}; }
 };
 
 // Throws on a request no backend can run (negative steps, too many alternatives).

@@ -10,6 +10,7 @@
 #include "engine/cpu_ops.h"
 #include "engine/error.h"
 #include "engine/ssd.h"
+#include "engine/ssd_matrix.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -69,7 +70,13 @@ class CpuBackend final : public Backend {
       saved_state = m_state;
       saved_last = m_last;
     }
-    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.cancel, &opt.progress, T, 0};
+    Run r{opt.scan, Q, opt.all_logits && logits, opt.probes, opt.residuals, opt.cancel, &opt.progress, T, 0, opt.capture};
+    if (opt.capture) {
+      if (opt.capture->layer < 0 || opt.capture->layer >= m_model->config.n_layer) throw Error("capture: no such layer");
+      LayerCapture& cap = *opt.capture;
+      cap.T = 0;
+      for (auto* v : {&cap.x, &cap.B, &cap.C, &cap.dt, &cap.y}) v->clear();
+    }
     try {
       for (int64_t start = 0; start < T; start += seg) {
         const int64_t len = std::min(seg, T - start);
@@ -88,9 +95,15 @@ class CpuBackend final : public Backend {
 
   void step(int32_t token, float* logits, ProbeSink* probes) override {
     check_ids(std::span<const int32_t>(&token, 1));
-    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, 1, 0};
+    Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, nullptr, 1, 0, nullptr};
     run(std::span<const int32_t>(&token, 1), r, true, logits);
   }
+
+  void set_dt_edits(std::vector<DtEdit> edits) override {
+    check_dt_edits(edits, m_model->config);
+    m_dt_edits = std::move(edits);
+  }
+  std::vector<DtEdit> dt_edits() const override { return m_dt_edits; }
 
   void last_logits(std::span<float> out) const override {
     if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
@@ -124,10 +137,27 @@ class CpuBackend final : public Backend {
     int64_t chunk;
     bool all_logits;  // and the caller gave a buffer
     ProbeSink* probes;
+    ResidualSink* residuals;
     const std::atomic<bool>* cancel;
     const std::function<void(int64_t, int64_t)>* progress;
     int64_t total, done;  // tokens of the whole forward; those before this segment
+    LayerCapture* capture;
   };
+
+  // Appends this segment's rows of the captured layer.
+  void capture_rows(LayerCapture& cap, int64_t T) const {
+    const Config& c = m_model->config;
+    const int64_t E = c.d_inner, GN = c.n_groups * c.d_state, H = c.n_heads;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = m_xbc.data() + t * c.conv_dim;
+      cap.x.insert(cap.x.end(), row, row + E);  // float to double: exact
+      cap.B.insert(cap.B.end(), row + E, row + E + GN);
+      cap.C.insert(cap.C.end(), row + E + GN, row + E + 2 * GN);
+    }
+    cap.dt.insert(cap.dt.end(), m_dt.begin(), m_dt.begin() + T * H);
+    cap.y.insert(cap.y.end(), m_y.begin(), m_y.begin() + T * E);
+    cap.T += T;
+  }
 
   // One segment through every layer. `last`: the forward's final segment, whose last row's logits are
   // kept for decode (and copied to `logits` when given); with r.all_logits every segment writes its rows.
@@ -160,6 +190,7 @@ class CpuBackend final : public Backend {
       cpu::causal_conv1d_silu(m_zx.data() + E, c.d_in_proj, T, c.conv_dim, c.d_conv, lw.conv_w.data(),
                               lw.conv_b.empty() ? nullptr : lw.conv_b.data(), ls.conv.data(), m_xbc.data());
       cpu::dt_softplus(m_zx.data() + E + c.conv_dim, c.d_in_proj, T, H, lw.dt_bias.data(), c.dt_min, c.dt_max, m_dt.data());
+      if (!m_dt_edits.empty()) apply_dt_edits(m_dt_edits, l, m_dt.data(), T, H);
 
       SsdArgs a;
       a.T = T;
@@ -188,11 +219,19 @@ class CpuBackend final : public Backend {
         cpu::group_norms(m_y.data(), E, T, H, P, pr_yn);
         probes->layer({l, m_state.n_tokens, T, H, m_dt.data(), pr_sn, pr_yn, pr_rn});
       }
+      if (r.capture && r.capture->layer == l) {
+        capture_rows(*r.capture, T);
+        if (r.capture->stop_after) {
+          m_state.n_tokens += T;
+          return;
+        }
+      }
       cpu::gated_rmsnorm(m_y.data(), z, c.d_in_proj, lw.gnorm.data(), T, E, G, c.norm_eps);
       cpu::linear(m_y.data(), T, E, lw.out_proj.data(), D, lw.out_proj_bias.empty() ? nullptr : lw.out_proj_bias.data(), m_h.data());
       const int64_t n = T * D;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) m_resid[i] += m_h[i];
+      if (r.residuals) r.residuals->residual(l, m_state.n_tokens, T, D, m_resid.data());
       if (r.progress && *r.progress) (*r.progress)(r.done + T * (l + 1) / c.n_layer, r.total);
       if (r.cancel && r.cancel->load()) throw Cancelled("prefill cancelled");
     }
@@ -222,6 +261,7 @@ class CpuBackend final : public Backend {
   std::vector<float> m_y;      // (T, E)
   std::vector<float> m_probe;  // (T, 3H + 1) one layer's probe norms, when probes are on
   std::vector<float> m_last;   // (V) logits after the last token run
+  std::vector<DtEdit> m_dt_edits;
   bool m_have_last = false;
 };
 

@@ -102,8 +102,9 @@ struct Loader {
       l.conv_w = take({p + "mixer.conv1d.weight"}, {c.conv_dim, 1, c.d_conv});
       l.conv_b = take_optional({p + "mixer.conv1d.bias"}, {c.conv_dim}, c.conv_bias);
       l.dt_bias = take({p + "mixer.dt_bias"}, {H});
-      l.A = take({p + "mixer.A_log"}, {H});
-      for (float& a : l.A) a = -std::exp(a);
+      l.A_log = take({p + "mixer.A_log"}, {H});
+      l.A.resize(l.A_log.size());
+      for (size_t h = 0; h < l.A.size(); ++h) l.A[h] = -std::exp(l.A_log[h]);
       if (!dry)
         if (const std::string bad = nonfinite(l.A.data(), l.A.size()); !bad.empty())
           throw Error(store.find(p + "mixer.A_log")->file->path() + ": tensor '" + p + "mixer.A_log' overflows A = -exp(A_log): " + bad);
@@ -184,13 +185,15 @@ std::shared_ptr<const Model> Model::random(const Config& c, uint64_t seed) {
     l.conv_w = fill(c.conv_dim * c.d_conv, 1.f / std::sqrt(float(c.d_conv)), 0.f);
     if (c.conv_bias) l.conv_b = fill(c.conv_dim, 0.02f, 0.f);
     l.dt_bias.resize(H);
+    l.A_log.resize(H);
     l.A.resize(H);
     l.D.resize(H);
     for (int64_t h = 0; h < H; ++h) {
       // dt in [1e-3, 0.1] as mamba_ssm initialises it; A in [1, 16].
       float dt = std::exp(std::log(1e-3f) + u(rng) * (std::log(0.1f) - std::log(1e-3f)));
       l.dt_bias[h] = dt + std::log(-std::expm1(-dt));
-      l.A[h] = -(1.f + 15.f * u(rng));
+      l.A_log[h] = std::log(1.f + 15.f * u(rng));
+      l.A[h] = -std::exp(l.A_log[h]);
       l.D[h] = 1.f;
     }
     l.gnorm = fill(E, 0.1f, 1.f);

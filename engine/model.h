@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct LayerWeights {
   Tensor conv_w;         // (conv_dim, K)  depthwise
   Tensor conv_b;         // (conv_dim) or empty
   Tensor dt_bias;        // (H)
+  Tensor A_log;          // (H)            as stored (the float64 reference takes its exp in double)
   Tensor A;              // (H)            A = -exp(A_log), precomputed at load
   Tensor D;              // (H)            skip connection
   Tensor gnorm;          // (E)            grouped gated RMSNorm weight
@@ -52,6 +54,26 @@ struct Model {
   static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& opt = {});
   // Random weights with realistic scales (benchmarks, tests); deterministic in `seed`.
   static std::shared_ptr<const Model> random(const Config& config, uint64_t seed);
+
+  // Who this model is, for snapshots: XXH3-128 over the config fields that define the math and every
+  // weight as loaded (f32), as 32 hex digits. Equal for the same numbers whatever file or dtype they came
+  // from. Computed on first use (in parallel; about a second per 10 GB of weights), then cached; a copy
+  // of the Model computes its own.
+  std::string identity() const;
+
+ private:
+  struct IdentityCache {
+    std::mutex mutex;
+    std::string value;
+    IdentityCache() = default;
+    IdentityCache(const IdentityCache&) {}
+    IdentityCache& operator=(const IdentityCache&) {
+      std::lock_guard lock(mutex);
+      value.clear();
+      return *this;
+    }
+  };
+  mutable IdentityCache m_identity;
 };
 
 // Where the embedded default model lives (env MAMBA_DEFAULT_MODEL, next to the binary, or the source tree).

@@ -9,6 +9,10 @@
 //   resid_norm  (1)  ||r||, the residual stream entering the layer (the embedding row for layer 0)
 // Every backend, scan and path (prefill, decode, decode chains) reports the same definitions; with no sink
 // (ForwardOptions::probes / DecodeRequest::probes null) nothing is computed.
+//
+// Residuals (ForwardOptions::residuals, prefill only): the residual stream after layer l, i.e. what enters
+// layer l + 1 (after the last layer: what norm_f reads), (T, D) fp32 — the values the scan comparison
+// (engine/compare.h) measures against the float64 reference.
 #include <cstdint>
 #include <vector>
 
@@ -33,6 +37,13 @@ struct LayerProbe {
 struct ProbeSink {
   virtual ~ProbeSink() = default;
   virtual void layer(const LayerProbe& p) = 0;
+};
+
+// Receives the residual stream after every layer of a forward, layers in order: r (T, D) row-major for
+// positions [first, first + T). The pointer is valid during the call only.
+struct ResidualSink {
+  virtual ~ResidualSink() = default;
+  virtual void residual(int64_t layer, int64_t first, int64_t T, int64_t D, const float* r) = 0;
 };
 
 // A run of consecutive complete positions, all layers. (count, L, H) / (count, L), row-major.

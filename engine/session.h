@@ -11,6 +11,7 @@
 
 #include "engine/backend.h"
 #include "engine/sampler.h"
+#include "engine/snapshot.h"
 
 namespace mamba {
 
@@ -69,17 +70,79 @@ class Session {
   // Full state for snapshots: the backend state plus tokens not yet fed through the model.
   State state() const;
   const std::vector<int32_t>& pending() const { return m_pending; }
+  // Sets state and history as they are (no checks against the model beyond the state's shapes); the
+  // checkpoints and run records start again here. Prefer restore_snapshot().
   void restore(const State& s, std::vector<int32_t> tokens, std::vector<int32_t> pending);
 
+  // Feeds all of `ids` but the last after any pending token; the last one stays pending, so the
+  // sequence can be snapshotted (a snapshot never holds logits) and the next generate() feeds it.
+  void queue(std::span<const int32_t> ids, ScanMode scan = ScanMode::Chunked, int64_t chunk_size = 0);
+
+  // --- snapshots (engine/snapshot.h) ---
+  // The sequence now: state, history, pending token, sampler, dt edits, and who made it. Throws when a
+  // prompt was fed and nothing sampled from it yet (its logits are not part of a snapshot: queue() it).
+  Snapshot snapshot() const;
+  // Continues from `s`: checks that it belongs to this model (SnapshotError otherwise) and that the
+  // backend can apply its dt edits, then sets everything. A refusal leaves the session as it was.
+  void restore_snapshot(const Snapshot& s, const std::string& origin = "snapshot");
+  // dt edits (engine/dt_edit.h) for the tokens from now on; the backend may refuse (then nothing changes).
+  void set_dt_edits(std::vector<DtEdit> edits) { m_backend->set_dt_edits(std::move(edits)); }
+  std::vector<DtEdit> dt_edits() const { return m_backend->dt_edits(); }
+
+  // --- checkpoints: snapshots at earlier tokens ---
+  // Keeps the state after each prompt and every `every` generated tokens (0: off, the default), so that
+  // snapshot_at() replays at most `every` - 1 tokens. When they take more than `budget_bytes`, every
+  // other one is dropped (the spacing doubles). Turning them on keeps the current state as the first.
+  static constexpr uint64_t kDefaultCheckpointBudget = uint64_t(512) << 20;
+  void set_checkpoints(int64_t every, uint64_t budget_bytes = kDefaultCheckpointBudget);
+  struct CheckpointStats {
+    int64_t every = 0;       // as set (0: off)
+    int64_t count = 0;       // states held
+    uint64_t bytes = 0;      // their memory
+    int64_t first = 0;       // the earliest position snapshot_at() can rebuild
+    int64_t max_replay = 0;  // the most tokens a snapshot_at() replays now
+  };
+  CheckpointStats checkpoint_stats() const;
+  // The sequence through token `position` (an index into tokens()), that token pending, with the
+  // sampler as it was before the id after it was drawn: replayed from the nearest checkpoint the way the
+  // tokens were first fed (a prompt by the same scan, generated tokens one step each), so at generated
+  // tokens it equals the snapshot() taken then, bit for bit. The live session is put back afterwards.
+  Snapshot snapshot_at(int64_t position);
+
  private:
+  struct Feed {  // a multi-token forward, for exact replay
+    int64_t start = 0, count = 0;
+    ScanMode scan = ScanMode::Chunked;
+    int64_t chunk = 0;
+  };
+  struct Run {  // one generate(): where its ids start and the generator before the first one
+    int64_t first = 0, count = 0;
+    SamplerState start;
+  };
+  struct Checkpoint {
+    int64_t fed = 0;
+    State state;  // no layers: the zero state
+  };
   void flush_pending(std::span<const int32_t> more, ScanMode scan, int64_t chunk_size, const std::atomic<bool>* cancel = nullptr,
                      const std::function<void(int64_t, int64_t)>* progress = nullptr);
+  void forget_history(int64_t origin, const State* origin_state);
+  void checkpoint();
+  std::optional<SamplerState> sampler_before(int64_t index) const;
+  Snapshot make_snapshot(State state, std::vector<int32_t> tokens, std::vector<int32_t> pending, std::optional<SamplerState> sampler) const;
+
   std::unique_ptr<Backend> m_backend;
   std::vector<int32_t> m_tokens;   // history (fed + pending)
   std::vector<int32_t> m_pending;  // sampled but not yet run through the model (saves a step at the end)
   bool m_have_logits = false;      // the backend holds the logits after the last fed token
   std::optional<Sampler> m_sampler;
   ProbeSink* m_probes = nullptr;
+  // what snapshot_at() needs, from m_origin on
+  int64_t m_origin = 0;  // fed tokens when the history began (reset: 0, restore: the snapshot's)
+  std::vector<Feed> m_feeds;
+  std::vector<Run> m_runs;
+  int64_t m_every = 0;
+  uint64_t m_budget = kDefaultCheckpointBudget;
+  std::vector<Checkpoint> m_checkpoints;  // by fed count, the first at m_origin or later
 };
 
 }  // namespace mamba

@@ -29,7 +29,7 @@ __device__ __forceinline__ void cluster_wait() {
 // Distributed shared memory with transaction barriers: a block's incoming values are counted in bytes by
 // an mbarrier in its own shared memory (st.async completes the bytes on the receiver's barrier), so a
 // receiver waits for exactly its data and nobody issues a cluster-wide barrier, whose release half
-// compiles to a GPU-scope memory fence (run 10).
+// compiles to a GPU-scope memory fence.
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
@@ -78,7 +78,7 @@ __device__ __forceinline__ void st_cluster4(const float* local, unsigned rank, f
 }
 // Copies `bytes` (a multiple of 16) from global memory into this block's shared memory with the bulk-copy
 // (TMA) unit, counted on `bar`. The weight staging goes this way rather than through ~100 KB of cp.async
-// per block: 0.2431-0.2444 against 0.2500 ms per 130m token (run 10).
+// per block: 0.2431-0.2444 against 0.2500 ms per 130m token, measured.
 __device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(smem_u32(dst)), "l"(src),
@@ -139,10 +139,10 @@ __device__ __forceinline__ float4 residual_chunk(const DecodeResidualIn& in, int
 // Dots of up to 8 rows of w (row j at first + j * stride, `row_vecs` 16-byte vectors per row; 1 <= n <= 8
 // rows, the sums of rows j >= n are garbage) with this lane's NV vectors of the input (vectors i >= nvec
 // count 0). Each vector index loads all 8 rows at once, and a butterfly reduction (9 shuffles, not 5 per
-// row) leaves row j's sum in lanes 4j .. 4j + 3 (run 10). No load or sum is conditional: rows past n
+// row) leaves row j's sum in lanes 4j .. 4j + 3. No load or sum is conditional: rows past n
 // reload row `first` and vectors past the row its last one, so the 8 loads issue together and the 8 rows'
 // sums interleave; the predicated form compiled to a branch per row and vector, each load waited on
-// before the next (1.7 us for the 130m in_proj slice, run 12).
+// before the next (1.7 us for the 130m in_proj slice).
 template <typename Wt, int NV, int Q>
 __device__ __forceinline__ float dot8_rows(const uint4* w, int64_t row_vecs, int first, int stride, int n, const float4 (&x)[NV][Q],
                                            int64_t nvec, int lane) {
@@ -201,7 +201,9 @@ __host__ __device__ inline Layout layout(int64_t D, int64_t N, int64_t nr) {
   return l;
 }
 
-template <typename Wt, int NV, bool REC>
+// REC (lab build only): the instance that records per-block clocks (LabHooks::records). PROBE: the instance
+// that writes probes (DecodeLayerParams::probe).
+template <typename Wt, int NV, bool REC, bool PROBE>
 __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerParams p, int cs, int bcpb, int cpg) {
   constexpr int EPV = 16 / int(sizeof(Wt)), Q = EPV / 4;
   constexpr int NVO = (kRows * kMaxCS / EPV + 31) / 32;  // out_proj slice vectors per lane
@@ -243,10 +245,11 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   uint64_t* bar_wout = bar_vals + 4;                     // the out_proj slice is in
 
   // ---- Before the wait: everything this layer reads that the previous kernel does not write. ----
-  trace_start(p.trace);
-  trace_mark(p.trace, 5);  // the last block's start
-  // Measurement (REC): this block's record (kDecodeBlockRec words), the SM id, then a clock per phase.
-  unsigned* rec = REC ? p.smid + int64_t(blockIdx.x) * kDecodeBlockRec : nullptr;
+  lab_trace_start(p.lab);
+  lab_trace_mark(p.lab, 5);  // the last block's start
+#if MAMBA_CUDA_LAB
+  // REC: this block's record (kDecodeBlockRec words), the SM id, then a clock per phase (DecodeClock).
+  unsigned* rec = REC ? p.lab.records + int64_t(blockIdx.x) * kDecodeBlockRec : nullptr;
   long long clk0 = 0;
   auto stamp = [&](int w) {
     if constexpr (REC)
@@ -260,7 +263,11 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
       clk0 = clock64();
     }
   }
-  if (p.trigger == 5) pdl_launch_dependents();
+#define STAMP(w) stamp(w)
+#else
+#define STAMP(w) ((void)0)
+#endif
+  if (lab_trigger(p.lab, 5, false)) pdl_launch_dependents();
   const bool chained = p.live != nullptr;
   const int live_early = chained && p.live_early ? __ldcg(p.live) : 0;  // used just before the wait
   if (tid < nr) s_inb[tid] = p.in_bias ? p.in_bias[in_row(tid)] : 0.f;
@@ -347,11 +354,13 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     return;
   }
   pdl_wait();
-  if (p.trigger == 0) pdl_launch_dependents();
-  trace_waited(p.trace);
-  stamp(kClkWaited);
+  if (lab_trigger(p.lab, 0, true)) pdl_launch_dependents();
+  lab_trace_waited(p.lab);
+#if MAMBA_CUDA_LAB
+  STAMP(kClkWaited);
   if constexpr (REC)
-    if (tid == 0) rec[kClkWait] = unsigned(global_ns());
+    if (tid == 0) rec[kClkWait] = unsigned(lab_global_ns());
+#endif
 
   // ---- The residual entering this layer, its RMSNorm: xin = x * norm_w, 1/rms on the results. ----
   // L2, not L1: in a chain the token was written by the previous step's sampler, and this block's read
@@ -362,50 +371,52 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     return;
   }
   mbar_wait(bar_norm, 0);
-  stamp(kClkNorm);
+  STAMP(kClkNorm);
   float ss = 0.f;
   for (int64_t c = tid; c < D / 4; c += kThreads) {
     DecodeResidualIn in = p.in;
-    if (p.skip & 1) in.nc = 0;
+    if (lab_skip(p.lab, 1)) in.nc = 0;
     const float4 x = residual_chunk<Wt>(in, token, D, c);
     if (blockIdx.x == 0) reinterpret_cast<float4*>(p.r_out)[c] = x;
     const float4 w = lds_f4(xin + 4 * c);
     reinterpret_cast<float4*>(xin)[c] = make_float4(x.x * w.x, x.y * w.y, x.z * w.z, x.w * w.w);
     ss += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
   }
-  stamp(kClkLoads);             // after the loop's shared-memory stores, which wait for its loads
+  STAMP(kClkLoads);             // after the loop's shared-memory stores, which wait for its loads
   ss = block_sum(ss, scratch);  // its barriers also publish xin
-  stamp(kClkSum);
+  STAMP(kClkSum);
+  if constexpr (PROBE)
+    if (blockIdx.x == 0 && tid == 0) p.probe[p.probe_layout.resid()] = ss;
   const float scale = rsqrtf(ss / float(D) + p.eps);
   float4 xr[NV][Q];
   load_lane_vectors(xr, xin, nvec, lane);
-  stamp(kClkLaneX);
-  trace_mark(p.trace, 4);
-  if (p.trigger == 1) pdl_launch_dependents();
+  STAMP(kClkLaneX);
+  lab_trace_mark(p.lab, 4);
+  if (lab_trigger(p.lab, 1, false)) pdl_launch_dependents();
   mbar_wait(bar_win, 0);
-  stamp(kClkWin);
+  STAMP(kClkWin);
   cluster_wait();
-  stamp(kClkCluster);
+  STAMP(kClkCluster);
 
   // ---- in_proj: each warp takes rows warp + 8 j, eight at a time. ----
   for (int base = 0; base < nr; base += kWarps * 8) {
     const int first = base + warp, n = first < nr ? (nr - first + kWarps - 1) / kWarps : 0;
     if (n == 0) continue;
-    const float a = dot8_rows<Wt>(w_in, nvec, first, kWarps, n < 8 ? n : 8, xr, (p.skip & 2) ? 0 : nvec, lane);
+    const float a = dot8_rows<Wt>(w_in, nvec, first, kWarps, n < 8 ? n : 8, xr, lab_skip(p.lab, 2) ? 0 : nvec, lane);
     const int j = lane >> 2, r = first + j * kWarps;
     if ((lane & 3) == 0 && j < n) mine[r] = scale * a + s_inb[r];
   }
   __syncthreads();
-  stamp(kClkInDots);
+  STAMP(kClkInDots);
   // Every block gets this block's share of B and C, 16 bytes per store.
   for (int t = tid; t < cs * (bcpb / 4); t += kThreads) {
     const int d = t / (bcpb / 4), q = t - d * (bcpb / 4);
     st_cluster4(vals + rank * bcpb + 4 * q, unsigned(d), *reinterpret_cast<const float4*>(mine + 4 * q), bar_vals);
   }
   mbar_wait(bar_vals, 0);
-  stamp(kClkVals);
-  trace_mark(p.trace, 6);
-  if (p.trigger == 2) pdl_launch_dependents();
+  STAMP(kClkVals);
+  lab_trace_mark(p.lab, 6);
+  if (lab_trigger(p.lab, 2, false)) pdl_launch_dependents();
 
   // ---- Conv + SiLU, dt, the state update, y = (S C + D x) * silu(z). ----
   {
@@ -426,35 +437,54 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
   }
   const float dt_raw = mine[bcpb + 2 * kRows], z = mine[bcpb + kRows + j];
   __syncthreads();
-  stamp(kClkConv);
+  STAMP(kClkConv);
+  const float dt = softplus_clamp(dt_raw + dt_bias, p.dt_lo, p.dt_hi);
   {
-    const float x = conv_out[2 * N + j], dt = softplus_clamp(dt_raw + dt_bias, p.dt_lo, p.dt_hi), decay = expf(dt * A), dx = dt * x;
-    float acc = 0.f;
+    const float x = conv_out[2 * N + j], decay = expf(dt * A), dx = dt * x;
+    float acc = 0.f, sq = 0.f;
 #pragma unroll
     for (int jj = 0; jj < kNJ; ++jj) {
       const int64_t n = lr + kTpr * jj;
-      if (n < N && !(p.skip & 4)) {
+      if (n < N && !lab_skip(p.lab, 4)) {
         s[jj] = decay * s[jj] + dx * conv_out[n];
         acc += s[jj] * conv_out[N + n];
+        if constexpr (PROBE) sq += s[jj] * s[jj];
         state[kTpr * jj] = s[jj];
       }
     }
 #pragma unroll
-    for (int o = kTpr / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    for (int o = kTpr / 2; o > 0; o >>= 1) {
+      acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if constexpr (PROBE) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    }
     if (lr == 0) {
-      const float y = (acc + Dh * x) * silu_f(z);
+      const float yu = acc + Dh * x, y = yu * silu_f(z);
       ygl[j] = y * y;
       mine[j] = y * gw;
+      if constexpr (PROBE) {  // scratch is free again: block_sum's last reads were several barriers ago
+        scratch[j] = sq;
+        scratch[kRows + j] = yu * yu;
+      }
     }
   }
   __syncthreads();
-  stamp(kClkState);
+  STAMP(kClkState);
   if (tid == 0) {
     float q = 0.f;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) q += ygl[r];
     mine[kRows] = q;
     mine[kRows + 1] = mine[kRows + 2] = mine[kRows + 3] = 0.f;
+    if constexpr (PROBE) {
+      const DecodeProbeLayout& lay = p.probe_layout;
+      const int64_t head = h0 + hb, part = (row0 - hb * P) / kRows;
+      float s2 = 0.f, y2 = 0.f;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) s2 += scratch[r], y2 += scratch[kRows + r];
+      p.probe[lay.state(head, part)] = s2;
+      p.probe[lay.y(head, part)] = y2;
+      if (part == 0) p.probe[lay.dt() + head] = dt;
+    }
   }
   __syncthreads();
   // Every block gets this block's slot: its 16 gated y * gnorm_w and its sum of squares of the gated y.
@@ -463,11 +493,11 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     st_cluster4(ywv + rank * kYSlot + 4 * q, unsigned(d), *reinterpret_cast<const float4*>(mine + 4 * q), bar_y);
   }
   mbar_wait(bar_wout, 0);
-  stamp(kClkWout);
+  STAMP(kClkWout);
   mbar_wait(bar_y, 0);
-  stamp(kClkY);
-  trace_mark(p.trace, 7);
-  if (p.trigger == 3) pdl_launch_dependents();
+  STAMP(kClkY);
+  lab_trace_mark(p.lab, 7);
+  if (lab_trigger(p.lab, 3, false)) pdl_launch_dependents();
 
   // ---- out_proj: rows [rank * ropb, +ropb) over the cluster's columns, unnormalised. ----
   float4 yr[NVO][Q];
@@ -487,50 +517,63 @@ __global__ void __launch_bounds__(kThreads, 2) decode_layer_kernel(DecodeLayerPa
     const int j = lane >> 2;
     if ((lane & 3) == 0 && j < n) out[first + j * kWarps] = a;
   }
+#if MAMBA_CUDA_LAB
   if constexpr (REC) {
     __syncthreads();
-    stamp(kClkEnd);
+    STAMP(kClkEnd);
   }
+#endif
+#undef STAMP
   if (rank == 0 && tid == 0) {
     float q = 0.f;
     for (int r = 0; r < cs; ++r) q += ywv[r * kYSlot + kRows];
     p.ss_out[cid] = q;
   }
-  if (p.trigger == 4) pdl_launch_dependents();
-  trace_end(p.trace);
+  if (lab_trigger(p.lab, 4, false)) pdl_launch_dependents();
+  lab_trace_end(p.lab);
 }
 
 template <typename Wt>
 __global__ void __launch_bounds__(kThreads)
-    decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, unsigned long long* trace, const int32_t* live, int step) {
-  trace_start(trace);
+    decode_finish_kernel(DecodeResidualIn in, int64_t D, float* out, const int32_t* live, int step, LabHooks lab) {
+  lab_trace_start(lab);
   if (live && step >= __ldcg(live)) return;  // written at least two kernels back (DecodeLayerParams::live_early)
   pdl_wait();
   pdl_launch_dependents();
-  trace_waited(trace);
+  lab_trace_waited(lab);
   for (int64_t c = threadIdx.x; c < D / 4; c += kThreads) reinterpret_cast<float4*>(out)[c] = residual_chunk<Wt>(in, 0, D, c);
-  trace_end(trace);
+  lab_trace_end(lab);
 }
 
 using Kernel = void (*)(DecodeLayerParams, int, int, int);
 
-template <typename Wt, bool REC>
+template <typename Wt, bool REC, bool PROBE>
 Kernel pick_typed(int64_t D) {
   constexpr int EPV = 16 / int(sizeof(Wt));
   if (D % EPV != 0) return nullptr;
   const int64_t per_lane = (D / EPV + 31) / 32;
-  return per_lane <= 3   ? decode_layer_kernel<Wt, 3, REC>
-         : per_lane <= 4 ? decode_layer_kernel<Wt, 4, REC>
-         : per_lane <= 8 ? decode_layer_kernel<Wt, 8, REC>
+  return per_lane <= 3   ? decode_layer_kernel<Wt, 3, REC, PROBE>
+         : per_lane <= 4 ? decode_layer_kernel<Wt, 4, REC, PROBE>
+         : per_lane <= 8 ? decode_layer_kernel<Wt, 8, REC, PROBE>
                          : nullptr;
 }
 
-// rec: the measuring instance (DecodeLayerParams::smid set).
-Kernel pick(DType dt, int64_t D, bool rec = false) {
+template <typename Wt>
+Kernel pick_instance(int64_t D, bool rec, bool probe) {
+#if MAMBA_CUDA_LAB
+  if (rec) return probe ? pick_typed<Wt, true, true>(D) : pick_typed<Wt, true, false>(D);
+#else
+  (void)rec;
+#endif
+  return probe ? pick_typed<Wt, false, true>(D) : pick_typed<Wt, false, false>(D);
+}
+
+// rec: the lab's recording instance (LabHooks::records set); probe: the probe-writing one.
+Kernel pick(DType dt, int64_t D, bool rec = false, bool probe = false) {
   switch (dt) {
-    case DType::BF16: return rec ? pick_typed<__nv_bfloat16, true>(D) : pick_typed<__nv_bfloat16, false>(D);
-    case DType::F16: return rec ? pick_typed<__half, true>(D) : pick_typed<__half, false>(D);
-    case DType::F32: return rec ? pick_typed<float, true>(D) : pick_typed<float, false>(D);
+    case DType::BF16: return pick_instance<__nv_bfloat16>(D, rec, probe);
+    case DType::F16: return pick_instance<__half>(D, rec, probe);
+    case DType::F32: return pick_instance<float>(D, rec, probe);
   }
   return nullptr;
 }
@@ -576,7 +619,7 @@ cudaLaunchConfig_t cluster_config(unsigned blocks, int cs, size_t smem, cudaLaun
 }
 }  // namespace
 
-DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string& force) {
+DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, int forced) {
   DecodeLayerPlan none;
   const Kernel k = pick(p.wdtype, p.D);
   if (!k || p.N < 1 || p.N > kMaxN || p.K < 1 || p.K > kMaxK || p.G < 1 || p.H % p.G != 0 || p.P < 1 || p.E != p.H * p.P || p.D % 4 != 0) {
@@ -591,7 +634,6 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string&
     none.why = "no thread-block clusters before sm_90";
     return none;
   }
-  const int forced = force.empty() ? 0 : std::atoi(force.c_str());
   for (int cs : {16, 8, 4, 2}) {
     if (forced && cs != forced) continue;
     const std::string tag = "cs=" + std::to_string(cs) + ": ";
@@ -636,7 +678,12 @@ DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& p, const std::string&
 }
 
 void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan, cudaStream_t s, bool pdl) {
-  const Kernel k = plan.cs > 0 ? pick(p.wdtype, p.D, p.smid != nullptr) : nullptr;
+#if MAMBA_CUDA_LAB
+  const bool rec = p.lab.records != nullptr;
+#else
+  const bool rec = false;
+#endif
+  const Kernel k = plan.cs > 0 ? pick(p.wdtype, p.D, rec, p.probe != nullptr) : nullptr;
   if (!k) throw Error("decode_layer: no plan for this shape");
   const Geometry g = geometry(p, plan.cs);
   set_attributes(k, plan.cs, g.smem);
@@ -646,10 +693,10 @@ void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan
   cuda_check(cudaLaunchKernelEx(&cfg, k, p, plan.cs, int(g.bcpb), int(g.cpg)), "decode_layer_kernel", __FILE__, __LINE__);
 }
 
-void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl,
-                          const int32_t* live, int step) {
+void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, cudaStream_t s, bool pdl, const int32_t* live, int step,
+                          const LabHooks& lab) {
   // The weight dtype only matters for the embedding row, which this kernel never reads.
-  launch_kernel(decode_finish_kernel<float>, dim3(1), dim3(kThreads), 0, s, pdl, "decode_finish_kernel", in, D, out, trace, live, step);
+  launch_kernel(decode_finish_kernel<float>, dim3(1), dim3(kThreads), 0, s, pdl, "decode_finish_kernel", in, D, out, live, step, lab);
 }
 
 }  // namespace mamba

@@ -1,7 +1,7 @@
 #pragma once
 // One decode layer in one kernel (small models, sm_90): RMSNorm + in_proj, the conv window update + conv +
 // SiLU, dt, the selective state update and the gate, and this layer's out_proj, over thread-block clusters.
-// One dependent kernel per layer instead of three (docs/CUDA_NOTES.md, run 10).
+// One dependent kernel per layer instead of three (docs/CUDA.md).
 //
 // The grid is `nc` clusters of `cs` blocks; cluster c owns heads [c*hc, (c+1)*hc) with hc*P = 16*cs, so
 // every block owns 16 (head, p) rows of the state, all in one head. Before the PDL wait a block loads its
@@ -20,14 +20,18 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/decode_probes.h"
 #include "kernels/dtype.h"
+#include "kernels/lab.cuh"
 
 namespace mamba {
 
-constexpr int kDecodeLayerRows = 16;
-// A block's measurement record (DecodeLayerParams::smid): word 0 its SM id, word kClkWait the globaltimer (ns,
-// low 32 bits) past the PDL wait, the others SM clock cycles since the block started, each once the block
-// (thread 0, after the barrier that ends the phase) is past that point.
+constexpr int kDecodeLayerRows = 16;  // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
+
+#if MAMBA_CUDA_LAB
+// Lab build: a block's record (LabHooks::records), kDecodeBlockRec words: word 0 its SM id, word kClkWait the
+// globaltimer (ns, low 32 bits) past the PDL wait, the others SM clock cycles since the block started, each
+// once the block (thread 0, after the barrier that ends the phase) is past that point.
 constexpr int kDecodeBlockRec = 16;
 enum DecodeClock : int {
   kClkWaited = 1,  // past the PDL wait
@@ -45,7 +49,11 @@ enum DecodeClock : int {
   kClkY,           // the cluster's gated y arrived
   kClkEnd,         // out_proj dots done
   kClkWait,        // globaltimer past the wait (ns, low 32 bits)
-};                 // (head, p) rows of the state per block: a cluster of cs blocks owns 16 cs
+};
+// Lab trigger points (LabHooks::trigger; production: past the wait): 0 past the wait, 1 with the inputs read,
+// 2 once B and C are exchanged, 3 once the gated y is, 4 at the end, 5 at the start. Skip bits: 1 = the
+// prologue reads no partial products, 2 = no in_proj dot products, 4 = no state update.
+#endif
 
 // The residual entering a layer: r_in (+ the previous layer's out_proj bias) + sum over the previous
 // layer's clusters of parts[c] * rsqrt(mean of its group's y^2 + eps); or the token's embedding row.
@@ -78,19 +86,11 @@ struct DecodeLayerParams {
   const float* A = nullptr;        // (H)
   const float* Dskip = nullptr;    // (H)
   float dt_lo = 0.f, dt_hi = 0.f;
-  float* state = nullptr;               // (H, P, N)
-  const float* gnorm_w = nullptr;       // (E)
-  const void* out_proj = nullptr;       // (D, E)
-  float* parts_out = nullptr;           // (nc, D) this layer's partial products
-  float* ss_out = nullptr;              // (nc)
-  unsigned long long* trace = nullptr;  // launch.cuh trace slots or null; [4] inputs read, [5] the last
-                                        // block's start, [6] B and C exchanged, [7] gated y exchanged
-  // When the next layer's kernel may launch (and start staging its weights): 0 once past the wait, 1 with
-  // the inputs read, 2 once B and C are exchanged, 3 once the gated y is, 4 at the end, 5 at the start.
-  int trigger = 0;
-  // Measurement only (results are then wrong): 1 = the prologue reads no partial products, 2 = no in_proj
-  // dot products, 4 = no state update.
-  int skip = 0;
+  float* state = nullptr;          // (H, P, N)
+  const float* gnorm_w = nullptr;  // (E)
+  const void* out_proj = nullptr;  // (D, E)
+  float* parts_out = nullptr;      // (nc, D) this layer's partial products
+  float* ss_out = nullptr;         // (nc)
   // A chain of decode steps in one graph (CudaBackend::step_sample_chain): this kernel belongs to step
   // `step` and does nothing (the state stays as it is) unless step < *live, which a step's sampler lowers
   // when it samples a stop id. Null: a single step. live_early: *live may be read before the PDL wait (the
@@ -99,9 +99,12 @@ struct DecodeLayerParams {
   const int32_t* live = nullptr;
   int step = 0;
   bool live_early = false;
-  // Measurement, or null: per block kDecodeBlockRec words, its SM id then the phase clocks (DecodeClock). A
-  // separate kernel instance records them, so the measured kernel is the production one plus the stores.
-  unsigned* smid = nullptr;
+  // Probes (decode_probes.h), or null: the instance that also writes this layer's dt, each block's part of
+  // its head's state and output sums of squares (kDecodeLayerRows rows a part) and the residual's.
+  float* probe = nullptr;
+  DecodeProbeLayout probe_layout;
+  LabHooks lab;  // lab build: trace ([4] inputs read, [5] the last block's start, [6] B and C exchanged,
+                 // [7] gated y exchanged), records, trigger points and skip bits above
 };
 
 struct DecodeLayerPlan {
@@ -109,14 +112,13 @@ struct DecodeLayerPlan {
   std::string why;     // the choice, or why none fits
 };
 
-// The plan for this shape (and device), or cs = 0. `force` = a cluster size (measurement,
-// MAMBA_CUDA_LAYER_CS) takes that one if it fits.
-DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& shape, const std::string& force = "");
+// The plan for this shape (and device), or cs = 0. `cluster` > 0: that cluster size if it fits (tests, the lab).
+DecodeLayerPlan plan_decode_layer(const DecodeLayerParams& shape, int cluster = 0);
 void launch_decode_layer(const DecodeLayerParams& p, const DecodeLayerPlan& plan, cudaStream_t s, bool pdl);
 
 // After the last layer: out = the residual entering the final norm (DecodeResidualIn), for the LM head.
 // live/step: as in DecodeLayerParams (null: a single step).
-void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, unsigned long long* trace, cudaStream_t s, bool pdl,
-                          const int32_t* live = nullptr, int step = 0);
+void launch_decode_finish(const DecodeResidualIn& in, int64_t D, float* out, cudaStream_t s, bool pdl, const int32_t* live = nullptr,
+                          int step = 0, const LabHooks& lab = {});
 
 }  // namespace mamba

@@ -6,6 +6,7 @@
 #include "engine/error.h"
 #include "kernels/dtype.cuh"
 #include "kernels/gemv.cuh"
+#include "kernels/lab.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/vec16.cuh"
 
@@ -164,7 +165,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
   const uint4* W4 = reinterpret_cast<const uint4*>(W);
   auto rows_of = [&](int64_t gi) { return gi < n_groups ? int(imin(RPW, R - gi * RPW)) : 0; };
 
-  trace_start(p.trace);
+  lab_trace_start(p.lab);
   // ARG: whether the chain has halted this step (*live was written at least two kernels back, by an earlier
   // step's LM head); loaded here, looked at after the prologue, before the first store.
   const int live = ARG && p.argmax.chain.live ? __ldcg(p.argmax.chain.live) : 0;
@@ -197,18 +198,18 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
     // When the next kernel may launch: GemvParams::trigger_*, or chain_trigger for the argmax kernel.
     if constexpr (ARG) {
       pdl_wait();
-      if (p.chain_trigger == 1) pdl_launch_dependents();
+      if (lab_trigger(p.lab, kGemvTrigWaited, false)) pdl_launch_dependents();
     } else {
-      if (p.trigger_at_start) pdl_launch_dependents();
+      if (lab_trigger(p.lab, kGemvTrigStart, p.trigger_at_start)) pdl_launch_dependents();
       pdl_wait();
-      if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
+      if (lab_trigger(p.lab, kGemvTrigWaited, !p.trigger_at_start)) pdl_launch_dependents();
     }
-    trace_waited(p.trace);
+    lab_trace_waited(p.lab);
     const float scale = prologue<0, 1>(p, groups, xin, xraw, scratch);
     if constexpr (ARG)
       if (p.argmax.chain.live && p.argmax.chain.step >= live) return;  // the prologue's copies are in
-    trace_mark(p.trace, 4);
-    if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && n_batches <= DEPTH) pdl_launch_dependents();
+    lab_trace_mark(p.lab, 4);
+    if (lab_trigger(p.lab, kGemvTrigLoads, false) && n_batches <= DEPTH) pdl_launch_dependents();
     // ARG: lane 0's best (row, value) among its warp's rows.
     const int64_t n_arg = ARG ? p.argmax.cfg->n : 0;
     float best_v = -INFINITY;
@@ -235,7 +236,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
           }
           if (t + d + DEPTH < n_batches) {
             load_next(v[d]);
-            if ((ARG ? p.chain_trigger == 2 : p.trigger_after_loads) && t + d + DEPTH == n_batches - 1) pdl_launch_dependents();
+            if (lab_trigger(p.lab, kGemvTrigLoads, false) && t + d + DEPTH == n_batches - 1) pdl_launch_dependents();
           }
           base += 32 * U;
           if (base >= nvec) {  // the row group is complete
@@ -265,12 +266,12 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
     if constexpr (ARG) argmax_finish(p, best_v, best_i);
   } else if constexpr (!ARG) {
     prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
-    if (p.trigger_at_start) pdl_launch_dependents();
+    if (lab_trigger(p.lab, kGemvTrigStart, p.trigger_at_start)) pdl_launch_dependents();
     pdl_wait();
-    if (!p.trigger_at_start) pdl_launch_dependents();
-    trace_waited(p.trace);
+    if (lab_trigger(p.lab, kGemvTrigWaited, !p.trigger_at_start)) pdl_launch_dependents();
+    lab_trace_waited(p.lab);
     const float scale = prologue<0, 1>(p, groups, xin, xraw, scratch);
-    trace_mark(p.trace, 4);
+    lab_trace_mark(p.lab, 4);
     for (int64_t grp = grp0; grp < n_groups; grp += stride) {
       const int nrows = rows_of(grp);
       float acc[RPW];
@@ -292,7 +293,7 @@ __device__ __forceinline__ void gemv_body(GemvParams p) {
       }
     }
   }
-  trace_end(p.trace);
+  lab_trace_end(p.lab);
 }
 
 template <typename Wt, int RPW, int PRO, bool VEC, int DEPTH, int BATCH>
@@ -334,7 +335,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
   const int64_t groups = PRO == kGrouped ? p.groups : 1;
-  trace_start(p.trace);
+  lab_trace_start(p.lab);
   stage_norm_w(p, groups, xin, scratch);  // its cp.async group first: the prologue waits for it alone
   {
     const uint4* src = reinterpret_cast<const uint4*>(static_cast<const char*>(p.W) + r0 * row_bytes);
@@ -343,21 +344,21 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
     cp_async_commit();
   }
   prefetch_l2_share(p.prefetch_next, p.prefetch_next_bytes);
-  if (p.trigger_at_start) pdl_launch_dependents();
+  if (lab_trigger(p.lab, kGemvTrigStart, p.trigger_at_start)) pdl_launch_dependents();
   pdl_wait();
-  if (!p.trigger_at_start && !p.trigger_after_loads) pdl_launch_dependents();
-  trace_waited(p.trace);
+  if (lab_trigger(p.lab, kGemvTrigWaited, !p.trigger_at_start)) pdl_launch_dependents();
+  lab_trace_waited(p.lab);
   // The residual rows this block accumulates into: loaded now, in the prologue's round trip.
   float base = 0.f;
   if (threadIdx.x < nr) base = (p.accumulate ? p.out[r0 + threadIdx.x] : 0.f) + (p.bias ? p.bias[r0 + threadIdx.x] : 0.f);
   const float scale = prologue<1, 2>(p, groups, xin, nullptr, scratch);
   float4 xr[NV][Q];
   load_lane_vectors(xr, xin, nvec, lane);
-  trace_mark(p.trace, 4);
+  lab_trace_mark(p.lab, 4);
   cp_async_wait_all();
   __syncthreads();
-  if (p.trigger_after_loads) pdl_launch_dependents();
-  trace_mark(p.trace, 5);
+  if (lab_trigger(p.lab, kGemvTrigLoads, false)) pdl_launch_dependents();
+  lab_trace_mark(p.lab, 5);
 
   for (int rb = warp; rb < nr; rb += kWarpsPerBlock * kRowsAtOnce) {
     float acc[kRowsAtOnce];
@@ -384,7 +385,7 @@ __global__ void __launch_bounds__(kSmemThreads) gemv_smem_kernel(GemvParams p, i
   }
   __syncthreads();
   if (threadIdx.x < nr) p.out[r0 + threadIdx.x] = base + scale * res[threadIdx.x];
-  trace_end(p.trace);
+  lab_trace_end(p.lab);
 }
 
 int prologue_kind(const GemvParams& p) { return p.prologue == GemvPrologue::GroupRmsNorm ? kGrouped : kPlain; }
@@ -463,10 +464,10 @@ void launch_typed(const GemvParams& p, cudaStream_t s, bool pdl) {
   auto with_pro = [&](auto pro) {
     constexpr int PRO = decltype(pro)::value;
     if (!vec) return launch_rpw<Wt, PRO, false, 1, 8>(p, s, pdl);
-    switch (p.pipeline) {
-      case GemvPipeline::Depth1Batch8: return launch_rpw<Wt, PRO, true, 1, 8>(p, s, pdl);
-      default: return launch_rpw<Wt, PRO, true, 2, 4>(p, s, pdl);
-    }
+#if MAMBA_CUDA_LAB
+    if (p.lab.variant == 1) return launch_rpw<Wt, PRO, true, 1, 8>(p, s, pdl);
+#endif
+    return launch_rpw<Wt, PRO, true, 2, 4>(p, s, pdl);
   };
   if (prologue_kind(p) == kGrouped) with_pro(std::integral_constant<int, kGrouped>{});
   else with_pro(std::integral_constant<int, kPlain>{});

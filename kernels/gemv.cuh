@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/lab.cuh"
 #include "kernels/sampling.cuh"
 
 namespace mamba {
@@ -27,12 +28,6 @@ struct ArgmaxWorkspace {
   int32_t i[kMaxArgmaxBlocks];
   unsigned arrived;
 };
-
-// Streaming kernel: how many batches of weights a warp keeps in registers or in flight (depth), and the
-// 16-byte vectors per lane in one batch. Depth 2 (the default) loads the next batch while it uses the
-// current one, and two before the PDL wait; depth 1 loads a batch, waits for it and uses it. Depth 2 x 8
-// was measured too (2.7b decode 2.24 ms against 1.97 for 2 x 4: 128 registers, 2 blocks per SM).
-enum class GemvPipeline { Depth2Batch4, Depth1Batch8 };
 
 struct GemvParams {
   const void* W = nullptr;  // (R, K) row-major in wdtype
@@ -48,26 +43,23 @@ struct GemvParams {
   bool accumulate = false;
   const void* prefetch_next = nullptr;  // pulled into L2 by the whole grid at its start (or null)
   int64_t prefetch_next_bytes = 0;
-  unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null
-  bool force_streaming = false;         // tests: skip the shared-memory kernel for small matrices
-  GemvPipeline pipeline = GemvPipeline::Depth2Batch4;
-  // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit
-  // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
-  // its own wait (one kernel of lookahead).
+  bool force_streaming = false;  // tests: the streaming kernel even where the shared-memory one would run
+  // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit resident in
+  // their own wait while this kernel streams) or, by default, once past its own wait (one kernel of lookahead).
   bool trigger_at_start = false;
-  // Each warp of the streaming kernel lets the successor launch once it has issued its last weight load,
-  // a block of the shared-memory kernel once its weights are in (the successor's own loads then queue
-  // right behind this kernel's, not behind its tail).
-  bool trigger_after_loads = false;
   // The LM head of a greedy decode chain (CudaBackend::step_sample_chain; streaming kernel, plain prologue,
   // 16-byte rows) when argmax_ws is set: the argmax over rows < argmax.cfg->n of the results goes out
   // through `argmax` (the id, the next step's token, the stop), so no sampler runs after it; a step the
-  // chain has halted does nothing. chain_trigger replaces the trigger flags above: the next kernel may
-  // launch 0 when this one is done, 1 once past the wait, 2 once every warp has issued its last weight load.
+  // chain has halted does nothing. The next kernel launches only once this one is done.
   ArgmaxWorkspace* argmax_ws = nullptr;
   SampleParams argmax;  // out, cfg (n), chain
-  int chain_trigger = 0;
+  // Lab build: trace; trigger points kGemvTrig*; variant 1 = the streaming kernel's depth-1 x 8 pipeline.
+  LabHooks lab;
 };
+
+// Lab trigger points (LabHooks::trigger): past the wait, at the start, once a warp has issued its last weight
+// load (streaming kernel) or a block has its weights in shared memory.
+enum GemvTrigger : int { kGemvTrigWaited = 0, kGemvTrigStart = 1, kGemvTrigLoads = 2 };
 
 void launch_gemv(const GemvParams& p, cudaStream_t s, bool pdl);
 

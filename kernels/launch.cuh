@@ -27,7 +27,7 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 
 // A 16-byte read-only load that does not allocate in L1 (a decode GEMV reads each weight once), under
 // an evict_normal L2 policy. The 2.7b decode builds with it measured 2.27-2.47 ms/token on H200s against
-// 2.58 for the __ldg build; the spread between them is code generation (docs/CUDA_NOTES.md, run 8).
+// 2.58 for the __ldg build; the spread between them is code generation (docs/CUDA.md).
 __device__ __forceinline__ uint64_t l2_policy_normal() {
   uint64_t pol = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -93,36 +93,6 @@ __device__ __forceinline__ void prefetch_l2_share(const void* ptr, int64_t bytes
   if (begin >= bytes) return;
   const int64_t n = bytes - begin < share ? bytes - begin : share;
   prefetch_l2_bulk(static_cast<const char*>(ptr) + begin, unsigned(n < (int64_t(1) << 30) ? n : (int64_t(1) << 30)));
-}
-
-// Optional decode timeline (mamba-cuda-profile): per kernel 8 slots of %globaltimer (ns):
-// [0] first block started, [1] first block past pdl_wait, [2] last block past pdl_wait, [3] last block
-// done, [4] last block with its inputs read, [5] last block with its weights staged (kernels that have
-// those steps). Null pointer = off (one uniform branch).
-__device__ __forceinline__ unsigned long long global_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ void trace_start(unsigned long long* tr) {
-  if (tr && threadIdx.x == 0) atomicMin(tr, global_ns());
-}
-__device__ __forceinline__ void trace_waited(unsigned long long* tr) {
-  if (tr && threadIdx.x == 0) {
-    const unsigned long long t = global_ns();
-    atomicMin(tr + 1, t);
-    atomicMax(tr + 2, t);
-  }
-}
-// After a __syncthreads of the caller: the block's step `slot` is done.
-__device__ __forceinline__ void trace_mark(unsigned long long* tr, int slot) {
-  if (tr && threadIdx.x == 0) atomicMax(tr + slot, global_ns());
-}
-__device__ __forceinline__ void trace_end(unsigned long long* tr) {
-  if (tr) {
-    __syncthreads();
-    if (threadIdx.x == 0) atomicMax(tr + 3, global_ns());
-  }
 }
 
 template <typename... KArgs, typename... Args>

@@ -6,9 +6,13 @@
 // "q >= tau" set holds top_k ids or top_p of the mass; ties at tau are all kept, the only difference
 // from the CPU sampler's sorted cut. Within the kept set the draw walks ids in index
 // order (a different but equally valid inverse-CDF order than the CPU's descending one).
+// A report (SampleParams::report) also gives what the host sampler's SampleInfo gives: the chosen id's model
+// probability and the kReportTop most probable ids with theirs (softmax of the raw logits over the first n).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+
+#include "kernels/lab.cuh"
 
 namespace mamba {
 
@@ -24,12 +28,24 @@ struct SampleConfig {
 
 // The argmax runs over kSampleBlocks blocks; the last one to finish merges their results and, unless the
 // temperature is 0, goes on to sample alone. `ws` holds their results and an arrival counter (zero between
-// calls: the last block resets it).
+// calls: the last block resets it); with a report also each block's softmax normaliser relative to its own
+// maximum and its kReportTop best (value, id).
 constexpr int kSampleBlocks = 32;
+constexpr int kReportTop = 16;
 struct SampleWorkspace {
   float v[kSampleBlocks];
   int64_t i[kSampleBlocks];
   unsigned arrived;
+  float z[kSampleBlocks];
+  float top_v[kSampleBlocks][kReportTop];
+  int32_t top_i[kSampleBlocks][kReportTop];
+};
+
+// What is reported with a sampled id (the id itself goes to SampleParams::out).
+struct SampleReport {
+  float prob = 0.f;                // the id's probability under softmax(logits[0, n))
+  int32_t top_i[kReportTop] = {};  // the most probable ids, best first (lower id first on ties)
+  float top_p[kReportTop] = {};    // their probabilities
 };
 
 // A chain of decode steps in one graph (CudaBackend::step_sample_chain), all pointers on the device: the
@@ -50,11 +66,12 @@ struct SampleParams {
   const SampleConfig* cfg = nullptr;  // on the device
   int32_t* out = nullptr;             // (1) on the device
   SampleWorkspace* ws = nullptr;      // on the device, zeroed once
+  SampleReport* report = nullptr;     // on the device, or null: the instance that also writes a report (needs ws)
   SampleChain chain;
-  // When the next kernel may launch (PDL): 0 once past the wait, 1 before it (a chain's next step then
-  // stages its first layer's weights during the LM head), 2 only when this kernel is done.
-  int trigger = 0;
-  unsigned long long* trace = nullptr;  // launch.cuh trace slots or null
+  // The next kernel (PDL) launches only once this one is done (a chain's next step then finds the SMs free);
+  // else once this one is past its wait.
+  bool hold_next = false;
+  LabHooks lab;  // lab build: trace; trigger points 0 past the wait, 1 before it, 2 at the end
 };
 
 // pdl: may start while the kernel before it (the LM head) finishes.

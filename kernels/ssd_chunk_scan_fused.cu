@@ -406,7 +406,7 @@ __global__ void __launch_bounds__(Cfg<P, WN, HB>::threads, MIN_BLOCKS) ssd_chunk
   }
 }
 
-// (WN, HB) block shapes, chosen at run time (MAMBA_CUDA_FUSED_SHAPE=WN,HB for measurement).
+// (WN, HB) block shapes, chosen at run time (SsdChunkScanFusedParams::wn, hb).
 template <typename TV, int P, int WN, int HB, int MIN_BLOCKS>
 void launch_shape(const SsdChunkScanFusedParams& p, cudaStream_t s) {
   using K = Cfg<P, WN, HB>;
@@ -458,12 +458,7 @@ void launch_ssd_chunk_scan_fused(const SsdChunkScanFusedParams& p, cudaStream_t 
   if (p.Q < 1 || p.T_pad % p.Q != 0 || p.G < 1 || p.H % p.G != 0) throw Error("ssd fused chunk scan: bad chunking or grouping");
   if (p.T_pad / p.Q > 65535 || p.H > 65535 || p.Q > (int64_t(1) << 30)) throw Error("ssd fused chunk scan: too many chunks or heads");
   if (p.D && !p.x) throw Error("ssd fused chunk scan: the D skip needs x");
-  int wn = 1, hb = 1;
-  if (const char* e = std::getenv("MAMBA_CUDA_FUSED_SHAPE"); e && *e) {  // "WN,HB", measurement only
-    wn = std::atoi(e) == 2 ? 2 : 1;
-    const char* comma = std::strchr(e, ',');
-    hb = comma && std::atoi(comma + 1) == 2 ? 2 : 1;
-  }
+  const int wn = p.wn == 2 ? 2 : 1, hb = p.hb == 2 ? 2 : 1;
   if (p.v) {
     if (!p.z || !p.ss || p.ldv % 2 != 0 || (p.v_dtype != DType::BF16 && p.v_dtype != DType::F32))
       throw Error("ssd fused chunk scan: the gated epilogue needs z, ss, an even ldv and v in bf16 or f32");

@@ -3,7 +3,7 @@
 #include "engine/error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm.h"
-#include "kernels/profiler.h"
+#include "kernels/lab.h"
 #include "kernels/ssd_chunk_scan.cuh"
 #include "kernels/ssd_chunk_scan_fused.cuh"
 #include "kernels/ssd_chunk_state.cuh"
@@ -75,7 +75,7 @@ void SsdChunkedWorkspace::prepare(const SsdChunkedArgs& a, cudaStream_t s) {
   m_dims = dims;
 }
 
-void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHandle_t blas, cudaStream_t s, OpProfiler* prof) {
+void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHandle_t blas, cudaStream_t s) {
   if (a.fused && !ssd_chunked_fused_supported(a)) throw Error("ssd_chunked: the fused path does not support these shapes");
   ws.prepare(a, s);
   const int64_t Q = a.Q, nc = a.T_pad / Q, H = a.H, P = a.P, N = a.N, G = a.G, E = H * P, batch = ws.batch;
@@ -83,14 +83,14 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
   const void* const* arr = static_cast<const void* const*>(ws.ptrs.get());
   auto arr_out = [&](int k) { return const_cast<void* const*>(arr + k * batch); };
 
-  prof_mark(prof, "ssd: C*B^T gemm", s);
+  LAB_MARK("ssd: C*B^T gemm", s);
   for (int64_t g = 0; g < G; ++g)
     gemm_strided_batched(blas, Q, Q, N, {offset(a.B_act, g * N, dt), dt, a.ld_act, true}, Q * a.ld_act,
                          {offset(a.C_act, g * N, dt), dt, a.ld_act, false}, Q * a.ld_act, ws.cb.as<float>() + g * Q * Q, DType::F32, Q,
                          G * Q * Q, nc);
 
   if (!a.xs) {
-    prof_mark(prof, "ssd: scale x", s);
+    LAB_MARK("ssd: scale x", s);
     SsdScaleXParams sx;
     sx.x = a.x;
     sx.ldx = a.ldx;
@@ -106,15 +106,16 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
     launch_ssd_scale_x(sx, s);
   }
 
-  prof_mark(prof, "ssd: chunk states gemm", s);
+  LAB_MARK("ssd: chunk states gemm", s);
   gemm_batched(blas, N, P, Q, {nullptr, dt, a.ld_act, false}, arr, {nullptr, dt, E, true}, arr + batch, arr_out(2), DType::F32, N, batch);
 
-  prof_mark(prof, "ssd: state passing", s);
+  LAB_MARK("ssd: state passing", s);
   SsdStatePassingParams sp;
   sp.chunk_states = ws.states.as<float>();
   sp.cs = a.cs;
   sp.state = a.state;
   sp.s_in = ws.s_in.get();
+  sp.s_in_f32 = a.probe_s_in;
   sp.dtype = dt;
   sp.T_pad = a.T_pad;
   sp.Q = Q;
@@ -124,7 +125,7 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
   launch_ssd_state_passing(sp, s);
 
   if (a.fused) {
-    prof_mark(prof, a.gate.v ? "ssd: fused chunk scan + gate" : "ssd: fused chunk scan", s);
+    LAB_MARK(a.gate.v ? "ssd: fused chunk scan + gate" : "ssd: fused chunk scan", s);
     SsdChunkScanFusedParams fp;
     fp.T_pad = a.T_pad;
     fp.Q = Q;
@@ -144,6 +145,8 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
     fp.x = a.x;
     fp.ldx = a.ldx;
     fp.D = a.D;
+    fp.wn = a.fused_wn;
+    fp.hb = a.fused_hb;
     if (a.gate.v) {
       fp.z = a.gate.z;
       fp.ldz = a.gate.ldz;
@@ -159,12 +162,12 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
     return;
   }
 
-  prof_mark(prof, "ssd: off-diagonal gemm", s);
+  LAB_MARK("ssd: off-diagonal gemm", s);
   gemm_batched(blas, P, Q, N, {nullptr, dt, N, true}, arr + 3 * batch, {nullptr, dt, a.ld_act, false}, arr + 4 * batch, arr_out(5),
                DType::F32, a.ldy, batch);
 
   if (!a.y_off) {
-    prof_mark(prof, "ssd: scale rows", s);
+    LAB_MARK("ssd: scale rows", s);
     SsdScaleRowsParams sr;
     sr.y = a.y;
     sr.ldy = a.ldy;
@@ -175,7 +178,7 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
     launch_ssd_scale_rows(sr, s);
   }
 
-  prof_mark(prof, "ssd: decay mask", s);
+  LAB_MARK("ssd: decay mask", s);
   SsdDecayMaskParams dm;
   dm.cb = ws.cb.as<float>();
   dm.dt = a.dt;
@@ -190,7 +193,7 @@ void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHan
   dm.D = a.D;
   launch_ssd_decay_mask(dm, s);
 
-  prof_mark(prof, "ssd: diagonal gemm", s);
+  LAB_MARK("ssd: diagonal gemm", s);
   gemm_batched(blas, P, Q, Q, {nullptr, dt, a.ld_act, false}, arr + 6 * batch, {nullptr, dt, Q, false}, arr + 7 * batch, arr_out(8),
                DType::F32, a.ldy, batch, 1.f, a.y_off ? 0.f : 1.f);
 }

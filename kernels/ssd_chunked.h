@@ -25,8 +25,6 @@
 
 namespace mamba {
 
-class OpProfiler;
-
 struct SsdChunkedArgs {
   int64_t T_pad = 0, Q = 0, H = 0, P = 0, G = 0, N = 0;  // T_pad: tokens rounded up to a multiple of Q
   const float* x = nullptr;                              // (T_pad, H*P) fp32, row stride ldx (rows past the real tokens are zero)
@@ -60,7 +58,10 @@ struct SsdChunkedArgs {
     DType v_dtype = DType::BF16;
     float* ss = nullptr;  // (T_pad, H)
   } gate;
-  int64_t T_valid = 0;  // fused mode: rows t >= T_valid (the padding) are not written; 0: T_pad
+  int64_t T_valid = 0;             // fused mode: rows t >= T_valid (the padding) are not written; 0: T_pad
+  int fused_wn = 1, fused_hb = 1;  // fused mode: the block tiling (SsdChunkScanFusedParams::wn, hb)
+  // Probes: the chunks' entry states S_in(c) in fp32 too, (T_pad / Q, H, P, N), or null.
+  float* probe_s_in = nullptr;
 };
 
 // Whether args can take the fused path (shapes, operand dtype and alignment).
@@ -81,6 +82,6 @@ class SsdChunkedWorkspace {
   std::vector<const void*> m_host_ptrs;
 };
 
-void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHandle_t blas, cudaStream_t s, OpProfiler* prof = nullptr);
+void ssd_chunked_run(const SsdChunkedArgs& a, SsdChunkedWorkspace& ws, cublasHandle_t blas, cudaStream_t s);
 
 }  // namespace mamba

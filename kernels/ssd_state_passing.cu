@@ -5,7 +5,8 @@
 namespace mamba {
 
 namespace {
-template <typename T>
+// F32: the instance that also writes s_in_f32.
+template <typename T, bool F32>
 __global__ void __launch_bounds__(256) ssd_state_passing_kernel(SsdStatePassingParams p) {
   pdl_wait();
   const int64_t h = blockIdx.y;
@@ -29,6 +30,7 @@ __global__ void __launch_bounds__(256) ssd_state_passing_kernel(SsdStatePassingP
       const int64_t c = c0 + b;
       if (c < p.n_chunks) {
         static_cast<T*>(p.s_in)[(c * p.H + h) * p.PN + k] = from_f32<T>(s);
+        if constexpr (F32) p.s_in_f32[(c * p.H + h) * p.PN + k] = s;
         s = decay[b] * s + cst[b];
       }
     }
@@ -40,7 +42,13 @@ __global__ void __launch_bounds__(256) ssd_state_passing_kernel(SsdStatePassingP
 void launch_ssd_state_passing(const SsdStatePassingParams& p, cudaStream_t s) {
   if (p.n_chunks <= 0) return;
   const dim3 grid(ceil_div(p.PN, 256), static_cast<unsigned>(p.H));
-  MAMBA_DTYPE_SWITCH(p.dtype, T, launch_kernel(ssd_state_passing_kernel<T>, grid, dim3(256), 0, s, false, "ssd_state_passing_kernel", p));
+  if (p.s_in_f32) {
+    MAMBA_DTYPE_SWITCH(p.dtype, T,
+                       launch_kernel(ssd_state_passing_kernel<T, true>, grid, dim3(256), 0, s, false, "ssd_state_passing_kernel", p));
+  } else {
+    MAMBA_DTYPE_SWITCH(p.dtype, T,
+                       launch_kernel(ssd_state_passing_kernel<T, false>, grid, dim3(256), 0, s, false, "ssd_state_passing_kernel", p));
+  }
 }
 
 }  // namespace mamba

@@ -15,6 +15,7 @@ struct SsdStatePassingParams {
   const float* cs = nullptr;            // (H, T_pad) within-chunk cumulative dt*A
   float* state = nullptr;               // (H, P*N) in: initial, out: final
   void* s_in = nullptr;                 // (n_chunks, H, P*N) in dtype
+  float* s_in_f32 = nullptr;            // probes: S_in in fp32 as well (n_chunks, H, P*N), or null
   DType dtype = DType::BF16;
   int64_t T_pad = 0, Q = 0, n_chunks = 0, H = 0, PN = 0;
 };

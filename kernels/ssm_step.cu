@@ -7,8 +7,38 @@ namespace mamba {
 
 namespace {
 constexpr int kWarps = 4, kThreads = kWarps * 32, kRowsPerWarp = 2, kRows = kWarps * kRowsPerWarp;
+static_assert(kRows == kSsmStepRows);
 
-template <int NJ, int K>
+// The probe instance's outputs: the block's part of its head's sums of squares (lane 0 of each warp holds its
+// rows'), dt, and in block (0, 0) the residual's sum of squares.
+__device__ __forceinline__ void write_probes(const SsmStepParams& p, float probe_s, float probe_y, float dt) {
+  __shared__ float part[2][kWarps];
+  __shared__ float scratch[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const DecodeProbeLayout& lay = p.probe_layout;
+  if (lane == 0) {
+    part[0][warp] = probe_s;
+    part[1][warp] = probe_y;
+  }
+  __syncthreads();
+  const int64_t h = blockIdx.y;
+  if (threadIdx.x == 0) {
+    float s = 0.f, y = 0.f;
+    for (int w = 0; w < kWarps; ++w) s += part[0][w], y += part[1][w];
+    p.probe[lay.state(h, blockIdx.x)] = s;
+    p.probe[lay.y(h, blockIdx.x)] = y;
+    if (blockIdx.x == 0) p.probe[lay.dt() + h] = dt;
+  }
+  if (blockIdx.x == 0 && blockIdx.y == 0) {
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < p.probe_D; i += kThreads) ss += p.probe_resid[i] * p.probe_resid[i];
+    ss = block_sum(ss, scratch);
+    if (threadIdx.x == 0) p.probe[lay.resid()] = ss;
+  }
+}
+
+// PROBE: the probe-writing instance (SsmStepParams::probe).
+template <int NJ, int K, bool PROBE>
 __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
   constexpr int kChPerThread = (2 * 32 * NJ + kRows + kThreads - 1) / kThreads;
   constexpr int kWin = K > 1 ? K - 1 : 1;
@@ -25,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
 
   // Everything but this token's projection is ready before the previous kernel ends (under PDL this
   // overlaps it): the state rows, the conv weights and the conv window (written by the last step).
-  trace_start(p.trace);
+  lab_trace_start(p.lab);
   float s[kRowsPerWarp][NJ];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -53,7 +83,7 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
   if (p.trigger_at_start) pdl_launch_dependents();
   pdl_wait();
   if (!p.trigger_at_start) pdl_launch_dependents();
-  trace_waited(p.trace);
+  lab_trace_waited(p.lab);
 
   // Every input of this token is loaded before anything is stored (the ring and state stores could
   // alias them as far as the compiler knows): one round trip after the wait, not one per channel.
@@ -84,43 +114,57 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(SsmStepParams p) {
   }
   if (threadIdx.x == 0) s_dt = softplus_clamp(dt_raw + dt_bias, p.dt_lo, p.dt_hi);
   __syncthreads();
-  trace_mark(p.trace, 4);
+  lab_trace_mark(p.lab, 4);
 
   const float dt = s_dt, decay = expf(dt * A);
+  float probe_s = 0.f, probe_y = 0.f;  // PROBE, lane 0: this warp's rows' sums of squares
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int64_t pr = p0 + warp * kRowsPerWarp + r;
     if (pr < p.P) {  // no early exit: keeps the loop unrolled and s[][] in registers
       const float x = sx[pr - p0], dx = dt * x;
-      float acc = 0.f;
+      float acc = 0.f, sq = 0.f;
 #pragma unroll
       for (int j = 0; j < NJ; ++j) {
         const int64_t n = lane + 32 * j;
         if (n < N) {
-          s[r][j] = decay * s[r][j] + dx * sB[n];
-          acc += s[r][j] * sC[n];
-          if (!p.skip_state_store) p.state[(h * p.P + pr) * N + n] = s[r][j];
+          // explicit fused multiply-adds: every instance (with or without probes) rounds the same way
+          s[r][j] = __fmaf_rn(decay, s[r][j], dx * sB[n]);
+          acc = __fmaf_rn(s[r][j], sC[n], acc);
+          if constexpr (PROBE) sq += s[r][j] * s[r][j];
+          if (!lab_skip(p.lab, kSsmSkipStore)) p.state[(h * p.P + pr) * N + n] = s[r][j];
         }
       }
       acc = warp_sum(acc);
+      if constexpr (PROBE) sq = warp_sum(sq);
       if (lane == 0) {
-        float out = acc + Dh * x;
+        float out = __fmaf_rn(Dh, x, acc);
+        if constexpr (PROBE) {
+          probe_s += sq;
+          probe_y += out * out;
+        }
         if (p.gate) out *= silu_f(zg[r]);
         p.y[h * p.P + pr] = out;
       }
     }
   }
-  trace_end(p.trace);
+  if constexpr (PROBE) write_probes(p, probe_s, probe_y, dt);
+  lab_trace_end(p.lab);
+}
+
+template <int NJ, int K>
+void launch_k(const SsmStepParams& p, dim3 grid, size_t smem, cudaStream_t s, bool pdl) {
+  if (p.probe) launch_kernel(ssm_step_kernel<NJ, K, true>, grid, dim3(kThreads), smem, s, pdl, "ssm_step_kernel (probes)", p);
+  else launch_kernel(ssm_step_kernel<NJ, K, false>, grid, dim3(kThreads), smem, s, pdl, "ssm_step_kernel", p);
 }
 
 template <int NJ>
 void launch_nj(const SsmStepParams& p, dim3 grid, size_t smem, cudaStream_t s, bool pdl) {
-  const char* what = "ssm_step_kernel";
   switch (p.K) {
-    case 1: launch_kernel(ssm_step_kernel<NJ, 1>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
-    case 2: launch_kernel(ssm_step_kernel<NJ, 2>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
-    case 3: launch_kernel(ssm_step_kernel<NJ, 3>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
-    case 4: launch_kernel(ssm_step_kernel<NJ, 4>, grid, dim3(kThreads), smem, s, pdl, what, p); break;
+    case 1: return launch_k<NJ, 1>(p, grid, smem, s, pdl);
+    case 2: return launch_k<NJ, 2>(p, grid, smem, s, pdl);
+    case 3: return launch_k<NJ, 3>(p, grid, smem, s, pdl);
+    case 4: return launch_k<NJ, 4>(p, grid, smem, s, pdl);
     default: throw Error("CUDA backend: conv kernel " + std::to_string(p.K) + " > 4 is not supported in decode");
   }
 }

@@ -11,7 +11,13 @@
 
 #include <cstdint>
 
+#include "kernels/decode_probes.h"
+#include "kernels/lab.cuh"
+
 namespace mamba {
+
+constexpr int kSsmStepRows = 8;  // (head, p) rows of the state per block
+constexpr int kSsmSkipStore = 1;
 
 struct SsmStepParams {
   const float* zx = nullptr;         // (d_in_proj) in_proj output: z (E) | xBC (conv_dim) | dt_raw (H)
@@ -29,12 +35,17 @@ struct SsmStepParams {
   bool gate = false;                    // y *= silu(z), z = zx[0, E)
   const void* prefetch_next = nullptr;  // pulled into L2 by the grid at its start (the next layer's state), or null
   int64_t prefetch_next_bytes = 0;
-  unsigned long long* trace = nullptr;  // 4 timestamps (launch.cuh trace_*) or null
   // When this kernel lets its PDL successor launch: at its start (the successor's blocks then sit
-  // resident in their own wait, and a chain of them can pile up several kernels deep) or once past
-  // its own wait (one kernel of lookahead).
+  // resident in their own wait) or once past its own wait (one kernel of lookahead).
   bool trigger_at_start = false;
-  bool skip_state_store = false;  // measurement only (the state then never advances): what its stores cost
+  // Probes (decode_probes.h), or null: the instance that also writes this layer's dt (blocks x = 0), each
+  // block's part of its head's state and output sums of squares (part = blockIdx.x, kSsmStepRows rows), and
+  // (block 0, 0) the sum of squares of probe_resid, the residual entering the layer (probe_D floats).
+  float* probe = nullptr;
+  DecodeProbeLayout probe_layout;
+  const float* probe_resid = nullptr;
+  int64_t probe_D = 0;
+  LabHooks lab;  // lab build: trace; skip bit kSsmSkipStore leaves the state stores out
 };
 
 void launch_ssm_step(const SsmStepParams& p, cudaStream_t s, bool pdl);

@@ -11,7 +11,7 @@ namespace mamba {
 
 // 16-byte shared-memory loads, spelled out. Left to itself the compiler slices a float4/uint4 load whose
 // parts are used separately into 4-byte (even 2-byte) loads; on xin's 32-byte lane stride that meant
-// 8-way bank conflicts, ~4 us per GEMV at 130m (run 6).
+// 8-way bank conflicts, ~4 us per GEMV at 130m.
 __device__ __forceinline__ float4 lds_f4(const float* p) {
   float4 v;
   asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(smem_u32(p)));

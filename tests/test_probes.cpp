@@ -13,6 +13,8 @@
 #include "tests/naive_mamba2.h"
 #include "tests/test_util.h"
 
+#include <nlohmann/json.hpp>
+
 using namespace mamba;
 using namespace mamba::test;
 
@@ -266,4 +268,59 @@ TEST(ProbeStats, SeriesHalfLifeAndDecayOverLag) {
   EXPECT_EQ(all[3 + 1], mem[1].half_life);
   EXPECT_EQ(parse_metric("state_norm"), ProbeMetric::StateNorm);
   EXPECT_THROW(parse_metric("h"), Error);
+}
+
+// mamba-cli probe: the prompt and its greedy continuation, every value [layer][position][head] equal to
+// the float64 recomputation over those tokens, in both scans; bad input exits as documented.
+TEST(Probes, CliPrintsEveryLayerPositionAndHead) {
+  auto m = fixture_model("dtclamp_k2_bias");
+  const Config& c = m->config;
+  const auto prompt = random_ids(19, c.vocab_size, 21);
+  std::string ids;
+  for (size_t i = 0; i < prompt.size(); ++i) ids += (i ? "," : "") + std::to_string(prompt[i]);
+  for (const std::string scan : {"chunked", "recurrent"}) {
+    const CommandResult r = run_command(std::string(MAMBA_CLI_PATH) + " probe -m " + source_dir() +
+                                        "/tests/fixtures/models/dtclamp_k2_bias --ids " + ids + " -n 5 --scan " + scan);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["layers"], c.n_layer);
+    EXPECT_EQ(j["heads"], c.n_heads);
+    const std::vector<int32_t> tokens = j["tokens"];
+    ASSERT_EQ(tokens.size(), prompt.size() + 5);
+    EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), tokens.begin()));
+    // the continuation is the greedy one
+    Session s(make_cpu_backend(m));
+    GenerateOptions go;
+    go.sampling.temperature = 0;
+    go.stop_at_eos = false;
+    go.max_new_tokens = 5;
+    EXPECT_EQ(std::vector<int32_t>(tokens.begin() + 19, tokens.end()), s.generate(prompt, go).ids);
+
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    const Expected e = expected_probes(*m, naive_mamba2(*m, tokens), T);
+    auto cube = [&](const char* name) {
+      std::vector<float> v(static_cast<size_t>(T * c.n_layer * c.n_heads));
+      EXPECT_EQ(j[name].size(), size_t(c.n_layer)) << name;
+      for (int64_t l = 0; l < c.n_layer; ++l) {
+        EXPECT_EQ(j[name][l].size(), size_t(T)) << name;
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t h = 0; h < c.n_heads; ++h) v[size_t((t * c.n_layer + l) * c.n_heads + h)] = j[name][l][t][h];
+      }
+      return v;
+    };
+    EXPECT_LE(rel_err(cube("dt"), e.dt), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("decay"), e.decay), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("state_norm"), e.state_norm), 1e-5) << scan;
+    EXPECT_LE(rel_err(cube("y_norm"), e.y_norm), 1e-5) << scan;
+    std::vector<float> rn(static_cast<size_t>(T * c.n_layer));
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      for (int64_t t = 0; t < T; ++t) rn[size_t(t * c.n_layer + l)] = j["resid_norm"][l][t];
+    EXPECT_LE(rel_err(rn, e.resid_norm), 1e-5) << scan;
+  }
+  const std::string cli = std::string(MAMBA_CLI_PATH) + " probe -m " + source_dir() + "/tests/fixtures/models/dtclamp_k2_bias";
+  EXPECT_EQ(run_command(cli + " -n 2").code, 2);                   // no prompt
+  EXPECT_EQ(run_command(cli + " --ids 1,2 -n -1").code, 2);        // negative count
+  const CommandResult oov = run_command(cli + " --ids 1,100000");  // outside the vocabulary
+  EXPECT_EQ(oov.code, 1);
+  EXPECT_NE(oov.err.find("outside the vocabulary"), std::string::npos) << oov.err;
 }

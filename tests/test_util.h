@@ -1,6 +1,8 @@
 #pragma once
 // Helpers for tests: temporary folders, running commands, writing safetensors files and model folders
 // byte by byte.
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -73,6 +76,47 @@ inline CommandResult run_command(const std::string& cmd) {
   r.err = read_text_file(err_file);
   return r;
 }
+
+// Runs `body` in a forked child (so a file size limit or a user switch stays there) and returns what it
+// returned, or a note that it died.
+inline std::string in_child_process(const std::function<std::string()>& body) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string verdict;
+    try {
+      verdict = body();
+    } catch (const std::exception& e) {
+      verdict = std::string("the child threw: ") + e.what();
+    }
+    (void)!write(fds[1], verdict.data(), verdict.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string verdict;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) verdict.append(buf, size_t(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status)) return "the child did not exit normally";
+  return verdict;
+}
+
+// In a child: the process may write files of at most `bytes` (RLIMIT_FSIZE, as a full disk would stop it).
+inline bool limit_file_size(uint64_t bytes) {
+  signal(SIGXFSZ, SIG_IGN);  // past the limit write() fails with EFBIG instead of killing the process
+  rlimit lim{};
+  if (getrlimit(RLIMIT_FSIZE, &lim) != 0) return false;
+  lim.rlim_cur = bytes;
+  return setrlimit(RLIMIT_FSIZE, &lim) == 0;
+}
+
+// In a child: folders the test made (owned by root, 0755) become read-only as they are for anyone else.
+inline bool drop_root() { return geteuid() != 0 || (setgid(65534) == 0 && setuid(65534) == 0); }
 
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
@@ -230,6 +274,7 @@ inline std::shared_ptr<const Model> tiny_model(int64_t groups, int64_t d_conv = 
   for (auto& l : m->weights.layers)
     for (size_t h = 0; h < l.A.size(); ++h) {
       l.A[h] = -0.3f - 0.5f * float(h);
+      l.A_log[h] = std::log(-l.A[h]);  // the float64 reference reads A_log
       l.dt_bias[h] = -0.5f + 0.4f * float(h);
       l.D[h] = 0.5f;
     }

@@ -11,7 +11,7 @@ case "$mode" in run|test) ;; *) echo "usage: tools/bootstrap.sh run|test" >&2; e
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-pkgs="cmake make g++ pkg-config git nlohmann-json3-dev libopenblas-openmp-dev libutf8proc-dev libgtest-dev libgmock-dev libcli11-dev
+pkgs="cmake make g++ pkg-config git nlohmann-json3-dev libopenblas-openmp-dev libutf8proc-dev libgtest-dev libgmock-dev libcli11-dev libxxhash-dev
       qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev fonts-dejavu-core clang-format
       clang libclang-rt-14-dev libomp-dev"
 missing=""

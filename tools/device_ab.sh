@@ -4,7 +4,7 @@
 #   mkdir -p .carry/ab/REV && git archive REV CMakeLists.txt engine kernels app | tar -x -C .carry/ab/REV
 # then: run(command="bash tools/device_ab.sh", carry=[".carry"]). With no .carry/ab trees it profiles the
 # working tree alone. Prints, for each tree, the prefill time, the graph-replay decode variants
-# (MAMBA_PROFILE_VARIANTS passes through, see kernels/tools/cuda_profile.cpp), the decode timeline and the
+# (AB_VARIANTS, passed as --variants, see kernels/tools/cuda_profile.cpp), the decode timeline and the
 # in-graph cost per kernel class of mamba-cuda-profile, for AB_CONFIGS (default "2.7b 130m") and AB_PROMPT
 # (prompt length, default 8192); the whole profiles go to $OUT/ab_profile.log.
 set -uo pipefail
@@ -21,7 +21,8 @@ for src in "${trees[@]}"; do
   for c in ${AB_CONFIGS:-2.7b 130m}; do
     p=/tmp/ab-profile.txt
     : >"$p"
-    stage "profile $c" 300 "$p" "$b/bin/mamba-cuda-profile" --config "$c" --dtype bf16 --prompt-len "${AB_PROMPT:-8192}" --steps 64
+    stage "profile $c" 300 "$p" "$b/bin/mamba-cuda-profile" --config "$c" --dtype bf16 --prompt-len "${AB_PROMPT:-8192}" --steps 64 \
+      ${AB_VARIANTS:+--variants "$AB_VARIANTS"}
     cat "$p" >>"$OUT/ab_profile.log"
     grep -E "^prefill T|graph replay|timeline|^    [a-z_ ]+ +[-0-9]|per launch|first kernel" "$p" | sed "s|^|  $src $c: |" | tee -a "$S"
   done

@@ -1,9 +1,10 @@
-# Shared by tools/device_check.sh and tools/device_prefill.sh (sourced, not run): the summary file, the
-# timed stages, the engine's Debian dependencies unpacked into a prefix, the CMake configure line and the
-# bench summary. The GPU machine's image has CUDA, CMake and a compiler but none of the engine's Debian
+# Shared by tools/device_check.sh and tools/device_ab.sh (sourced, not run): the summary file, the timed
+# stages, the engine's Debian dependencies unpacked into a prefix, the CMake configure line and the bench
+# summary. The GPU machine's image has CUDA, CMake and a compiler but none of the engine's Debian
 # dependencies, so .carry/debs holds them (apt-get download libopenblas0-openmp libopenblas-openmp-dev
-# libgfortran5 libgtest-dev libgmock-dev nlohmann-json3-dev libutf8proc-dev libutf8proc2 libcli11-dev); they are
-# unpacked into /opt/mamba-deps, never into /.
+# libgfortran5 libgtest-dev libgmock-dev nlohmann-json3-dev libutf8proc-dev libutf8proc2 libcli11-dev libxxhash-dev, and
+# for a mamba-app-bench built elsewhere libqt6core6 libicu72 libdouble-conversion3 libpcre2-16-0 libb2-1);
+# they are unpacked into /opt/mamba-deps, never into /.
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
@@ -50,9 +51,8 @@ configure() {  # configure BUILD_DIR LOG [SOURCE_DIR [CMAKE_ARGS...]]: Release, 
   (($# > 0)) && shift
   stage configure 120 "$log" cmake -S "$src" -B "$build" "${GEN[@]}" "$@" -DCMAKE_BUILD_TYPE=Release -DMAMBA_GUI=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DMAMBA_BLAS_LIBRARIES="$L/openblas-openmp/libopenblas.so" -DCBLAS_INCLUDE_DIR="$DEPS/usr/include/x86_64-linux-gnu/openblas-openmp" \
-    -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" \
-    -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest" \
-    -DCLI11_DIR="$DEPS/usr/share/cmake/CLI11"
+    -DUTF8PROC_INCLUDE_DIR="$DEPS/usr/include" -DUTF8PROC_LIBRARY="$L/libutf8proc.so" -DXXHASH_INCLUDE_DIR="$DEPS/usr/include" \
+    -Dnlohmann_json_DIR="$DEPS/usr/share/cmake/nlohmann_json" -DGTest_DIR="$L/cmake/GTest" -DCLI11_DIR="$DEPS/usr/share/cmake/CLI11"
 }
 
 summarize_benches() {  # one line per bench JSON in $OUT, into the summary

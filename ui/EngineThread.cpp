@@ -7,6 +7,8 @@ namespace studio {
 
 EngineThread::EngineThread(QObject* parent) : QObject(parent) {
   registerEngineMetaTypes();
+  qRegisterMetaType<CompareRequest>();
+  qRegisterMetaType<CompareData>();
   m_worker = std::make_unique<EngineWorker>();
   m_worker->moveToThread(&m_thread);
   m_thread.setObjectName(QStringLiteral("mamba-engine"));
@@ -16,6 +18,7 @@ EngineThread::EngineThread(QObject* parent) : QObject(parent) {
 EngineThread::~EngineThread() {
   m_worker->requestStop();
   m_worker->requestCancelLoad();
+  m_worker->requestCancelCompare();
   m_thread.quit();
   m_thread.wait();
   m_worker.reset();  // its thread has finished, so nothing can be running in it

@@ -1,5 +1,8 @@
 #include "ui/EngineTypes.h"
 
+#include "ui/MatrixTypes.h"
+#include "ui/SnapshotTypes.h"
+
 namespace studio {
 
 void registerEngineMetaTypes() {
@@ -11,6 +14,9 @@ void registerEngineMetaTypes() {
   qRegisterMetaType<studio::DeviceInfo>();
   qRegisterMetaType<studio::PromptTokens>();
   qRegisterMetaType<studio::ProbeBatch>();
+  qRegisterMetaType<studio::MatrixRequest>();
+  qRegisterMetaType<studio::MatrixResult>();
+  registerSnapshotMetaTypes();
 }
 
 }  // namespace studio

@@ -22,8 +22,11 @@ struct SamplingSettings {
 struct GenerationRequest {
   enum class Kind { Fresh, Continue };
   Kind kind = Kind::Fresh;
-  QString prompt;             // Fresh only: text, or "1, 2, 3" ids when the model has no tokenizer
+  QString prompt;             // text, or "1, 2, 3" ids when the model has no tokenizer
   SamplingSettings sampling;  // seed already resolved (randomSeed is informational here)
+  // Continue: text to append first (may be empty), and whether to keep the session's sampler settings
+  // and generator as they are (e.g. a restored snapshot's) instead of `sampling`
+  bool keepSampler = false;
   QString scan = QStringLiteral("chunked");
 };
 

@@ -12,6 +12,7 @@
 #include "engine/probes.h"
 #include "engine/session.h"
 #include "engine/tokenizer.h"
+#include "ui/SnapshotStore.h"
 
 namespace studio {
 
@@ -109,14 +110,19 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   info.loadSeconds = loadSeconds;
   info.backendName = QString::fromStdString(session->backend().name());
   info.summary = QString::fromStdString(c.summary());
+  info.hash = QString::fromStdString(model->identity());  // computed once per model; snapshots reuse it
 
   m_session = std::move(session);
+  m_session->set_checkpoints(m_checkpointEvery);
   m_model = std::move(model);
   m_tokenizer = std::move(tokenizer);
   m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
   m_info = info;
+  m_matrixCapture.reset();
+  m_matrix = MatrixResult{};
   resetProbes();
   emit modelChanged(info);
+  snapshotsAfterModelChange();
 }
 
 void EngineWorker::setDevice(const QString& device) {
@@ -136,15 +142,19 @@ void EngineWorker::setDevice(const QString& device) {
     // Carry the conversation over: the state is plain host floats, valid on any backend.
     bool kept = false;
     if (m_session && !m_session->tokens().empty() && !m_session->pending().empty()) {
-      session->restore(m_session->state(), m_session->tokens(), m_session->pending());
+      // as a snapshot, so the sampler and any dt edits come along (a backend that cannot run the edits
+      // refuses, and the old device stays)
+      session->restore_snapshot(m_session->snapshot(), "the sequence on " + m_session->backend().name());
       kept = true;
     }
     m_session = std::move(session);
     m_session->set_probes(m_probes.get());
+    m_session->set_checkpoints(m_checkpointEvery);  // earlier tokens were run on the other device
     m_device = device;
     m_info.backendName = QString::fromStdString(m_session->backend().name());
     emit deviceChanged(device, m_info.backendName);
     if (!kept) {
+      sessionRestarted();
       if (m_decoder) m_decoder->reset();
       emit sessionCleared();
     }
@@ -155,6 +165,7 @@ void EngineWorker::setDevice(const QString& device) {
 
 void EngineWorker::clearSession() {
   if (m_session) m_session->reset();
+  sessionRestarted();
   if (m_decoder) m_decoder->reset();
   if (m_probes) m_probes->clear();
   m_probesSent = 0;
@@ -248,10 +259,13 @@ void EngineWorker::generate(const GenerationRequest& request) {
       prompt = promptIds(request.prompt);
       if (prompt.empty()) throw mamba::Error(tr("the prompt is empty").toStdString());
       m_session->reset();
+      sessionRestarted();
       if (m_decoder) m_decoder->reset();
       m_probesSent = 0;
     } else if (m_session->tokens().empty()) {
       throw mamba::Error(tr("nothing to continue: generate first").toStdString());
+    } else if (!request.prompt.isEmpty()) {
+      prompt = promptIds(request.prompt);  // text appended before continuing
     }
 
     // Exactly the options mamba-cli generate builds, so the same seed gives the same ids.
@@ -270,6 +284,13 @@ void EngineWorker::generate(const GenerationRequest& request) {
       if (auto e = m_tokenizer->eos_id()) go.eos_id = *e;
     }
     go.top_alternatives = kAlternatives;
+    if (request.keepSampler && m_session->sampler()) {
+      // the sampler and generator as they are (a restored snapshot's): an exact continuation
+      const mamba::SamplerParams n = go.sampling;
+      go.sampling = m_session->sampler()->params();
+      go.sampling.n_valid = n.n_valid;
+      go.reseed = false;
+    }
     int lastPermille = -1;
     go.prefill_progress = [&](int64_t done, int64_t total) {
       const int permille = total ? int(1000 * done / total) : 1000;

@@ -8,7 +8,10 @@
 #include <atomic>
 #include <memory>
 
+#include "ui/CompareTypes.h"
 #include "ui/EngineTypes.h"
+#include "ui/MatrixTypes.h"
+#include "ui/SnapshotTypes.h"
 
 namespace mamba {
 struct Model;
@@ -19,6 +22,8 @@ class Session;
 }  // namespace mamba
 
 namespace studio {
+
+class SnapshotStore;
 
 class EngineWorker : public QObject {
   Q_OBJECT
@@ -31,10 +36,25 @@ class EngineWorker : public QObject {
   // cancel before the next tensor is read.
   void requestStop() { m_stop.store(true); }
   void requestCancelLoad() { m_cancelLoad.store(true); }
+  void requestCancelMatrix() { m_cancelMatrix.store(true); }
 
   // Test seam: use a model that is already in memory. Must run on the worker thread (queue a functor).
   void adoptModel(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& label);
 
+  // The scan comparison (engine/compare.h, EngineWorkerCompare.cpp) of the sequence's text. Thread-safe:
+  // cancel takes effect before the comparison's next piece of work.
+  void requestCancelCompare() { m_cancelCompare.store(true); }
+
+ public slots:
+  void compare(const studio::CompareRequest& request);
+
+ signals:
+  void compareStarted(qint64 tokens);
+  void compareProgress(double fraction, const QString& what);
+  void compareFinished(const studio::CompareData& data);
+  void compareFailed(const QString& error, bool cancelled);
+
+ public:
  public slots:
   void probeDevices();
   void loadModel(const QString& dir);
@@ -44,6 +64,22 @@ class EngineWorker : public QObject {
   // Probes of every token run from now on (the inspection views are open), batched to probesReady.
   // Off costs nothing. `window`: positions kept (ProbeRecorder's bounded ring).
   void setProbesEnabled(bool on);
+  // The SSD matrix of a layer and head over the sequence's first kMaxMatrixTokens tokens (EngineWorkerMatrix.cpp).
+  void computeMatrix(const studio::MatrixRequest& request);
+
+  // Snapshots (ui/EngineWorkerSnapshots.cpp, ui/SnapshotStore.h); every answer is a signal below, a
+  // refusal is snapshotFailed and changes nothing. `position` -1: the sequence now, else after that token.
+  void takeSnapshot(const QString& label, qint64 position);
+  void restoreSnapshot(int id);
+  void editSnapshot(int id, const studio::SnapshotEdit& edit);  // a child with the edit, restored
+  void renameSnapshot(int id, const QString& label);
+  void deleteSnapshot(int id);
+  void exportSnapshot(int id, const QString& path);
+  void importSnapshot(const QString& path);
+  void diffSnapshots(int a, int b);
+  void traceBranches(int a, int b);
+  void setCheckpointInterval(qint64 every);
+  void reportCheckpoints();
 
  signals:
   void devicesProbed(const studio::DeviceInfo& info);
@@ -62,11 +98,26 @@ class EngineWorker : public QObject {
   void generationFinished(const studio::GenerationStats& stats);
   void generationFailed(const QString& error);
   void sessionCleared();
+  void matrixProgress(int done, int total);
+  void matrixReady(const studio::MatrixResult& result);
+  void matrixFailed(const QString& error);
+  void snapshotAdded(const studio::SnapshotInfo& info);
+  void snapshotChanged(const studio::SnapshotInfo& info);
+  void snapshotRemoved(int id);
+  void snapshotRestored(const studio::RestoredSequence& sequence);
+  void snapshotDiffReady(const studio::SnapshotDiff& diff);
+  void branchTracesReady(const studio::BranchTraces& traces);
+  void checkpointsChanged(const studio::CheckpointInfo& info);
+  void snapshotFailed(const QString& what, const QString& error);
 
  private:
+  std::atomic<bool> m_cancelCompare{false};
   void install(std::shared_ptr<const mamba::Model> model, std::shared_ptr<const mamba::Tokenizer> tokenizer, const QString& dir,
                const QString& label, double loadSeconds);
   std::vector<int32_t> promptIds(const QString& prompt) const;
+  void sessionRestarted();  // the live sequence starts from an empty state again (not from a snapshot)
+  void snapshotsAfterModelChange();
+  void emitSnapshot(int id, bool added);
   QString tokenText(int32_t id) const;
   void resetProbes();
   void flushProbes(bool force);
@@ -77,12 +128,22 @@ class EngineWorker : public QObject {
   std::unique_ptr<mamba::Session> m_session;
   std::unique_ptr<mamba::StreamDecoder> m_decoder;  // lives across Continue so split UTF-8 joins up
   ModelInfo m_info;
+  std::unique_ptr<SnapshotStore> m_snapshots;
+  int m_liveSnapshot = -1;      // the snapshot the live sequence continues (restored or taken last), or -1
+  bool m_liveFromStart = true;  // the live sequence began with an empty state
+  qint64 m_checkpointEvery = 32;
   std::atomic<bool> m_stop{false};
   std::atomic<bool> m_cancelLoad{false};
   bool m_probesOn = false;
   std::unique_ptr<mamba::ProbeRecorder> m_probes;  // while on: the session reports into it
   qint64 m_probesSent = 0;                         // positions already sent
   QElapsedTimer m_sinceProbes;
+  std::atomic<bool> m_cancelMatrix{false};
+  std::shared_ptr<const mamba::LayerCapture> m_matrixCapture;  // cached for the text and layer below
+  std::vector<int32_t> m_matrixTokens;
+  MatrixResult m_matrix;  // the last one, for new chunk sizes
+ public:
+  static constexpr qint64 kMaxMatrixTokens = 4096;
 };
 
 }  // namespace studio

@@ -268,8 +268,9 @@ void MainWindow::onDeviceFailed(const QString& device, const QString& error) {
 // ---------------------------------------------------------------------------------------------------
 // generation
 
-void MainWindow::startRun(GenerationRequest::Kind kind, QString prompt) {
+void MainWindow::startRun(GenerationRequest::Kind kind, QString prompt, bool keepSampler, int maxNewTokens) {
   SamplingSettings s = m_sampling->settings();
+  if (maxNewTokens > 0) s.maxNewTokens = maxNewTokens;
   if (s.randomSeed) {
     s.seed = QRandomGenerator::global()->bounded(1u, 0x7fffffffu);
     m_sampling->showSeed(s.seed);  // shown so a good run can be repeated
@@ -279,6 +280,7 @@ void MainWindow::startRun(GenerationRequest::Kind kind, QString prompt) {
   req.prompt = prompt;
   req.sampling = s;
   req.scan = currentScan();
+  req.keepSampler = keepSampler;
 
   if (kind == GenerationRequest::Kind::Fresh) {
     m_tokenView->clearTranscript();
@@ -288,6 +290,8 @@ void MainWindow::startRun(GenerationRequest::Kind kind, QString prompt) {
     m_transcript.modelLabel = m_model.label;
     m_transcript.modelDir = m_model.dir;
     m_sequenceTokens = 0;
+  } else if (!prompt.isEmpty()) {
+    m_tokenView->appendPrompt(prompt);  // text appended before continuing
   }
   TranscriptRun run;
   run.kind = kind == GenerationRequest::Kind::Fresh ? QStringLiteral("generate") : QStringLiteral("continue");
@@ -318,6 +322,37 @@ void MainWindow::generate() {
 void MainWindow::continueGeneration() {
   if (m_activity != Activity::Idle || !m_hasModel || m_transcript.isEmpty()) return;
   startRun(GenerationRequest::Kind::Continue, {});
+}
+
+void MainWindow::continueWith(const QString& text, bool keepSampler, int maxNewTokens) {
+  if (m_activity != Activity::Idle || !m_hasModel || m_transcript.isEmpty()) return;
+  startRun(GenerationRequest::Kind::Continue, text, keepSampler, maxNewTokens);
+}
+
+void MainWindow::showRestoredSequence(const RestoredSequence& sequence) {
+  m_tokenView->clearTranscript();
+  m_tokenView->appendPrompt(sequence.text);
+  PromptTokens tokens;
+  tokens.ids = sequence.ids;
+  tokens.pieces = sequence.pieces;
+  m_tokenView->attachPromptTokens(tokens);  // the restored text links by position like a prompt
+  m_inspector->resetSequence();
+  m_inspector->appendPrompt(tokens);
+  m_transcript = Transcript{};
+  m_transcript.prompt = sequence.text;
+  m_transcript.text = sequence.text;
+  m_transcript.modelLabel = m_model.label;
+  m_transcript.modelDir = m_model.dir;
+  TranscriptRun run;
+  run.kind = QStringLiteral("restore");
+  run.promptTokens = sequence.ids.size();
+  run.device = m_deviceInUse;
+  m_transcript.runs.push_back(run);
+  m_sequenceTokens = sequence.ids.size();
+  m_tokensLabel->setText(tr("%n token(s)", nullptr, int(m_sequenceTokens)));
+  m_errorBanner->hide();
+  statusBar()->showMessage(tr("Restored a snapshot of %n token(s); Continue goes on from it", nullptr, int(m_sequenceTokens)), 8000);
+  updateActions();
 }
 
 void MainWindow::regenerate() {

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "ui/EngineTypes.h"
+#include "ui/SnapshotTypes.h"
 #include "ui/Transcript.h"
 
 class QAction;
@@ -30,6 +31,7 @@ class InspectorView;
 class ErrorBanner;
 class ModelInfoPanel;
 class SamplingPanel;
+class SnapshotPanel;
 class StudioSettings;
 class TokenView;
 
@@ -50,6 +52,7 @@ class MainWindow : public QMainWindow {
   TokenView* tokenView() const { return m_tokenView; }
   SamplingPanel* samplingPanel() const { return m_sampling; }
   ErrorBanner* errorBanner() const { return m_errorBanner; }
+  SnapshotPanel* snapshotPanel() const { return m_snapshotPanel; }
   Activity activity() const { return m_activity; }
   bool hasModel() const { return m_hasModel; }
   const ModelInfo& modelInfo() const { return m_model; }
@@ -75,6 +78,12 @@ class MainWindow : public QMainWindow {
   void clearTranscript();
   void cancelLoad();
   void saveTranscriptTo(const QString& path);
+  // Continue with `text` appended first; keepSampler: with the session's sampler and generator (a
+  // restored snapshot's) instead of the Sampling panel's; maxNewTokens 0: the panel's.
+  void continueWith(const QString& text, bool keepSampler, int maxNewTokens = 0);
+  // The transcript becomes a restored snapshot's text (the worker's state is already that snapshot's).
+  void showRestoredSequence(const studio::RestoredSequence& sequence);
+  void showError(const QString& what, const QString& cause);
 
  signals:
   // to the worker (queued)
@@ -124,11 +133,11 @@ class MainWindow : public QMainWindow {
   void rebuildRecentMenu();
   void setActivity(Activity a);
   void updateActions();
-  void startRun(GenerationRequest::Kind kind, QString prompt);  // by value: callers pass m_transcript.prompt, which it resets
+  // by value: callers pass m_transcript.prompt, which it resets
+  void startRun(GenerationRequest::Kind kind, QString prompt, bool keepSampler = false, int maxNewTokens = 0);
   void chooseModelFolder();
   void saveTranscriptAs();
   void copyTranscript(bool asJson);
-  void showError(const QString& what, const QString& cause);
   QString currentDevice() const;
   QString currentScan() const;
   static QString droppedFolder(const QMimeData* mime);
@@ -142,6 +151,7 @@ class MainWindow : public QMainWindow {
   ErrorBanner* m_errorBanner = nullptr;
   ModelInfoPanel* m_modelPanel = nullptr;
   SamplingPanel* m_sampling = nullptr;
+  SnapshotPanel* m_snapshotPanel = nullptr;
   QComboBox* m_device = nullptr;
   QComboBox* m_scan = nullptr;
   QCheckBox* m_colour = nullptr;

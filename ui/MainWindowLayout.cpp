@@ -28,6 +28,7 @@
 #include "ui/ModelInfoPanel.h"
 #include "ui/ProbabilityLegend.h"
 #include "ui/SamplingPanel.h"
+#include "ui/SnapshotPanel.h"
 #include "ui/StudioSettings.h"
 #include "ui/TokenView.h"
 #include "ui/views/InspectorContext.h"
@@ -143,6 +144,17 @@ void MainWindow::buildDocks() {
   addDockWidget(Qt::RightDockWidgetArea, samplingDock);
 
   connect(m_greedyAction, &QAction::triggered, m_sampling, &SamplingPanel::applyGreedyPreset);
+
+  m_snapshotPanel = new SnapshotPanel(this);
+  auto* snapshotDock = new QDockWidget(tr("Snapshots"), this);
+  snapshotDock->setObjectName(QStringLiteral("snapshotDock"));
+  auto* snapshotScroll = new QScrollArea(snapshotDock);  // the panel never forces the window larger
+  snapshotScroll->setWidgetResizable(true);
+  snapshotScroll->setFrameShape(QFrame::NoFrame);
+  snapshotScroll->setWidget(m_snapshotPanel);
+  snapshotDock->setWidget(snapshotScroll);
+  addDockWidget(Qt::RightDockWidgetArea, snapshotDock);
+  registerView(QStringLiteral("snapshots"), m_snapshotPanel);
   buildInspectorDocks();
 }
 

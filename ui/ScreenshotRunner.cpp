@@ -1,6 +1,7 @@
 #include "ui/ScreenshotRunner.h"
 
 #include <QApplication>
+#include <QDockWidget>
 #include <QFileInfo>
 #include <QLabel>
 #include <QPainter>
@@ -11,8 +12,10 @@
 
 #include "ui/MainWindow.h"
 #include "ui/SamplingPanel.h"
+#include "ui/SnapshotPanel.h"
 #include "ui/TokenTooltip.h"
 #include "ui/TokenView.h"
+#include "ui/views/InspectorView.h"
 
 namespace studio {
 
@@ -112,10 +115,25 @@ void ScreenshotRunner::onModelLoadFailed(const QString& dir, const QString& erro
 }
 
 void ScreenshotRunner::onGenerationDone(const GenerationStats& stats) {
-  if (m_done) return;
+  if (m_done || m_demo) return;
   std::fprintf(stderr, "mamba-studio: %lld prompt tokens in %.3f s, %lld new tokens at %.1f tok/s (%s)\n",
                static_cast<long long>(stats.promptTokens), stats.prefillSeconds, static_cast<long long>(stats.newTokens),
                stats.tokensPerSecond, qPrintable(stats.stopReason));
+  if (m_options.snapshotDemo) {
+    m_demo = true;
+    SnapshotPanel* panel = m_window->snapshotPanel();
+    connect(panel, &SnapshotPanel::taskFinished, this, &ScreenshotRunner::captureSoon, Qt::SingleShotConnection);
+    connect(
+        panel, &SnapshotPanel::taskFailed, this,
+        [this](const QString& error) {
+          warn(QStringLiteral("snapshot demo failed: %1").arg(error));
+          m_failed = true;
+          captureSoon();
+        },
+        Qt::SingleShotConnection);
+    panel->runDemo(m_options.generate);
+    return;
+  }
   captureSoon();
 }
 
@@ -127,6 +145,12 @@ void ScreenshotRunner::onGenerationFailed(const QString& error) {
 }
 
 void ScreenshotRunner::captureSoon() {
+  // An inspection view may first have work to do on the engine's thread (the SSD matrix): capture once it is drawn.
+  if (InspectorView* v = m_window->inspectorView(m_options.view); v && !m_failed && !m_prepared) {
+    m_prepared = true;
+    connect(v, &InspectorView::captureReady, this, &ScreenshotRunner::captureSoon, Qt::QueuedConnection);
+    if (v->prepareCapture(m_options.viewOptions)) return;
+  }
   // let queued token and probe signals, the views' throttled refreshes, layouts and repaints settle first
   QTimer::singleShot(400, this, &ScreenshotRunner::capture);
 }
@@ -137,6 +161,15 @@ QImage ScreenshotRunner::render(MainWindow* window, const QString& viewName, int
     *error = QStringLiteral("unknown view '%1'").arg(viewName);
     return {};
   }
+  // the Snapshots panel is captured floating at the window's size, not squeezed beside the other docks
+  if (qobject_cast<SnapshotPanel*>(target))
+    for (QWidget* w = target; w && w != window; w = w->parentWidget())
+      if (auto* dock = qobject_cast<QDockWidget*>(w); dock && !dock->isFloating()) {
+        dock->setFloating(true);
+        dock->resize(window->size());
+      }
+  QApplication::processEvents();
+  QApplication::sendPostedEvents();
   QApplication::processEvents();
   QImage image = target->grab().toImage();
   if (hoverToken >= 0) paintHoverCard(image, window, target, hoverToken);

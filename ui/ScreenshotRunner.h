@@ -38,6 +38,8 @@ class ScreenshotRunner : public QObject {
   QTimer m_timeout;
   bool m_failed = false;
   bool m_done = false;
+  bool m_prepared = false;  // the captured view has been told what to show
+  bool m_demo = false;      // the snapshot demo is running: its generations are not the end
 };
 
 }  // namespace studio

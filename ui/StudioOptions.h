@@ -1,5 +1,6 @@
 #pragma once
 // The command line of mamba-studio.
+#include <QMap>
 #include <QSize>
 #include <QString>
 #include <QStringList>
@@ -16,6 +17,10 @@ struct StudioOptions {
   QString view;                 // --view NAME ("window" when empty)
   QSize size;                   // --size WxH
   int hoverToken = -1;          // --hover-token K: draw token K's hover card into the capture
+  // What an inspection view shows in the capture: --layer L, --head H, --chunk Q, --colour log|signed|rows,
+  // --step 0..4 (the SSD matrix view), by option name.
+  QMap<QString, QString> viewOptions;
+  bool snapshotDemo = false;  // --snapshot-demo: after --generate, snapshot, branch, edit a head and compare
 
   // Screenshots are bounded: a side of 8192 pixels is a 256 MB image, 4096 tokens a long page.
   static constexpr int kMaxSide = 8192;

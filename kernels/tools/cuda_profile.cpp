@@ -1,8 +1,9 @@
-// mamba-cuda-profile: where the GPU time goes, on a random model of a preset shape.
-//   mamba-cuda-profile --config 130m [--dtype bf16] [--prompt-len 8192] [--steps 128]
+// mamba-cuda-profile (lab build): where the GPU time goes, on a random model of a preset shape.
+//   mamba-cuda-profile --config 130m [--dtype bf16] [--prompt-len 8192] [--steps 128] [--variants ...]
 // Prints the prefill and decode breakdowns by op (event timer, ops serialised), then decode variants
 // (graph replay with and without PDL and next-layer L2 prefetch, the %globaltimer decode timeline, device
-// sampling) against the bandwidth floor.
+// sampling, decode with probes) against the bandwidth floor. Variants are lists of NAME=VALUE settings, the
+// lab switches of kernels/lab/cuda_backend_lab.cpp (MAMBA_CUDA_LAYER_FUSED=0: the three-kernel decode).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,21 +14,19 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "engine/error.h"
+#include "engine/probes.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_backend_impl.h"
+#include "kernels/lab/profiler.h"
 
 using namespace mamba;
 
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-const char* arg(int argc, char** argv, const char* name, const char* dflt) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  return dflt;
-}
 
 void print_breakdown(const char* title, const OpProfiler& prof, double divide_by) {
   std::printf("\n%s\n", title);
@@ -46,7 +45,7 @@ void print_breakdown(const char* title, const OpProfiler& prof, double divide_by
 // steps, per kernel class, relative to the end of the kernel before it: when its first block started,
 // when its blocks got past the PDL wait, and when its last block finished (its share of the critical path).
 void print_timeline(CudaBackend& b, int64_t L, int reps) {
-  constexpr int S = CudaBackend::kTraceSlots, J = 8;
+  constexpr int S = kTraceSlots, J = 8;
   b.set_decode_trace(true);
   b.decode_trace_step();  // capture + warm-up
   const bool fused = b.decode_fused();
@@ -94,6 +93,38 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+// A variant's NAME=VALUE settings: lab switches go to the environment (read when a graph is captured),
+// MAMBA_CUDA_LAYER_FUSED=0 selects the three-kernel decode, LEN=n is returned as the chain length. Returns the
+// variables set, for end_variant.
+std::vector<std::string> begin_variant(CudaBackend& b, const std::string& v, int* len = nullptr) {
+  std::vector<std::string> names;
+  for (const std::string& kv : split(v, ',')) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string k = kv.substr(0, eq), val = kv.substr(eq + 1);
+    if (k == "LEN") {
+      if (len) *len = std::atoi(val.c_str());
+    } else if (k == "MAMBA_CUDA_LAYER_FUSED") {
+      b.set_decode_fused(val != "0");
+    } else {
+      names.push_back(k);
+      setenv(k.c_str(), val.c_str(), 1);
+    }
+  }
+  return names;
+}
+
+void end_variant(CudaBackend& b, const std::vector<std::string>& names) {
+  for (const std::string& n : names) unsetenv(n.c_str());
+  b.set_decode_fused(true);
+}
+
+// Per-position probes arrive here and are dropped (decode speed with probes on).
+struct NullSink final : ProbeSink {
+  int64_t layers = 0;
+  void layer(const LayerProbe&) override { ++layers; }
+};
+
 double step_wall_ms(CudaBackend& b, int steps, std::vector<float>& logits, bool sample, bool greedy = false) {
   SamplerParams sp;
   sp.temperature = greedy ? 0.f : 0.8f;
@@ -128,11 +159,11 @@ double chain_wall_ms(CudaBackend& b, int len, int steps, bool greedy) {
   return (now_s() - t0) * 1e3 / (double(rounds) * len);
 }
 
-// Where the one-kernel decode's blocks ran (CudaBackend::decode_smid): per layer, averaged over layers
+// Where the one-kernel decode's blocks ran (CudaBackend::decode_records): per layer, averaged over layers
 // 1..L-1 of one step starting at `base`: distinct SMs, SMs holding two blocks of the layer, SMs shared with
 // the next layer, and distinct SMs per cluster.
 void print_placement(const std::vector<uint32_t>& rec, int64_t base, int64_t L, int cs, int nc, const char* what) {
-  const int64_t blocks = int64_t(cs) * nc, stride = CudaBackend::kSmidStride;
+  const int64_t blocks = int64_t(cs) * nc, stride = CudaBackend::kRecordStride;
   if (rec.size() < size_t((base + L * stride) * kDecodeBlockRec)) return;
   auto smid = [&](size_t i) { return rec[i * kDecodeBlockRec]; };
   double distinct = 0, doubled = 0, shared_next = 0, per_cluster = 0;
@@ -160,12 +191,12 @@ void print_placement(const std::vector<uint32_t>& rec, int64_t base, int64_t L, 
       per_cluster / k, cs);
 }
 
-// The one-kernel decode's phases (DecodeClock records of decode_smid), over layers 1..L-1 of steps
+// The one-kernel decode's phases (DecodeClock records of decode_records), over layers 1..L-1 of steps
 // [s0, s1): per phase the mean and 90th percentile over blocks of its own time, and the mean over layers of
 // the last block's time since the wait (its critical path); the spread of the blocks' wait times; the
 // time blocks sat resident before the wait.
 void print_phases(const std::vector<uint32_t>& rec, int s0, int s1, int64_t L, int blocks, const char* what) {
-  const int64_t stride = CudaBackend::kSmidStride;
+  const int64_t stride = CudaBackend::kRecordStride;
   if (rec.size() < size_t(s1 * L * stride * kDecodeBlockRec)) return;
   int khz = 0, dev = 0;
   cudaGetDevice(&dev);
@@ -222,11 +253,25 @@ void print_phases(const std::vector<uint32_t>& rec, int s0, int s1, int64_t L, i
 
 int main(int argc, char** argv) {
   try {
-    const std::string cfg_name = arg(argc, argv, "--config", "130m");
+    CLI::App app{"mamba-cuda-profile: where the GPU time goes, on a random model of a preset shape (lab build)"};
+    std::string cfg_name = "130m", variants_arg, chain_variants_arg = "LEN=32";
     BackendOptions bo;
-    bo.dtype = arg(argc, argv, "--dtype", "bf16");
-    const int64_t T = std::atoll(arg(argc, argv, "--prompt-len", "8192"));
-    const int steps = std::atoi(arg(argc, argv, "--steps", "128"));
+    bo.dtype = "bf16";
+    int64_t T = 8192;
+    int steps = 128;
+    bool timelines = false;
+    app.add_option("--config", cfg_name, "preset shape (130m, 370m, 780m, 1.3b, 2.7b)")->capture_default_str();
+    app.add_option("--dtype", bo.dtype, "weight dtype: bf16, f16 or f32")->capture_default_str();
+    app.add_option("--prompt-len", T, "prefill tokens")->capture_default_str()->check(CLI::Range(int64_t(16), int64_t(1) << 20));
+    app.add_option("--steps", steps, "decode steps per measurement")->capture_default_str()->check(CLI::Range(4, 1 << 16));
+    app.add_option("--variants", variants_arg,
+                   "decode variants replayed as graphs: ';'-separated lists of ','-separated NAME=VALUE lab switches "
+                   "(default: the layer kernel's trigger points, its prologue left out, the three-kernel decode with and without "
+                   "prefetch)");
+    app.add_option("--chain-variants", chain_variants_arg, "decode chain variants for the timeline, as --variants; LEN=n the length")
+        ->capture_default_str();
+    app.add_flag("--timelines", timelines, "print each variant's timeline too");
+    CLI11_PARSE(app, argc, argv);
     std::string why;
     if (!cuda_device_available(&why)) {
       std::fprintf(stderr, "no CUDA device: %s\n", why.c_str());
@@ -265,10 +310,10 @@ int main(int argc, char** argv) {
                 100.0 * (flops_tok * double(T) / (ceil.matmul_gflops * 1e9)) / pt[1]);
     OpProfiler prof;
     b.reset_state();
-    b.set_profiler(&prof);
+    lab::attach(&prof);
     b.forward(prompt, fo, logits.data());
     prof.collect();
-    b.set_profiler(nullptr);
+    lab::attach(nullptr);
     print_breakdown("prefill breakdown (per forward):", prof, 1.0);
 
     // decode
@@ -310,24 +355,15 @@ int main(int argc, char** argv) {
       // The chain's timeline: per kernel, stamps relative to the end of the kernel before it (a step's
       // first layer: the previous step's sampler), averaged over the chain's steps after the first.
       // MAMBA_PROFILE_CHAIN_VARIANTS: variants as MAMBA_PROFILE_VARIANTS; LEN=n sets the chain length.
-      std::vector<std::string> cvars = {"LEN=32"};
-      if (const char* e = std::getenv("MAMBA_PROFILE_CHAIN_VARIANTS")) cvars = split(e, ';');
-      for (const std::string& v : cvars) {
-        std::vector<std::string> names;
+      for (const std::string& v : split(chain_variants_arg, ';')) {
         int len = 32;
-        for (const std::string& kv : split(v, ',')) {
-          const size_t eq = kv.find('=');
-          if (eq == std::string::npos) continue;
-          if (kv.substr(0, eq) == "LEN") {
-            len = std::atoi(kv.c_str() + eq + 1);
-            continue;
-          }
-          names.push_back(kv.substr(0, eq));
-          setenv(names.back().c_str(), kv.substr(eq + 1).c_str(), 1);
-        }
+        const std::vector<std::string> names = begin_variant(b, v, &len);
         b.set_decode_chain(len);
-        if (b.decode_chain() != len || len < 2) continue;
-        constexpr int S = CudaBackend::kTraceSlots;
+        if (b.decode_chain() != len || len < 2) {
+          end_variant(b, names);
+          continue;
+        }
+        constexpr int S = kTraceSlots;
         const int64_t per = c.n_layer + 3;
         SamplerParams gp;
         gp.temperature = 0.f;
@@ -339,15 +375,16 @@ int main(int argc, char** argv) {
         for (int r = 0; r < rounds; ++r) tok = b.step_sample_chain(tok, gp, u, {}).back();
         const double ms = (now_s() - t0) * 1e3 / (double(rounds) * len);
         b.set_chain_trace(true);
-        tok = b.step_sample_chain(tok, gp, u, {}).back();
+        tok = b.step_sample_chain(tok, gp, u, {}).back();  // capture, first run
+        b.chain_trace();                                   // (and blank)
         tok = b.step_sample_chain(tok, gp, u, {}).back();
         const std::vector<uint64_t> t = b.chain_trace();
-        const std::vector<uint32_t> sm = b.decode_smid();
+        const std::vector<uint32_t> sm = b.decode_records();
         b.set_chain_trace(false);
-        print_placement(sm, (len / 2) * c.n_layer * CudaBackend::kSmidStride, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc,
-                        ("chain " + v + ", its middle step").c_str());
+        print_placement(sm, (len / 2) * c.n_layer * CudaBackend::kRecordStride, c.n_layer, b.decode_layer_plan().cs,
+                        b.decode_layer_plan().nc, ("chain " + v + ", its middle step").c_str());
         print_phases(sm, 1, len, c.n_layer, b.decode_layer_plan().cs * b.decode_layer_plan().nc, ("chain " + v + ", steps 1..").c_str());
-        for (const std::string& n : names) unsetenv(n.c_str());
+        end_variant(b, names);
         const char* rows[] = {"layer 0", "layers 1..L-1", "finish", "lm head gemv", "sampler"};
         // A kernel's end stamp, or 0 when the chain has no such kernel (the greedy chain: no finish, no sampler).
         auto end_of = [&](int64_t kernel) { return t[size_t(S * kernel + 3)]; };
@@ -385,6 +422,35 @@ int main(int argc, char** argv) {
       }
       b.set_decode_chain(len0);
     }
+    // What generation in the app asks of a chain: the ids' probabilities and alternatives (greedy and T = 0.8),
+    // and the probes, against the chain alone.
+    if (b.decode_chain() > 1) {
+      const int len = b.decode_chain();
+      NullSink sink;
+      std::vector<SampleInfo> infos;
+      const std::vector<double> u(static_cast<size_t>(len), 0.37);
+      for (float temp : {0.f, 0.8f})
+        for (int what = 0; what < 4; ++what) {
+          const bool report = what & 1, probes = what & 2;
+          SamplerParams sp;
+          sp.temperature = temp;
+          fresh();
+          auto run = [&](int32_t tok) {
+            return b.step_sample_chain(tok, sp, u, {}, report ? &infos : nullptr, 10, probes ? &sink : nullptr).back();
+          };
+          int32_t tok = run(1);  // capture
+          const int rounds = std::max(2, 4 * steps / len);
+          const double t0 = now_s();
+          for (int r = 0; r < rounds; ++r) tok = run(tok);
+          const double ms = (now_s() - t0) * 1e3 / (double(rounds) * len);
+          std::printf("  chain %d, %-11s %-26s %8.4f ms  %8.0f tok/s\n", len, temp == 0.f ? "greedy" : "T=0.8",
+                      report && probes ? "+ prob, top 10, probes"
+                      : report         ? "+ prob, top 10"
+                      : probes         ? "+ probes"
+                                       : "",
+                      ms, 1e3 / ms);
+        }
+    }
     // Decode variants (environment switches read when the graph is captured): where the one-kernel decode
     // lets the next layer launch, the same without reading the partial products (measurement only: wrong
     // results), and the three-kernel decode with and without its next-layer L2 prefetch.
@@ -393,37 +459,31 @@ int main(int argc, char** argv) {
     // MAMBA_CUDA_LAYER_FUSED=0 measures the three-kernel decode (which the skip masks below always measure).
     std::vector<std::string> variants = {"MAMBA_CUDA_LAYER_TRIGGER=0", "MAMBA_CUDA_LAYER_TRIGGER=1", "MAMBA_CUDA_LAYER_SKIP=1",
                                          "MAMBA_CUDA_LAYER_FUSED=0", "MAMBA_CUDA_LAYER_FUSED=0,MAMBA_CUDA_PREFETCH=0"};
-    if (const char* e = std::getenv("MAMBA_PROFILE_VARIANTS")) variants = split(e, ';');
+    if (!variants_arg.empty()) variants = split(variants_arg, ';');
     for (const std::string& v : variants) {
-      std::vector<std::string> names;
-      for (const std::string& kv : split(v, ',')) {
-        const size_t eq = kv.find('=');
-        if (eq == std::string::npos) continue;
-        names.push_back(kv.substr(0, eq));
-        setenv(names.back().c_str(), kv.substr(eq + 1).c_str(), 1);
-      }
+      const std::vector<std::string> names = begin_variant(b, v);
       b.set_pdl(true);
       fresh();
       const double g = b.decode_graph_ms(steps);
       std::printf("  graph replay, PDL=%d, %-60s %8.4f ms  %8.0f tok/s  %5.1f%% of floor rate\n", int(b.pdl()), v.c_str(), g, 1e3 / g,
                   100.0 * floor_ms / g);
-      if (std::getenv("MAMBA_PROFILE_TIMELINES")) {  // each variant's timeline too
+      if (timelines) {
         fresh();
         print_timeline(b, c.n_layer, std::min(steps, 32));
         if (b.decode_fused()) {
-          const std::vector<uint32_t> sm = b.decode_smid();
+          const std::vector<uint32_t> sm = b.decode_records();
           print_placement(sm, 0, c.n_layer, b.decode_layer_plan().cs, b.decode_layer_plan().nc, ("single step, " + v).c_str());
           print_phases(sm, 0, 1, c.n_layer, b.decode_layer_plan().cs * b.decode_layer_plan().nc, ("single step, " + v).c_str());
         }
       }
-      for (const std::string& n : names) unsetenv(n.c_str());
+      end_variant(b, names);
     }
     b.set_pdl(pdl0);
     fresh();
     print_timeline(b, c.n_layer, std::min(steps, 64));
     // in-graph cost of each kernel class: replay with the class left out (results meaningless, timing not)
     {
-      setenv("MAMBA_CUDA_LAYER_FUSED", "0", 1);  // the skip masks apply to the three-kernel decode
+      b.set_decode_fused(false);  // the skip masks apply to the three-kernel decode
       b.set_pdl(pdl0);
       fresh();
       const double all = b.decode_graph_ms(steps);
@@ -442,7 +502,7 @@ int main(int argc, char** argv) {
                                                            : c.n_layer));
       }
       unsetenv("MAMBA_CUDA_DECODE_SKIP");
-      unsetenv("MAMBA_CUDA_LAYER_FUSED");
+      b.set_decode_fused(true);
       b.set_pdl(pdl0);
     }
     b.set_pdl(false);
@@ -459,23 +519,23 @@ int main(int argc, char** argv) {
 
     fresh();
     OpProfiler dprof;
-    b.set_profiler(&dprof);
+    lab::attach(&dprof);
     const int n_prof = std::min(steps, 32);
     for (int i = 0; i < n_prof; ++i) {
       b.step(1, logits.data());
       dprof.collect();
     }
-    b.set_profiler(nullptr);
+    lab::attach(nullptr);
     print_breakdown("decode breakdown per token (ops timed one by one, no graph, no PDL):", dprof, double(n_prof));
     OpProfiler sprof;  // the bench's path: greedy sampling on the device
-    b.set_profiler(&sprof);
+    lab::attach(&sprof);
     SamplerParams greedy;
     greedy.temperature = 0;
     for (int i = 0; i < n_prof; ++i) {
       b.step_sample(1, greedy, 0.5);
       sprof.collect();
     }
-    b.set_profiler(nullptr);
+    lab::attach(nullptr);
     print_breakdown("decode breakdown per token, greedy step_sample (ops timed one by one):", sprof, double(n_prof));
     std::printf("\npeak device memory %.1f MB\n", double(cuda_peak_memory_bytes()) / 1e6);
     return 0;

@@ -1,11 +1,13 @@
 // mamba-sync-bench: what one dependency step costs on this GPU, measured alone, before building decode on
-// it (built with the CUDA backend: build/bin/mamba-sync-bench; results in docs/bench/h100_sync_bench.txt).
+// it (a lab tool: cmake --build build --target mamba-sync-bench).
 // Each "step" is the decode pattern: every block writes its slice of a vector of D floats, every block
 // then needs the whole vector (read from L2, block sum, tiny compute). Measured as
 //  (a) a CUDA graph of N dependent kernels (with and without programmatic dependent launch), and
 //  (b) one persistent kernel with N grid-wide barriers of several kinds.
 #include <cooperative_groups.h>
+
 #include <cuda_runtime.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -224,10 +226,15 @@ double time_busy(int iters, bool waiter, int waiter_blocks, int waiter_threads, 
   return 1000.0 * ms / 20;  // us per busy kernel (+ its waiter)
 }
 
-int main() {
+int main(int argc, char** argv) {
+  CLI::App app{"mamba-sync-bench: what one dependency step costs on this GPU (kernel boundaries with and without PDL, grid barriers)"};
+  int device = 0;
+  app.add_option("--device", device, "CUDA device index")->capture_default_str()->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
   try {
+    CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     const int sms = prop.multiProcessorCount;
     std::printf("%s, %d SMs\n", prop.name, sms);
     DeviceBuffer da(4 * kD * sizeof(float)), db(4 * kD * sizeof(float)), dsync(4096 * sizeof(unsigned));

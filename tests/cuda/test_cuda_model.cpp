@@ -11,65 +11,13 @@
 #include "engine/model.h"
 #include "engine/session.h"
 #include "kernels/cuda_backend_impl.h"
+#include "tests/cuda/cuda_models.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace mamba;
 using namespace mamba::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::unique_ptr<Backend> gpu(std::shared_ptr<const Model> m, const char* dtype) {
-  BackendOptions o;
-  o.dtype = dtype;
-  return make_cuda_backend(std::move(m), o);
-}
-
-// Closer to the released shapes: d_state 128, head_dim 64, chunk 64, several chunks.
-std::shared_ptr<const Model> medium(int64_t groups) {
-  Config c;
-  c.d_model = 256;
-  c.n_layer = 3;
-  c.d_state = 128;
-  c.head_dim = 64;
-  c.expand = 2;
-  c.n_heads = 8;
-  c.n_groups = groups;
-  c.chunk_size = 64;
-  c.d_conv = 4;
-  c.vocab_size = 515;
-  c.tie_embeddings = groups == 1;
-  c.dt_min = 0;
-  c.dt_max = INFINITY;
-  c.eos_token_id = 0;
-  c.finalize("medium");
-  return Model::random(c, 9);
-}
-
-// The layer shape of mamba2-130m (d_model 768, 24 heads of 64, d_state 128: six clusters of 16 in the
-// one-kernel decode) with few layers and a small vocabulary.
-std::shared_ptr<const Model> wide(int64_t groups) {
-  Config c;
-  c.d_model = 768;
-  c.n_layer = 2;
-  c.d_state = 128;
-  c.head_dim = 64;
-  c.expand = 2;
-  c.n_heads = 24;
-  c.n_groups = groups;
-  c.chunk_size = 64;
-  c.d_conv = 4;
-  c.vocab_size = 515;
-  c.tie_embeddings = true;
-  c.dt_min = 0;
-  c.dt_max = INFINITY;
-  c.eos_token_id = 0;
-  c.finalize("wide");
-  return Model::random(c, 21);
-}
-
-}  // namespace
 
 TEST_F(CudaTest, FixturesLogitsMatchFloat64Reference) {
   const auto dirs = model_fixture_dirs();
@@ -234,10 +182,9 @@ TEST_F(CudaTest, LongPromptIsSplitIntoSegmentsExactly) {
   auto b = gpu(m, "f32");
   auto whole = all_logits(*b, ids, ScanMode::Chunked);
   State s_whole = b->get_state();
-  setenv("MAMBA_CUDA_SEGMENT", "256", 1);
+  dynamic_cast<CudaBackend&>(*b).set_segment(256);
   b->reset_state();
   auto split = all_logits(*b, ids, ScanMode::Chunked);
-  unsetenv("MAMBA_CUDA_SEGMENT");
   EXPECT_LT(worst_row_err(split, whole, int64_t(ids.size()), V), 2e-5);
   State s = b->get_state();
   EXPECT_LT(rel_err(s.layers[2].ssm.data(), s_whole.layers[2].ssm.data(), s.layers[2].ssm.size()), 2e-5);
@@ -274,7 +221,7 @@ TEST_F(CudaTest, GraphAndPdlDoNotChangeResults) {
 TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
   struct Case {
     std::shared_ptr<const Model> m;
-    const char* cs;  // MAMBA_CUDA_LAYER_CS, or "" for the default plan
+    const char* cs;  // CudaOptions::layer_cluster, or "" for the default plan
   };
   const std::vector<Case> cases = {{medium(1), ""}, {medium(2), ""}, {medium(1), "8"}, {wide(1), ""}, {wide(2), ""}};
   for (const Case& cs : cases) {
@@ -304,10 +251,11 @@ TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
         const std::string name = std::string(m->config.d_model == 768 ? "wide" : "medium") + " g=" + std::to_string(m->config.n_groups) +
                                  " " + dt + (graph ? " graph+PDL" : " stream") + (*cs.cs ? std::string(" cs=") + cs.cs : "");
         SCOPED_TRACE(name);
-        if (*cs.cs) setenv("MAMBA_CUDA_LAYER_CS", cs.cs, 1);
-        auto bp = gpu(m, dt);
-        unsetenv("MAMBA_CUDA_LAYER_CS");
-        auto& b = dynamic_cast<CudaBackend&>(*bp);
+        CudaOptions co;
+        co.layer_cluster = std::atoi(cs.cs);
+        BackendOptions bo;
+        bo.dtype = dt;
+        CudaBackend b(m, bo, co);
         ASSERT_TRUE(b.decode_fused()) << "the test shape must take the one-kernel decode: " << b.decode_layer_plan().why;
         if (*cs.cs) {
           EXPECT_EQ(b.decode_layer_plan().cs, std::atoi(cs.cs));
@@ -333,55 +281,6 @@ TEST_F(CudaTest, OneKernelDecodeMatchesThreeKernelsAndCpu) {
       }
     }
   }
-}
-
-TEST_F(CudaTest, DecodeTraceIsOrderedAndChangesNothing) {
-  auto m = medium(1);
-  const int64_t V = m->config.vocab_size, L = m->config.n_layer;
-  auto ids = random_ids(12, V, 8);
-  std::vector<float> plain(static_cast<size_t>(V)), traced(static_cast<size_t>(V));
-  for (bool trace : {false, true}) {
-    auto bp = gpu(m, "bf16");
-    auto& b = dynamic_cast<CudaBackend&>(*bp);
-    ForwardOptions fo;
-    std::vector<float> logits(static_cast<size_t>(V));
-    b.forward(std::span<const int32_t>(ids.data(), 10), fo, logits.data());
-    if (trace) {
-      b.set_decode_trace(true);
-      b.step(ids[10], logits.data());
-      const std::vector<uint64_t> t = b.decode_trace_step();  // decodes token 1 (a fixed probe token)
-      const int S = CudaBackend::kTraceSlots;
-      ASSERT_EQ(t.size(), size_t(S * (3 * L + 1)));
-      // One kernel per layer (on for this shape) uses each layer's first slot and the last layer's second
-      // (the finish kernel); the others stay empty.
-      ASSERT_TRUE(b.decode_fused());
-      int64_t prev = -1, launched = 0;
-      for (int64_t k = 0; k < 3 * L + 1; ++k) {
-        const uint64_t* e = t.data() + S * k;
-        const bool used = k % 3 == 0 || k == 3 * (L - 1) + 1;
-        if (!used) {
-          EXPECT_EQ(e[3], 0u) << "kernel slot " << k;
-          continue;
-        }
-        ++launched;
-        EXPECT_TRUE(e[0] <= e[1] && e[1] <= e[2] && e[2] <= e[3]) << "kernel " << k;
-        // A kernel only gets past its wait once the kernel before it has finished (1 us of slack for the timer).
-        if (prev >= 0) {
-          EXPECT_GE(e[1] + 1000, t[size_t(S * prev + 3)]) << "kernel " << k;
-        }
-        for (int j : {4, 6, 7}) EXPECT_TRUE(e[j] == 0 || (e[2] <= e[j] && e[j] <= e[3])) << "kernel " << k << " mark " << j;
-        EXPECT_TRUE(e[5] == 0 || (e[0] <= e[5] && e[5] <= e[3])) << "kernel " << k << " mark 5";  // the layer kernel's last start
-        prev = k;
-      }
-      EXPECT_EQ(launched, L + 2);
-      b.step(ids[11], traced.data());
-    } else {
-      b.step(ids[10], logits.data());
-      b.step(1, logits.data());
-      b.step(ids[11], plain.data());
-    }
-  }
-  EXPECT_EQ(plain, traced) << "tracing must not change results";
 }
 
 TEST_F(CudaTest, DeviceSamplingGreedyEqualsHostGreedy) {

@@ -227,17 +227,15 @@ TEST_F(CudaTest, GatedRmsNormWithSkip) {
 }
 
 TEST_F(CudaTest, GemvWithFusedNorms) {
-  // Both kernels: the shared-memory one (small matrices) and the streaming one (forced, or too large),
-  // the latter with each register pipeline. K: the vector prologue with norm groups inside a warp's
-  // span (96 / 3), across it (2700 / 3), aligned (1536 / 3, 5120 / 8); the scalar one (45).
-  const GemvPipeline pipes[] = {GemvPipeline::Depth2Batch4, GemvPipeline::Depth1Batch8};
-  for (int kernel = 0; kernel < 3; ++kernel)
+  // Both kernels: the shared-memory one (small matrices) and the streaming one (forced, or too large).
+  // K: the vector prologue with norm groups inside a warp's span (96 / 3), across it (2700 / 3), aligned
+  // (1536 / 3, 5120 / 8); the scalar one (45).
+  for (bool streaming : {false, true})
     for (DType dt : kAll)
       for (int64_t K : {96, 45, 1536, 2700, 5120})
         for (int64_t R : {131, 3000}) {
-          const bool streaming = kernel > 0;
           SCOPED_TRACE(std::string(dtype_name(dt)) + " K=" + std::to_string(K) + " R=" + std::to_string(R) +
-                       (streaming ? " streaming, pipeline " + std::to_string(kernel - 1) : ""));
+                       (streaming ? " streaming" : ""));
           const auto W = randn(static_cast<size_t>(R * K), uint32_t(K + R), 0.05f);
           const auto x = randn(static_cast<size_t>(K), 21), nw = randn(static_cast<size_t>(K), 22, 0.2f, 1.f),
                      bias = randn(static_cast<size_t>(R), 23);
@@ -261,21 +259,11 @@ TEST_F(CudaTest, GemvWithFusedNorms) {
           p.eps = 1e-5f;
           p.out = out.as<float>();
           p.force_streaming = streaming;
-          p.pipeline = pipes[streaming ? kernel - 1 : 0];
           p.prefetch_next = dW.get();
           p.prefetch_next_bytes = std::min<int64_t>(1 << 20, R * K * int64_t(dtype_size(dt)));  // a hint only
-          DeviceBuffer trace(8 * sizeof(unsigned long long));                                   // the kernels stamp slots 0..5 (launch.cuh)
-          const unsigned long long init[8] = {~0ull, ~0ull, 0, 0, 0, 0, 0, 0};
-          CUDA_CHECK(cudaMemcpy(trace.get(), init, sizeof init, cudaMemcpyHostToDevice));
-          p.trace = trace.as<unsigned long long>();
           launch_gemv(p, nullptr, false);
           sync_check();
           EXPECT_LT(rel_err_v(from_dev(out, size_t(R)), ref), 1e-5);
-          unsigned long long t[8];
-          CUDA_CHECK(cudaMemcpy(t, trace.get(), sizeof t, cudaMemcpyDeviceToHost));
-          EXPECT_TRUE(t[0] <= t[1] && t[1] <= t[2] && t[2] <= t[3] && t[0] > 0) << t[0] << " " << t[1] << " " << t[2] << " " << t[3];
-          EXPECT_TRUE(t[4] == 0 || (t[2] <= t[4] && t[4] <= t[3]));
-          p.trace = nullptr;
           // GroupRmsNorm prologue, accumulating (out_proj into the residual)
           if (const int64_t G = K % 3 == 0 ? 3 : K % 8 == 0 ? 8 : 0; G > 0) {
             const int64_t gs = K / G;

@@ -1,12 +1,11 @@
 // Whole-model prefill through the fused chunk scan (bf16 / f16 modes, supported shapes) against the CPU
-// and against the unfused GPU path (MAMBA_CUDA_FUSED_SCAN=0), logits and final states; the prefill conv's
+// and against the unfused GPU path (CudaOptions::fused_scan off), logits and final states; the prefill conv's
 // paired-channel path with the chunk-state scaling and fp32 output of the x channels only.
-#include <cstdlib>
-
 #include "engine/backend.h"
 #include "engine/cpu_ops.h"
 #include "engine/model.h"
 #include "kernels/conv1d.cuh"
+#include "kernels/cuda_backend_impl.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/test_util.h"
 
@@ -42,12 +41,6 @@ std::unique_ptr<Backend> gpu(std::shared_ptr<const Model> m, const char* dtype) 
   return make_cuda_backend(std::move(m), o);
 }
 
-struct EnvOverride {  // sets a variable for one scope
-  const char* name;
-  EnvOverride(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
-  ~EnvOverride() { unsetenv(name); }
-};
-
 }  // namespace
 
 TEST_F(CudaTest, FusedPrefillMatchesUnfusedAndCpu) {
@@ -68,8 +61,8 @@ TEST_F(CudaTest, FusedPrefillMatchesUnfusedAndCpu) {
       std::vector<float> lu;
       State su;
       {
-        EnvOverride off("MAMBA_CUDA_FUSED_SCAN", "0");
         auto unfused = gpu(m, dt);
+        dynamic_cast<CudaBackend&>(*unfused).set_fused_scan(false);
         lu = all_logits(*unfused, ids, ScanMode::Chunked);
         su = unfused->get_state();
       }
@@ -97,8 +90,8 @@ TEST_F(CudaTest, FusedPrefillAcrossSegments) {
   const auto ids = random_ids(600, V, 17);
   auto cpu = make_cpu_backend(m);
   const auto ref = all_logits(*cpu, ids, ScanMode::Chunked);
-  EnvOverride seg("MAMBA_CUDA_SEGMENT", "256");
   auto b = gpu(m, "bf16");
+  dynamic_cast<CudaBackend&>(*b).set_segment(256);
   const double w = worst_row_err(all_logits(*b, ids, ScanMode::Chunked), ref, int64_t(ids.size()), V);
   std::printf("  prefill bf16 in 256-token segments vs cpu worst rel err %.2e\n", w);
   EXPECT_LT(w, 2e-2);

@@ -225,13 +225,17 @@ void upload(DevSsd& d, const SsdCase& c, const SsdInputs& in, const std::vector<
   a.ldy = in.E;
 }
 
-// y of the fused kernel (y epilogue, with the fp32 D skip), the first T rows, and the final state.
-std::vector<float> fused_y(const SsdCase& c, const SsdInputs& in, const std::vector<float>& D, std::vector<float>* state = nullptr) {
+// y of the fused kernel (y epilogue, with the fp32 D skip), the first T rows, and the final state; `tiling`:
+// the block tiling (SsdChunkScanFusedParams::wn, hb).
+std::vector<float> fused_y(const SsdCase& c, const SsdInputs& in, const std::vector<float>& D, std::vector<float>* state = nullptr,
+                           std::pair<int, int> tiling = {1, 1}) {
   CublasHandle blas;
   DevSsd d;
   upload(d, c, in, D, DType::BF16);
   auto d_y = poisoned(sizeof(float) * in.T_pad * in.E);
   d.a.fused = true;
+  d.a.fused_wn = tiling.first;
+  d.a.fused_hb = tiling.second;
   d.a.D = d.D.as<float>();
   d.a.y = d_y.as<float>();
   SsdChunkedWorkspace ws;
@@ -277,6 +281,13 @@ TEST_F(CudaTest, SsdFusedChunkScanMatchesCpuAndUnfused) {
     EXPECT_LT(ey, 1.5e-2);
     EXPECT_LT(efu, 1.5e-2);
     EXPECT_LT(es, 1.5e-2);
+    // every block tiling computes the same function
+    for (std::pair<int, int> tiling : {std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
+      std::vector<float> st2;
+      const auto y2 = fused_y(c, in, D, &st2, tiling);
+      EXPECT_LT(rel_err_v(y2, y), 1e-5) << "tiling " << tiling.first << "," << tiling.second;
+      EXPECT_LT(rel_err_v(st2, st), 1e-5) << "tiling " << tiling.first << "," << tiling.second;
+    }
   }
 }
 

@@ -2,16 +2,21 @@
 
 #include <qcustomplot.h>
 #include <QApplication>
+#include <QComboBox>
 #include <QDockWidget>
 #include <QFile>
 #include <QImage>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLabel>
 #include <QListWidget>
 #include <QMouseEvent>
 #include <QProcess>
+#include <QPushButton>
 #include <QSet>
 #include <QSignalSpy>
+#include <QSlider>
+#include <QTableWidget>
 #include <QTest>
 #include <cmath>
 
@@ -271,8 +276,8 @@ void InspectorTest::openingAViewLaterShowsTheWholeText() {
   QCOMPARE(w.inspector()->probes().first, qint64(0));
 }
 
-void InspectorTest::screenshotsOfBothViews() {
-  for (const QString& view : {QStringLiteral("dynamics"), QStringLiteral("memory")}) {
+void InspectorTest::screenshotsOfEveryView() {
+  for (const QString& view : {QStringLiteral("dynamics"), QStringLiteral("memory"), QStringLiteral("ssd"), QStringLiteral("playground")}) {
     const QString png = m_tmp.filePath(view + QStringLiteral(".png"));
     QProcess p;
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
@@ -280,7 +285,8 @@ void InspectorTest::screenshotsOfBothViews() {
     p.setProcessEnvironment(env);
     p.start(studioBinary(), {QStringLiteral("--model"), m_modelDir, QStringLiteral("--screenshot"), png, QStringLiteral("--view"), view,
                              QStringLiteral("--prompt"), QStringLiteral("KING:"), QStringLiteral("--generate"), QStringLiteral("30"),
-                             QStringLiteral("--size"), QStringLiteral("1000x640")});
+                             QStringLiteral("--size"), QStringLiteral("1000x640"), QStringLiteral("--layer"), QStringLiteral("1"),
+                             QStringLiteral("--head"), QStringLiteral("0")});
     QVERIFY(p.waitForFinished(60000));
     QCOMPARE(p.exitCode(), 0);
     const QImage image(png);
@@ -291,6 +297,110 @@ void InspectorTest::screenshotsOfBothViews() {
       for (int x = 0; x < image.width(); x += 2) colours.insert(image.pixel(x, y));
     QVERIFY2(colours.size() > 150, qPrintable(QStringLiteral("%1: %2 colours").arg(view).arg(colours.size())));
   }
+}
+
+void InspectorTest::ssdMatrixViewComputesExplainsAndExports() {
+  Fixture f(m_tmp.filePath(QStringLiteral("h.ini")));
+  MainWindow& w = f.window;
+  QVERIFY(w.presentView(QStringLiteral("ssd"), QSize(1300, 760)));
+  QVERIFY(startAndLoad(w, m_modelDir));
+  QVERIFY(generateAndWait(w, QStringLiteral("KING:"), 40));
+  InspectorView* view = w.inspectorView(QStringLiteral("ssd"));
+  QSignalSpy ready(view, &InspectorView::captureReady);
+  QVERIFY(view->prepareCapture({{QStringLiteral("layer"), QStringLiteral("1")},
+                                {QStringLiteral("head"), QStringLiteral("2")},
+                                {QStringLiteral("chunk"), QStringLiteral("8")}}));
+  QVERIFY(ready.wait(kWaitMs));
+  const qint64 T = w.inspector()->tokens().size();
+  auto* plot = view->findChild<QCustomPlot*>(QStringLiteral("matrix"));
+  auto* map = qobject_cast<QCPColorMap*>(plot->plottable(0));
+  QCOMPARE(map->data()->keySize(), int(T));
+  QVERIFY(std::isnan(map->data()->cell(int(T) - 1, 0)));  // above the diagonal: transparent
+  QVERIFY(!std::isnan(map->data()->cell(0, int(T) - 1)));
+  // ranks on the off-diagonal blocks, each at most d_state
+  int ranks = 0;
+  for (int i = 0; i < plot->itemCount(); ++i)
+    if (auto* t = qobject_cast<QCPItemText*>(plot->item(i))) {
+      QVERIFY(t->text().toInt() <= w.modelInfo().dState);
+      ++ranks;
+    }
+  const qint64 nc = (T + 7) / 8;
+  QCOMPARE(ranks, int(nc * (nc - 1) / 2));
+  auto* info = view->findChild<QLabel*>(QStringLiteral("info"));
+  QVERIFY(info->text().contains(QStringLiteral("recurrent scan")));
+  // the duality holds to float32 rounding
+  auto* duality = view->findChild<QCustomPlot*>(QStringLiteral("duality"));
+  QCOMPARE(duality->graphCount(), 2);
+  QCPTextElement* title = nullptr;
+  for (int i = 0; i < duality->plotLayout()->elementCount(); ++i)
+    if (auto* t = qobject_cast<QCPTextElement*>(duality->plotLayout()->elementAt(i))) title = t;
+  QVERIFY(title);
+  const double err = title->text().section(QStringLiteral("= "), 1, 1).section(QLatin1Char(' '), 0, 0).toDouble();
+  QVERIFY2(err > 0 && err < 1e-4, qPrintable(title->text()));
+  // step-through names each step and its FLOPs
+  auto* next = view->findChildren<QPushButton*>().value(1);
+  for (QPushButton* b : view->findChildren<QPushButton*>())
+    if (b->text() == QStringLiteral("▶")) next = b;
+  next->click();
+  QVERIFY(info->text().contains(QStringLiteral("<b>1. diagonal blocks</b>")));
+  // linked: the transcript's hover marks the row and column, a click on a row selects that token
+  w.inspector()->hover(5);
+  int shown = 0;
+  for (int i = 0; i < plot->itemCount(); ++i)
+    if (auto* l = qobject_cast<QCPItemStraightLine*>(plot->item(i)); l && l->visible()) ++shown;
+  QCOMPARE(shown, 2);
+  QSignalSpy selected(w.inspector(), &InspectorContext::selectedChanged);
+  plot->replot();
+  const QPoint at(int(plot->xAxis->coordToPixel(3)), int(plot->yAxis->coordToPixel(7)));
+  QTest::mouseClick(plot, Qt::LeftButton, Qt::NoModifier, at);
+  QCOMPARE(selected.count(), 1);
+  QCOMPARE(selected.first().first().toLongLong(), qint64(7));
+  // the matrix exports as .npy: numpy's header, then T x T doubles
+  const QString base = m_tmp.filePath(QStringLiteral("ssd"));
+  QCOMPARE(view->exportAll(base), QString());
+  QFile npy(base + QStringLiteral("-matrix.npy"));
+  QVERIFY(npy.open(QIODevice::ReadOnly));
+  const QByteArray bytes = npy.readAll();
+  QVERIFY(bytes.startsWith(QByteArray("\x93NUMPY\x01\x00", 8)));
+  const int headerLen = quint8(bytes[8]) | (quint8(bytes[9]) << 8);
+  QCOMPARE((10 + headerLen) % 64, 0);
+  QVERIFY(bytes.mid(10, headerLen).contains(QStringLiteral("'shape': (%1, %1)").arg(T).toUtf8()));
+  QCOMPARE(bytes.size() - 10 - headerLen, int(T * T * 8));
+  QVERIFY(QFileInfo(base + QStringLiteral("-matrix.csv")).size() > T * T);
+}
+
+void InspectorTest::playgroundFollowsItsSliders() {
+  Fixture f(m_tmp.filePath(QStringLiteral("i.ini")));
+  MainWindow& w = f.window;
+  QVERIFY(w.presentView(QStringLiteral("playground"), QSize(1300, 760)));
+  InspectorView* view = w.inspectorView(QStringLiteral("playground"));
+  auto* matrix = view->findChild<QCustomPlot*>(QStringLiteral("toyMatrix"));
+  auto* map = qobject_cast<QCPColorMap*>(matrix->plottable(0));
+  auto* tokens = view->findChild<QSlider*>(QStringLiteral("tokens"));
+  auto* chunk = view->findChild<QSlider*>(QStringLiteral("chunkSize"));
+  QVERIFY(map && tokens && chunk);
+  tokens->setValue(37);
+  chunk->setValue(5);
+  QCOMPARE(map->data()->keySize(), 37);
+  // the three computations agree as the sliders move
+  auto* outputs = view->findChild<QCustomPlot*>(QStringLiteral("toyOutputs"));
+  for (int v : {0, 60, 200}) {
+    view->findChild<QSlider*>(QStringLiteral("forgetting"))->setValue(v);
+    QCPTextElement* title = nullptr;
+    for (int i = 0; i < outputs->plotLayout()->elementCount(); ++i)
+      if (auto* t = qobject_cast<QCPTextElement*>(outputs->plotLayout()->elementAt(i))) title = t;
+    QVERIFY(title);
+    const double diff = title->text().section(QStringLiteral("difference "), 1, 1).toDouble();
+    QVERIFY2(diff < 1e-12, qPrintable(title->text()));
+  }
+  // hand-set B and C: a zero C row makes that token read nothing
+  auto* bc = view->findChild<QComboBox*>(QStringLiteral("bcChoice"));
+  bc->setCurrentIndex(bc->findText(QStringLiteral("hand-set")));
+  auto* table = view->findChild<QTableWidget*>(QStringLiteral("handSet"));
+  QVERIFY(table && table->isVisible());
+  const int N = table->columnCount() / 2;
+  for (int n = 0; n < N; ++n) table->item(10, N + n)->setText(QStringLiteral("0"));
+  for (int s = 0; s <= 10; ++s) QCOMPARE(map->data()->cell(s, 10), 0.0);
 }
 
 }  // namespace studio::test

@@ -18,7 +18,9 @@ class InspectorTest : public QObject {
   void memoryViewRanksHeadsByHalfLife();
   void probesStopWhenTheViewsClose();
   void openingAViewLaterShowsTheWholeText();
-  void screenshotsOfBothViews();
+  void screenshotsOfEveryView();
+  void ssdMatrixViewComputesExplainsAndExports();
+  void playgroundFollowsItsSliders();
 
  private:
   QTemporaryDir m_tmp;

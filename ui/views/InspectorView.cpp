@@ -33,6 +33,7 @@ QHBoxLayout* InspectorView::controlRow() {
         if (f == QLatin1String("csv") && !e.table) continue;
         sub->addAction(f.toUpper() + QStringLiteral("…"), this, [this, e, f] { chooseExport(e, f); });
       }
+      if (e.npyValues) sub->addAction(QStringLiteral("NPY…"), this, [this, e] { chooseExport(e, QStringLiteral("npy")); });
     }
   });
   m_export->setMenu(menu);
@@ -56,7 +57,9 @@ void InspectorView::chooseExport(const Exportable& e, const QString& format) {
   if (path.isEmpty()) return;
   const QJsonObject record = exportRecord(context()->provenance(), name(), e.name);
   prepareExport(true);
-  QString error = format == QLatin1String("csv") ? saveTableCsv(e.table(), record, path) : savePlot(e.plot, path);
+  QString error = format == QLatin1String("csv")   ? saveTableCsv(e.table(), record, path)
+                  : format == QLatin1String("npy") ? saveNpy(e.npyValues(), e.npyShape, path)
+                                                   : savePlot(e.plot, path);
   prepareExport(false);
   if (error.isEmpty()) error = saveRecordSidecar(record, path);
   if (!error.isEmpty()) QMessageBox::warning(this, tr("Export failed"), error);
@@ -78,6 +81,8 @@ QString InspectorView::writeAll(const QString& base) {
         if (QString err = savePlot(e.plot, stem + QLatin1String(f)); !err.isEmpty()) return err;
     if (e.table)
       if (QString err = saveTableCsv(e.table(), record, stem + QStringLiteral(".csv")); !err.isEmpty()) return err;
+    if (e.npyValues)
+      if (QString err = saveNpy(e.npyValues(), e.npyShape, stem + QStringLiteral(".npy")); !err.isEmpty()) return err;
     if (QString err = saveRecordSidecar(record, stem); !err.isEmpty()) return err;
   }
   return {};

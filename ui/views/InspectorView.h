@@ -3,11 +3,13 @@
 // (tokens, probes, linked hover / selection); it names itself, says whether it needs probes, and lists
 // what it can export. A new view is one file in ui/views/ plus one line in ViewRegistry.cpp.
 #include <QList>
+#include <QMap>
 #include <QString>
 #include <QStringList>
 #include <QVector>
 #include <QWidget>
 #include <functional>
+#include <vector>
 
 class QCustomPlot;
 class QHBoxLayout;
@@ -31,6 +33,9 @@ class InspectorView : public QWidget {
     QString name;                  // file-name part and menu label, e.g. "dt-map"
     QCustomPlot* plot = nullptr;   // drawn to PNG / SVG / PDF
     std::function<Table()> table;  // the plotted numbers, to CSV
+    // Optional: the plotted matrix as a float64 .npy array (numpy's file format).
+    std::function<std::vector<double>()> npyValues;
+    std::vector<int64_t> npyShape;
   };
 
   InspectorView(InspectorContext* context, QWidget* parent = nullptr);
@@ -42,6 +47,14 @@ class InspectorView : public QWidget {
 
   // Writes every exportable as <base>-<name>.{png,svg,pdf,csv,json}; "" on success, else the error.
   QString exportAll(const QString& base);
+
+  // Before a headless capture (mamba-studio --screenshot --view NAME): what to show, from the command
+  // line's view options (--layer, --head, ...). True when the view started work on the engine's thread
+  // and will emit captureReady() once it has drawn the result.
+  virtual bool prepareCapture(const QMap<QString, QString>& /*options*/) { return false; }
+
+ signals:
+  void captureReady();
 
  protected:
   InspectorContext* context() const { return m_context; }

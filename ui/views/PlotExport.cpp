@@ -111,6 +111,31 @@ QString saveTableCsv(const Table& table, const QJsonObject& record, const QStrin
   return writeAtomic(path, out);
 }
 
+QString saveNpy(const std::vector<double>& values, const std::vector<int64_t>& shape, const QString& path) {
+  int64_t n = 1;
+  QByteArray dims;
+  for (int64_t d : shape) {
+    n *= d;
+    dims += QByteArray::number(qlonglong(d)) + ", ";
+  }
+  dims.chop(shape.size() > 1 ? 2 : 1);  // "(3, 4)"; a single dimension keeps its comma: "(3,)"
+  if (n != int64_t(values.size())) return QObject::tr("%1: %2 values do not fill the shape").arg(path).arg(values.size());
+  QByteArray header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // magic (6) + version (2) + header length (2) + header + padding + '\n' is a multiple of 64
+  const int total = ((10 + int(header.size()) + 1 + 63) / 64) * 64;
+  header += QByteArray(total - 10 - int(header.size()) - 1, ' ') + '\n';
+  QByteArray out("\x93NUMPY\x01\x00", 8);
+  out += char(header.size() & 0xff);
+  out += char((header.size() >> 8) & 0xff);
+  out += header;
+  static_assert(Q_BYTE_ORDER == Q_LITTLE_ENDIAN, "the .npy header says little-endian doubles");
+  out += QByteArray(reinterpret_cast<const char*>(values.data()), qsizetype(values.size() * sizeof(double)));
+  QSaveFile f(path);
+  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
+  if (f.write(out) != out.size()) return openFailed(f);
+  return commit(f);
+}
+
 QString saveRecordSidecar(const QJsonObject& record, const QString& path) {
   const QFileInfo fi(path);
   const QString json = fi.suffix().isEmpty() ? path + QStringLiteral(".json")

@@ -14,6 +14,11 @@ QList<ViewFactory> registeredViews() {
   QList<ViewFactory> views;
   STUDIO_VIEW(makeDynamicsView)
   STUDIO_VIEW(makeMemoryView)
+  STUDIO_VIEW(makeSsdMatrixView)
+  STUDIO_VIEW(makePlaygroundView)
+  STUDIO_VIEW(makeCompareView)
+  STUDIO_VIEW(makeBranchesView)
+  STUDIO_VIEW(makeSnapshotDiffView)
   return views;
 }
 
