@@ -19,8 +19,9 @@ using nlohmann::json;
 constexpr int64_t kMaxDim = int64_t{1} << 20;  // d_model, heads, head_dim, d_state, groups, chunk
 constexpr int64_t kMaxLayers = int64_t{1} << 14;
 constexpr int64_t kMaxVocab = int64_t{1} << 24;
-constexpr int64_t kMaxSmall = 1024;               // expand, conv_kernel
-constexpr int64_t kMaxParams = int64_t{1} << 40;  // ~1.1e12 parameters
+constexpr int64_t kMaxSmall = 1024;                    // expand, conv_kernel
+constexpr int64_t kMaxParams = int64_t{1} << 40;       // ~1.1e12 parameters
+constexpr int64_t kMaxStateFloats = int64_t{1} << 32;  // 16 GiB per sequence (2.7b: 43M floats)
 
 int64_t max_of(const std::string& name) {
   if (name == "num_hidden_layers" || name == "n_layer") return kMaxLayers;
@@ -285,6 +286,10 @@ void Config::finalize(const std::string& origin) {
   per_layer = mul_add(d_model, d_inner + 2, per_layer + 3 * n_heads + d_inner, origin);
   const int64_t params = mul_add(n_layer, per_layer, mul_add(2 * vocab_size, d_model, d_model, origin), origin);
   if (params > kMaxParams) throw Error(origin + ": the config describes " + std::to_string(params) + " parameters, implausibly many");
+  // The recurrent state is allocated per sequence without a file behind it: bound it too.
+  const int64_t state = mul_add(n_layer, mul_add(d_inner, d_state, conv_dim * (d_conv - 1), origin), 0, origin);
+  if (state > kMaxStateFloats)
+    throw Error(origin + ": the config describes a state of " + std::to_string(state) + " floats per sequence, implausibly many");
 }
 
 int64_t Config::n_params() const {

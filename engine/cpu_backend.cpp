@@ -177,9 +177,9 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < T; ++t) std::memcpy(m_resid.data() + t * D, w.embedding.data() + int64_t(tokens[t]) * D, sizeof(float) * D);
 
     if (probes) m_probe.resize(static_cast<size_t>(T * (3 * H + 1)));
-    float* pr_sn = m_probe.data();     // (T, H) probes: ||S_t||
-    float* pr_yn = pr_sn + T * H;      // (T, H) ||y_t||
-    float* pr_rn = pr_sn + 2 * T * H;  // (T) ||r||
+    float* pr_sn = probes ? m_probe.data() : nullptr;     // (T, H) probes: ||S_t||
+    float* pr_yn = probes ? pr_sn + T * H : nullptr;      // (T, H) ||y_t||
+    float* pr_rn = probes ? pr_sn + 2 * T * H : nullptr;  // (T) ||r||
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
       LayerState& ls = m_state.layers[static_cast<size_t>(l)];

@@ -80,7 +80,7 @@ void check_depth(const std::string& s, const std::string& origin) {
 nlohmann::json parse_unchecked(const std::string& text, const std::string& origin) {
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw Error(origin + ": not valid JSON (" + e.what() + ")");
   }
 }

@@ -103,9 +103,19 @@ TEST(Prefill, CancelBetweenLayersRestoresStateAndLogits) {
   EXPECT_EQ(got, want);
 }
 
+// Sanitized builds run a fifth of it (ASan and TSan make it 10-20 times slower) and do not weigh
+// resident memory (ASan's quarantine and shadow pages inflate it); the plain build checks both.
+#ifdef MAMBA_SANITIZED
+constexpr int64_t kLongPrompt = 200'000;
+constexpr bool kCheckMemory = false;
+#else
+constexpr int64_t kLongPrompt = 1'000'000;
+constexpr bool kCheckMemory = true;
+#endif
+
 TEST(Prefill, MillionTokenPromptHasProgressBoundedMemoryAndCancels) {
   const auto m = mamba::test::tiny_model(1);
-  const auto prompt = mamba::test::random_ids(1'000'000, m->config.vocab_size, 7);
+  const auto prompt = mamba::test::random_ids(kLongPrompt, m->config.vocab_size, 7);
   mamba::Session s(mamba::make_cpu_backend(m, {}));
   mamba::GenerateOptions go;
   go.max_new_tokens = 2;
@@ -113,28 +123,30 @@ TEST(Prefill, MillionTokenPromptHasProgressBoundedMemoryAndCancels) {
   const int64_t base = rss_bytes();
   int64_t peak = base, last = -1, calls = 0;
   go.prefill_progress = [&](int64_t done, int64_t total) {
-    EXPECT_EQ(total, 1'000'000);
+    EXPECT_EQ(total, kLongPrompt);
     EXPECT_GE(done, last);
     last = done;
     ++calls;
     if (calls % 64 == 0) peak = std::max(peak, rss_bytes());
   };
   const auto r = s.generate(prompt, go);
-  EXPECT_EQ(last, 1'000'000);
+  EXPECT_EQ(last, kLongPrompt);
   EXPECT_EQ(r.ids.size(), 2u);
-  EXPECT_EQ(s.tokens().size(), 1'000'002u);
+  EXPECT_EQ(s.tokens().size(), size_t(kLongPrompt + 2));
   // One pass over all of it at once would hold ~1.6 GB of activations for this shape.
-  EXPECT_LT(peak - base, 64 << 20) << "resident memory grew by " << (peak - base) / 1e6 << " MB";
+  if (kCheckMemory) {
+    EXPECT_LT(peak - base, 64 << 20) << "resident memory grew by " << (peak - base) / 1e6 << " MB";
+  }
   RecordProperty("prefill_seconds", std::to_string(r.prefill_seconds));
 
-  // The same prompt again, cancelled from another thread once 100k tokens are in.
+  // The same prompt again, cancelled from another thread once a tenth of it is in.
   s.reset();
   std::atomic<bool> cancel{false};
   std::atomic<int64_t> done_now{0};
   go.prefill_progress = [&](int64_t done, int64_t) { done_now = done; };
   double raised = 0;
   std::thread stopper([&] {
-    while (done_now < 100'000) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (done_now < kLongPrompt / 10) std::this_thread::sleep_for(std::chrono::microseconds(200));
     raised = mamba::now_seconds();
     cancel = true;
   });
@@ -144,7 +156,7 @@ TEST(Prefill, MillionTokenPromptHasProgressBoundedMemoryAndCancels) {
   EXPECT_EQ(c.stop_reason, "cancelled");
   EXPECT_TRUE(c.ids.empty());
   EXPECT_TRUE(s.tokens().empty()) << "a cancelled prompt is not part of the sequence";
-  EXPECT_LT(done_now, 1'000'000);
+  EXPECT_LT(done_now, kLongPrompt);
   EXPECT_LT(stopped - raised, 2.0) << "cancel must not wait for the rest of the prompt";
   // and the session still works
   EXPECT_EQ(s.generate(std::vector<int32_t>{1, 2}, go).ids.size(), 2u);
@@ -189,8 +201,12 @@ TEST(Cancel, ThousandRandomCancellations) {
   int loads_cancelled = 0, prefills_cancelled = 0, generations_cancelled = 0;
   for (int it = 0; it < 1000; ++it) {
     std::atomic<bool> cancel{false};
+    // Loads and every other run: cancelled from another thread after a random delay. The other runs:
+    // from inside, at a random token (a Stop click between two tokens).
+    const bool from_thread = it % 3 == 0 || it % 2 == 0;
     const int delay_us = int(rng() % (it % 3 == 0 ? 400 : 2000));
     std::thread canceller([&] {
+      if (!from_thread) return;
       std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
       cancel = true;
     });
@@ -208,14 +224,13 @@ TEST(Cancel, ThousandRandomCancellations) {
       }
       case 1:
       case 2: {
-        const auto prompt = mamba::test::random_ids(1 + int64_t(rng() % 6000), model->config.vocab_size, uint32_t(it));
+        const auto prompt = mamba::test::random_ids(1 + int64_t(rng() % 3000), model->config.vocab_size, uint32_t(it));
         mamba::GenerateOptions go;
         go.max_new_tokens = int64_t(rng() % 40);
         go.sampling.seed = uint64_t(it);
         go.stop_at_eos = false;
         session.reset();
-        // Every other run is also cancelled from inside, at a random token (a Stop click between two tokens).
-        const int64_t stop_at = it % 2 ? int64_t(rng() % 40) : -1;
+        const int64_t stop_at = from_thread ? -1 : int64_t(rng() % 40);
         const auto r = session.generate(
             prompt, go,
             [&](const mamba::TokenEvent& ev) {

@@ -209,7 +209,22 @@ TEST(Json, NestingIsLimitedBeforeParsing) {
   EXPECT_NO_THROW(parse_json_lenient("{\"s\": \"" + std::string(1000, '[') + "\\\"\"}", "x"));
   EXPECT_NO_THROW(parse_json_lenient(std::string(63, '[') + "NaN" + std::string(63, ']'), "x"));
   EXPECT_THROW(parse_json(std::string(65, '[') + std::string(65, ']'), "x"), Error);
+  // A number beyond double's range is a parse error of the file, not an exception of another kind.
+  EXPECT_THROW(parse_json("{\"vocab_size\": 51e3080}", "x"), Error);
+  expect_error(with("vocab_size", "1e3081"), {"not valid JSON", "number overflow"});
   // Error messages quote at most a short excerpt of a huge value, and never throw on invalid UTF-8.
   EXPECT_LE(json_excerpt(nlohmann::json(std::string(1 << 20, 'a'))).size(), 60u);
   EXPECT_FALSE(json_excerpt(nlohmann::json(std::string("\xff\xfe"))).empty());
+}
+
+TEST(Config, StateSizeIsBounded) {
+  // Few parameters, an enormous state: d_state 2^20 with 2^20 inner channels.
+  auto j = base();
+  j["hidden_size"] = 1024;
+  j["expand"] = 1024;
+  j["num_heads"] = 1 << 20;
+  j["head_dim"] = 1;
+  j["state_size"] = 1 << 20;
+  j["n_groups"] = 1;
+  expect_error(j.dump(), {"state of", "implausibly many"});
 }

@@ -159,6 +159,15 @@ std::vector<Case> cases() {
       {"config nested 200k deep",
        config_field("architectures", nullptr),
        {"config.json", "nested deeper"}},  // the field is replaced below, in the loop, by raw text
+      {"config number beyond double",
+       [](const fs::path& d) {
+         write_folder(d, good_parts());
+         std::string text = mamba::read_text_file((d / "config.json").string());
+         const std::string field = "\"vocab_size\": 96";
+         text.replace(text.find(field), field.size(), field + "e3080");
+         mamba::test::write_file((d / "config.json").string(), text);
+       },
+       {"config.json", "number overflow"}},
       {"config missing field",
        edit([](Parts& p) { p.config.erase("hidden_size"); }),
        {"config.json", "missing required field 'hidden_size'"}},

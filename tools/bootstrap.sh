@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a fresh Debian 12 machine: install what is missing (apt), build, then
 #   run   start mamba-studio on the embedded default model
-#   test  run the whole test suite (what CI runs)
+#   test  run the whole test suite (what CI runs), then the sanitizer and fuzzing runs of tools/sanitize.sh
+#         (MAMBA_SKIP_SANITIZE=1 leaves those out)
 # Extra CMake arguments: MAMBA_CMAKE_ARGS="-DMAMBA_CUDA=OFF ..."
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ case "$mode" in run|test) ;; *) echo "usage: tools/bootstrap.sh run|test" >&2; e
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 pkgs="cmake make g++ pkg-config git nlohmann-json3-dev libopenblas-openmp-dev libutf8proc-dev libzip-dev libgtest-dev libgmock-dev libcli11-dev libxxhash-dev
-      qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev fonts-dejavu-core clang-format"
+      qt6-base-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev fonts-dejavu-core clang-format
+      clang libclang-rt-14-dev libomp-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -33,3 +35,5 @@ if [ "$mode" = run ]; then
 fi
 export QT_QPA_PLATFORM=offscreen
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
+# The checking builds: ASan + UBSan with bounded fuzzing, TSan over the threaded tests (docs/RELIABILITY.md).
+[ -n "${MAMBA_SKIP_SANITIZE:-}" ] || tools/sanitize.sh all

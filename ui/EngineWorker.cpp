@@ -301,6 +301,13 @@ void EngineWorker::generate(const GenerationRequest& request) {
       go.sampling.n_valid = n.n_valid;
       go.reseed = false;
     }
+    int lastPermille = -1;
+    go.prefill_progress = [&](int64_t done, int64_t total) {
+      const int permille = total ? int(1000 * done / total) : 1000;
+      if (permille == lastPermille) return;
+      lastPermille = permille;
+      emit prefillProgressChanged(qint64(done), qint64(total));
+    };
 
     emit generationStarted(qint64(prompt.size()));
     if (!prompt.empty()) {

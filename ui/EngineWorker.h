@@ -32,7 +32,8 @@ class EngineWorker : public QObject {
   explicit EngineWorker(QObject* parent = nullptr);
   ~EngineWorker() override;
 
-  // Thread-safe. Stop takes effect before the next token; cancel before the next tensor is read.
+  // Thread-safe. Stop takes effect before the next token (or the prompt's next layer while it is read);
+  // cancel before the next tensor is read.
   void requestStop() { m_stop.store(true); }
   void requestCancelLoad() { m_cancelLoad.store(true); }
   void requestCancelMatrix() { m_cancelMatrix.store(true); }
@@ -92,6 +93,7 @@ class EngineWorker : public QObject {
   void promptTokenized(const studio::PromptTokens& tokens);
   // A few times a second while tokens run, and at the end of every prefill and run.
   void probesReady(const studio::ProbeBatch& batch);
+  void prefillProgressChanged(qint64 doneTokens, qint64 totalTokens);  // while a long prompt is read
   void tokenGenerated(const studio::TokenData& token);
   void generationFinished(const studio::GenerationStats& stats);
   void generationFailed(const QString& error);

@@ -316,6 +316,9 @@ void MainWindow::connectWorker() {
   connect(w, &EngineWorker::deviceChanged, this, &MainWindow::onDeviceChanged);
   connect(w, &EngineWorker::deviceFailed, this, &MainWindow::onDeviceFailed);
   connect(w, &EngineWorker::generationStarted, this, &MainWindow::onGenerationStarted);
+  connect(w, &EngineWorker::prefillProgressChanged, this, [this](qint64 done, qint64 total) {
+    statusBar()->showMessage(tr("Reading the prompt: %L1 of %L2 tokens (Stop cancels)").arg(done).arg(total));
+  });
   connect(w, &EngineWorker::tokenGenerated, this, &MainWindow::onToken);
   connect(w, &EngineWorker::generationFinished, this, &MainWindow::onGenerationFinished);
   connect(w, &EngineWorker::generationFailed, this, &MainWindow::onGenerationFailed);

@@ -5,6 +5,7 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QPainter>
+#include <QSaveFile>
 #include <QTextCursor>
 #include <QToolTip>
 #include <cstdio>
@@ -184,8 +185,10 @@ void ScreenshotRunner::capture() {
     finish(2);
     return;
   }
-  if (!image.save(m_options.screenshot, "PNG")) {
-    warn(QStringLiteral("could not write %1").arg(m_options.screenshot));
+  // Atomic, as every file the app writes: the old capture stays whole if this one cannot be written.
+  QSaveFile out(m_options.screenshot);
+  if (!out.open(QIODevice::WriteOnly) || !image.save(&out, "PNG") || !out.flush() || !out.commit()) {
+    warn(QStringLiteral("could not write %1: %2").arg(m_options.screenshot, out.errorString()));
     finish(2);
     return;
   }

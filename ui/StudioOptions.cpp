@@ -56,8 +56,8 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
   bool ok = true;
   if (p.isSet(generate)) {
     o.generate = p.value(generate).toInt(&ok);
-    if (!ok || o.generate < 0) {
-      *error = QStringLiteral("--generate wants a token count >= 0, not '%1'").arg(p.value(generate));
+    if (!ok || o.generate < 0 || o.generate > kMaxGenerate) {
+      *error = QStringLiteral("--generate wants a token count in 0..%1, not '%2'").arg(kMaxGenerate).arg(p.value(generate));
       return std::nullopt;
     }
   }
@@ -69,9 +69,10 @@ std::optional<StudioOptions> StudioOptions::parse(const QStringList& arguments, 
     }
   }
   if (p.isSet(size)) {
-    const auto m = QRegularExpression(QStringLiteral("^(\\d+)[xX](\\d+)$")).match(p.value(size));
-    if (!m.hasMatch() || m.captured(1).toInt() < 1 || m.captured(2).toInt() < 1) {
-      *error = QStringLiteral("--size wants WxH, e.g. 1280x800, not '%1'").arg(p.value(size));
+    const auto m = QRegularExpression(QStringLiteral("^(\\d{1,5})[xX](\\d{1,5})$")).match(p.value(size));
+    const auto inRange = [](int v) { return v >= 1 && v <= kMaxSide; };
+    if (!m.hasMatch() || !inRange(m.captured(1).toInt()) || !inRange(m.captured(2).toInt())) {
+      *error = QStringLiteral("--size wants WxH with sides in 1..%1, e.g. 1280x800, not '%2'").arg(kMaxSide).arg(p.value(size));
       return std::nullopt;
     }
     o.size = QSize(m.captured(1).toInt(), m.captured(2).toInt());

@@ -22,6 +22,10 @@ struct StudioOptions {
   QMap<QString, QString> viewOptions;
   bool snapshotDemo = false;  // --snapshot-demo: after --generate, snapshot, branch, edit a head and compare
 
+  // Screenshots are bounded: a side of 8192 pixels is a 256 MB image, 4096 tokens a long page.
+  static constexpr int kMaxSide = 8192;
+  static constexpr int kMaxGenerate = 4096;
+
   // Parses arguments (argv[0] first). On a bad value returns nullopt and sets `error`;
   // --help and --version print and exit as QCommandLineParser does.
   static std::optional<StudioOptions> parse(const QStringList& arguments, QString* error);

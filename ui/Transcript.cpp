@@ -53,9 +53,12 @@ QString Transcript::save(const QString& path) const {
   QSaveFile file(path);
   if (!file.open(QIODevice::WriteOnly)) return file.errorString();
   const QByteArray bytes = path.endsWith(QLatin1String(".txt"), Qt::CaseInsensitive) ? text.toUtf8() : toJson();
-  if (file.write(bytes) != bytes.size()) {
+  // flush() before commit(): QSaveFile::commit() misses a failing final flush (Qt 6.4), so a full disk
+  // with the tail still buffered would otherwise replace the old file with a truncated one.
+  if (file.write(bytes) != bytes.size() || !file.flush()) {
+    const QString error = file.errorString();
     file.cancelWriting();
-    return file.errorString();
+    return error;
   }
   if (!file.commit()) return file.errorString();
   return {};

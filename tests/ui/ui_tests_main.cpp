@@ -5,11 +5,13 @@
 
 #include "tests/ui/CompareViewTest.h"
 #include "tests/ui/EngineWorkerTest.h"
+#include "tests/ui/HardeningTest.h"
 #include "tests/ui/InspectorTest.h"
 #include "tests/ui/MainWindowTest.h"
 #include "tests/ui/ScreenshotTest.h"
 #include "tests/ui/SettingsTest.h"
 #include "tests/ui/SnapshotPanelTest.h"
+#include "tests/ui/WriterFaultsTest.h"
 #include "ui/EngineTypes.h"
 
 int main(int argc, char** argv) {
@@ -33,5 +35,7 @@ int main(int argc, char** argv) {
   run(studio::test::InspectorTest{});
   run(studio::test::CompareViewTest{});
   run(studio::test::SnapshotPanelTest{});
+  run(studio::test::HardeningTest{});
+  run(studio::test::WriterFaultsTest{});
   return failures == 0 ? 0 : 1;
 }

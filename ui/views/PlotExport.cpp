@@ -1,6 +1,7 @@
 #include "ui/views/PlotExport.h"
 
 #include <qcustomplot.h>
+#include <QBuffer>
 #include <QFileInfo>
 #include <QImage>
 #include <QJsonArray>
@@ -15,12 +16,24 @@ namespace studio {
 
 namespace {
 
-QString commit(QSaveFile& f) {
-  if (!f.commit()) return QObject::tr("could not write %1: %2").arg(f.fileName(), f.errorString());
-  return {};
+QString failed(const QSaveFile& f) {
+  return QObject::tr("could not write %1: %2")
+      .arg(f.fileName(), f.error() == QFileDevice::NoError ? QObject::tr("short write (disk full?)") : f.errorString());
 }
 
-QString openFailed(QSaveFile& f) { return QObject::tr("could not write %1: %2").arg(f.fileName(), f.errorString()); }
+// The whole file at once through QSaveFile, every step checked: QSaveFile::commit() itself misses a short
+// write and a failing final flush (a full disk, Qt 6.4) and would replace the old file with a truncated one.
+QString writeAtomic(const QString& path, const QByteArray& bytes) {
+  QSaveFile f(path);
+  if (!f.open(QIODevice::WriteOnly)) return failed(f);
+  if (f.write(bytes) != bytes.size() || !f.flush()) {
+    const QString error = failed(f);
+    f.cancelWriting();
+    return error;
+  }
+  if (!f.commit()) return failed(f);
+  return {};
+}
 
 QString csvField(QString s) {
   if (s.contains(QLatin1Char(',')) || s.contains(QLatin1Char('"')) || s.contains(QLatin1Char('\n'))) {
@@ -42,13 +55,14 @@ QJsonObject exportRecord(const QJsonObject& provenance, const QString& view, con
 QString savePlot(QCustomPlot* plot, const QString& path) {
   const QString suffix = QFileInfo(path).suffix().toLower();
   const int w = std::max(plot->width(), 640), h = std::max(plot->height(), 400);
-  QSaveFile f(path);
-  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
+  // Rendered in memory first: QSvgGenerator and QPdfWriter do not report write errors.
+  QBuffer out;
+  out.open(QIODevice::WriteOnly);
   if (suffix == QLatin1String("png")) {
-    if (!plot->toPixmap(w, h, 2.0).toImage().save(&f, "PNG")) return QObject::tr("could not encode %1 as PNG").arg(path);
+    if (!plot->toPixmap(w, h, 2.0).toImage().save(&out, "PNG")) return QObject::tr("could not encode %1 as PNG").arg(path);
   } else if (suffix == QLatin1String("svg")) {
     QSvgGenerator svg;
-    svg.setOutputDevice(&f);
+    svg.setOutputDevice(&out);
     svg.setSize(QSize(w, h));
     svg.setViewBox(QRect(0, 0, w, h));
     svg.setTitle(plot->objectName());
@@ -57,7 +71,7 @@ QString savePlot(QCustomPlot* plot, const QString& path) {
     plot->toPainter(&painter, w, h);
     painter.end();
   } else if (suffix == QLatin1String("pdf")) {
-    QPdfWriter pdf(&f);
+    QPdfWriter pdf(&out);
     pdf.setPageSize(QPageSize(QSizeF(w, h), QPageSize::Point));
     pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
     pdf.setResolution(72);
@@ -67,15 +81,12 @@ QString savePlot(QCustomPlot* plot, const QString& path) {
     plot->toPainter(&painter, w, h);
     painter.end();
   } else {
-    f.cancelWriting();
     return QObject::tr("%1: plots export as .png, .svg or .pdf").arg(path);
   }
-  return commit(f);
+  return writeAtomic(path, out.data());
 }
 
 QString saveTableCsv(const Table& table, const QJsonObject& record, const QString& path) {
-  QSaveFile f(path);
-  if (!f.open(QIODevice::WriteOnly | QIODevice::Text)) return openFailed(f);
   QByteArray out;
   const QJsonObject model = record.value(QStringLiteral("model")).toObject();
   out += "# mamba-studio " + record.value(QStringLiteral("view")).toString().toUtf8() + " / " +
@@ -97,8 +108,7 @@ QString saveTableCsv(const Table& table, const QJsonObject& record, const QStrin
     for (const QString& c : row) cells << csvField(c);
     out += cells.join(QLatin1Char(',')).toUtf8() + "\n";
   }
-  if (f.write(out) != out.size()) return openFailed(f);
-  return commit(f);
+  return writeAtomic(path, out);
 }
 
 QString saveNpy(const std::vector<double>& values, const std::vector<int64_t>& shape, const QString& path) {
@@ -130,11 +140,7 @@ QString saveRecordSidecar(const QJsonObject& record, const QString& path) {
   const QFileInfo fi(path);
   const QString json = fi.suffix().isEmpty() ? path + QStringLiteral(".json")
                                              : fi.path() + QLatin1Char('/') + fi.completeBaseName() + QStringLiteral(".json");
-  QSaveFile f(json);
-  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
-  const QByteArray bytes = QJsonDocument(record).toJson(QJsonDocument::Indented);
-  if (f.write(bytes) != bytes.size()) return openFailed(f);
-  return commit(f);
+  return writeAtomic(json, QJsonDocument(record).toJson(QJsonDocument::Indented));
 }
 
 }  // namespace studio
