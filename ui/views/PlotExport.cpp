@@ -130,10 +130,7 @@ QString saveNpy(const std::vector<double>& values, const std::vector<int64_t>& s
   out += header;
   static_assert(Q_BYTE_ORDER == Q_LITTLE_ENDIAN, "the .npy header says little-endian doubles");
   out += QByteArray(reinterpret_cast<const char*>(values.data()), qsizetype(values.size() * sizeof(double)));
-  QSaveFile f(path);
-  if (!f.open(QIODevice::WriteOnly)) return openFailed(f);
-  if (f.write(out) != out.size()) return openFailed(f);
-  return commit(f);
+  return writeAtomic(path, out);
 }
 
 QString saveRecordSidecar(const QJsonObject& record, const QString& path) {
