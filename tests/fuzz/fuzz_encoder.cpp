@@ -11,7 +11,8 @@
 
 namespace {
 const mamba::Tokenizer& tokenizer() {
-  static const mamba::Tokenizer t = mamba::Tokenizer::from_file(std::string(MAMBA_SOURCE_DIR) + "/tests/fixtures/tokenizer/small_tokenizer.json");
+  static const mamba::Tokenizer t =
+      mamba::Tokenizer::from_file(std::string(MAMBA_SOURCE_DIR) + "/tests/fixtures/tokenizer/small_tokenizer.json");
   return t;
 }
 }  // namespace

@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const mamba::Tokenizer& t = tok.front();
   // The input's own tail doubles as text, so the fuzzer steers the encoder too.
-  for (const std::string& s : {std::string("Hello world, it's 2024!\n\t  \xC3\xA9\xE2\x80\x8B<|endoftext|>"), text.substr(text.size() / 2, 64)}) {
+  for (const std::string& s :
+       {std::string("Hello world, it's 2024!\n\t  \xC3\xA9\xE2\x80\x8B<|endoftext|>"), text.substr(text.size() / 2, 64)}) {
     const std::vector<int32_t> ids = t.encode(s);
     for (int32_t id : ids)
       if (id < 0 || id >= t.vocab_size()) std::abort();

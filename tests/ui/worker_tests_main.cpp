@@ -21,8 +21,8 @@ int runChecked(QObject& test, const char* argv0) {
   for (int i = mo->methodOffset(); i < mo->methodCount(); ++i) {
     const QMetaMethod m = mo->method(i);
     const QByteArray name = m.name();
-    if (m.methodType() != QMetaMethod::Slot || m.access() != QMetaMethod::Private || name.endsWith("_data") ||
-        name == "initTestCase" || name == "cleanupTestCase" || name == "init" || name == "cleanup" || kSkipped.contains(name))
+    if (m.methodType() != QMetaMethod::Slot || m.access() != QMetaMethod::Private || name.endsWith("_data") || name == "initTestCase" ||
+        name == "cleanupTestCase" || name == "init" || name == "cleanup" || kSkipped.contains(name))
       continue;
     names.push_back(name);
   }
