@@ -56,6 +56,10 @@ if [ "$QUICK" != 1 ]; then
     stage memcheck-mamba1 120 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --error-exitcode 9 build/bin/cuda_tests \
       --gtest_filter='CudaTest.Mamba1*'
     tail -3 "$OUT/sanitizer.log" >>"$S"
+    # racecheck: shared-memory hazards in the kernels that exchange through shared memory
+    stage racecheck 200 "$OUT/sanitizer.log" compute-sanitizer --tool racecheck --error-exitcode 9 build/bin/cuda_tests \
+      --gtest_filter='CudaTest.Sampling*:CudaTest.SsdChunked*:CudaTest.OneKernel*:CudaTest.DeviceReport*:CudaTest.Mamba1ScanMatchesCpu'
+    tail -3 "$OUT/sanitizer.log" >>"$S"
   fi
   stage cuda-lab-tests 120 "$T" build/bin/cuda_lab_tests
   grep -E "^\[  (PASSED|FAILED) " "$T" | tail -4 | tee -a "$S"

@@ -2,6 +2,7 @@
 
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QPushButton>
 #include <QStyle>
 #include <QToolButton>
 
@@ -25,16 +26,28 @@ ErrorBanner::ErrorBanner(QWidget* parent) : QFrame(parent) {
   close->setIcon(style()->standardIcon(QStyle::SP_TitleBarCloseButton));
   close->setToolTip(tr("Dismiss"));
   connect(close, &QToolButton::clicked, this, &QWidget::hide);
+  m_action = new QPushButton(this);
+  m_action->setObjectName(QStringLiteral("errorAction"));
+  m_action->hide();
+  connect(m_action, &QPushButton::clicked, this, [this] {
+    const auto run = m_run;  // the action may show another error, replacing m_run
+    hide();
+    if (run) run();
+  });
 
   auto* layout = new QHBoxLayout(this);
   layout->setContentsMargins(8, 6, 4, 6);
   layout->addWidget(icon, 0, Qt::AlignTop);
   layout->addWidget(m_text, 1);
+  layout->addWidget(m_action, 0, Qt::AlignVCenter);
   layout->addWidget(close, 0, Qt::AlignTop);
   hide();
 }
 
-void ErrorBanner::showError(const QString& what, const QString& cause) {
+void ErrorBanner::showError(const QString& what, const QString& cause, const QString& actionText, std::function<void()> action) {
+  m_run = std::move(action);
+  m_action->setText(actionText);
+  m_action->setVisible(!actionText.isEmpty() && m_run);
   m_plain = cause.isEmpty() ? what : what + QStringLiteral(": ") + cause;
   // causes come from the engine in lower case, ready to follow a colon; as a line of their own they start upper case
   QString line = cause;

@@ -41,6 +41,11 @@
 
 namespace studio {
 
+namespace {
+// The CUDA backend's errors for a failed allocation start so (kernels/cuda_check.cpp).
+bool isGpuMemoryError(const QString& error) { return error.contains(QLatin1String("out of GPU memory")); }
+}  // namespace
+
 MainWindow::MainWindow(StudioSettings* settings, QWidget* parent)
     : QMainWindow(parent), m_settings(settings), m_engine(std::make_unique<EngineThread>()) {
   initStudioResources();
@@ -251,7 +256,9 @@ void MainWindow::onLoadFailed(const QString& dir, const QString& error) {
   m_loadProgress->hide();
   m_cancelLoad->hide();
   const QString name = QDir::toNativeSeparators(dir);
-  showError(tr("Could not open %1").arg(name), m_hasModel ? tr("%1. Still using %2.").arg(error, m_model.label) : error);
+  const QString what = tr("Could not open %1").arg(name), cause = m_hasModel ? tr("%1. Still using %2.").arg(error, m_model.label) : error;
+  if (isGpuMemoryError(error)) showGpuMemoryError(what, cause, tr("Open on the CPU"), [this, dir] { openModel(dir); });
+  else showError(what, cause);
   setActivity(Activity::Idle);
   emit modelLoadFailed(dir, error);
 }
@@ -433,7 +440,8 @@ void MainWindow::onGenerationFinished(const GenerationStats& stats) {
 void MainWindow::onGenerationFailed(const QString& error) {
   if (!m_transcript.runs.isEmpty() && m_transcript.runs.last().ids.isEmpty()) m_transcript.runs.removeLast();
   m_transcript.text = m_tokenView->toPlainText();
-  showError(tr("Generation failed"), error);
+  if (isGpuMemoryError(error)) showGpuMemoryError(tr("Generation failed"), error, tr("Continue on the CPU"), {});
+  else showError(tr("Generation failed"), error);
   setActivity(Activity::Idle);
   emit generationFailed(error);
 }
@@ -477,6 +485,15 @@ void MainWindow::updateActions() {
 
 void MainWindow::showError(const QString& what, const QString& cause) {
   m_errorBanner->showError(what, cause);
+  statusBar()->showMessage(what, 8000);
+}
+
+void MainWindow::showGpuMemoryError(const QString& what, const QString& cause, const QString& actionText, std::function<void()> then) {
+  // The worker runs requests in order: the switch (which carries the model and its state) comes before `then`.
+  m_errorBanner->showError(what, cause, actionText, [this, then] {
+    if (m_deviceInUse != QLatin1String("cpu")) emit deviceChangeRequested(QStringLiteral("cpu"));
+    if (then) then();
+  });
   statusBar()->showMessage(what, 8000);
 }
 

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 // The studio window: prompt and streamed transcript in the middle, model and sampling in docks,
 // throughput in the status bar. Every engine call goes to the EngineWorker through a queued signal.
 // Inspection views (dt / state plots, SSD matrix, scan comparison, snapshots) arrive as further docks
@@ -84,6 +85,8 @@ class MainWindow : public QMainWindow {
   // The transcript becomes a restored snapshot's text (the worker's state is already that snapshot's).
   void showRestoredSequence(const studio::RestoredSequence& sequence);
   void showError(const QString& what, const QString& cause);
+  // The GPU ran out of memory: the error, and a button that moves to the CPU and then runs `then` (if any).
+  void showGpuMemoryError(const QString& what, const QString& cause, const QString& actionText, std::function<void()> then);
 
  signals:
   // to the worker (queued)

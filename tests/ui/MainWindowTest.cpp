@@ -11,6 +11,7 @@
 #include <QJsonObject>
 #include <QMimeData>
 #include <QPlainTextEdit>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QStandardItemModel>
 #include <QTest>
@@ -215,6 +216,40 @@ void MainWindowTest::badFolderShowsErrorAndKeepsModel() {
   QVERIFY(generateAndWait(w, QStringLiteral("Hi"), 3, 1));
   QVERIFY(w.tokenView()->tokenCount() > 0);
   QVERIFY(!w.errorBanner()->isVisible());
+}
+
+void MainWindowTest::gpuOutOfMemoryOffersTheCpu() {
+  Fixture f(m_tmp.filePath(QStringLiteral("oom.ini")));
+  MainWindow& w = f.window;
+  QVERIFY(startAndLoad(w, m_modelDir));
+  const QString other = m_tmp.filePath(QStringLiteral("model-oom"));
+  writeModelFolder(*smallModel(), other, true);
+  // what the worker reports when the CUDA backend cannot allocate the weights
+  const QString oom = QStringLiteral("out of GPU memory: CUDA error cudaErrorMemoryAllocation (out of memory) in cudaMalloc");
+  emit w.worker()->loadFailed(other, oom);
+  QVERIFY(w.errorBanner()->isVisible());
+  QVERIFY2(w.errorBanner()->message().contains(QStringLiteral("out of GPU memory")), qPrintable(w.errorBanner()->message()));
+  QPushButton* action = w.errorBanner()->actionButton();
+  QVERIFY(action->isVisible());
+  QCOMPARE(action->text(), QStringLiteral("Open on the CPU"));
+  QSignalSpy requested(&w, &MainWindow::loadRequested);
+  QSignalSpy loaded(&w, &MainWindow::modelLoaded);
+  action->click();
+  QVERIFY(!w.errorBanner()->isVisible());
+  QCOMPARE(requested.count(), 1);
+  QCOMPARE(requested.at(0).at(0).toString(), other);
+  QVERIFY(loaded.wait(kWaitMs));
+  QCOMPARE(w.modelInfo().dir, QDir(other).absolutePath());
+  QVERIFY2(w.modelInfo().backendName.contains(QStringLiteral("CPU"), Qt::CaseInsensitive), qPrintable(w.modelInfo().backendName));
+
+  // out of memory while generating: the offer is to go on on the CPU; other errors offer nothing
+  emit w.worker()->generationFailed(oom);
+  QVERIFY(w.errorBanner()->actionButton()->isVisible());
+  QCOMPARE(w.errorBanner()->actionButton()->text(), QStringLiteral("Continue on the CPU"));
+  emit w.worker()->generationFailed(QStringLiteral("token id 70000 is outside the vocabulary"));
+  QVERIFY(w.errorBanner()->isVisible());
+  QVERIFY(!w.errorBanner()->actionButton()->isVisible());
+  QVERIFY(generateAndWait(w, QStringLiteral("Hi"), 3, 1));
 }
 
 void MainWindowTest::droppingAFolderOpensIt() {

@@ -16,6 +16,7 @@ class MainWindowTest : public QObject {
   void hoverCardShowsIdProbabilityAndAlternatives();
   void colourToggleKeepsText();
   void badFolderShowsErrorAndKeepsModel();
+  void gpuOutOfMemoryOffersTheCpu();
   void droppingAFolderOpensIt();
   void deviceSelectorExplainsMissingCuda();
 
