@@ -3,6 +3,7 @@
 #include <qcustomplot.h>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QElapsedTimer>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QListWidget>
@@ -157,7 +158,7 @@ class DynamicsView final : public InspectorView {
     connect(m_log, &QCheckBox::toggled, this, refreshAll);
     connect(m_layers, &QListWidget::itemChanged, this, refreshAll);
     m_timer.setSingleShot(true);
-    m_timer.setInterval(100);  // streaming: a few redraws a second, whatever the token rate
+    m_timer.setInterval(kMinRefreshMs);  // streaming: a few redraws a second at most, whatever the token rate
     connect(&m_timer, &QTimer::timeout, this, &DynamicsView::refresh);
 
     connect(context, &InspectorContext::modelChanged, this, &DynamicsView::onModel);
@@ -202,6 +203,7 @@ class DynamicsView final : public InspectorView {
   };
 
   QList<QCustomPlot*> plots() const { return {m_maps[0].plot, m_maps[1].plot, m_lines}; }
+  static constexpr int kMinRefreshMs = 100, kMaxRefreshMs = 2000;
   static constexpr int kScaleWidth = 110, kSideWidth = 170, kRightMargin = 12;
   // fixed left and right margins (room for the y labels) keep the stacked plots' x axes aligned
   static void alignLeft(QCustomPlot* p) {
@@ -395,6 +397,17 @@ class DynamicsView final : public InspectorView {
   }
 
   void refresh() {
+    QElapsedTimer clock;
+    clock.start();
+    refreshData();
+    // While text streams, redraws take at most a tenth of the time: the next waits nine times what this
+    // one cost (the data above plus the plots' last paint), so painting never starves generation.
+    double cost = clock.nsecsElapsed() * 1e-6;
+    for (QCustomPlot* p : plots()) cost += p->replotTime();
+    m_timer.setInterval(std::clamp(int(9 * cost), kMinRefreshMs, kMaxRefreshMs));
+  }
+
+  void refreshData() {
     const mamba::ProbeFrames& f = context()->probes();
     const bool log = m_log->isChecked();
     m_status->setText(f.count ? tr("%n token(s) with probes", nullptr, int(f.count)) : tr("no probes yet: generate some text"));
