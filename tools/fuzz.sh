@@ -5,7 +5,8 @@
 # tests/fuzz/corpus stay untouched), a crash lands in build-asan/fuzz/<target>/artifacts, and one line per
 # target (executions, rate, edges and features covered, corpus size) is appended to
 # build-asan/fuzz/summary.txt.
-# Usage: tools/fuzz.sh [TARGET...]   (targets: safetensors config tokenizer_json encoder; default all)
+# Usage: tools/fuzz.sh [TARGET...]   (targets: safetensors config tokenizer_json encoder gguf torch_zip pickle
+#   mambac snapshot; default all)
 # Environment: RUNS (default 10000000), MAX_SECONDS (default 0: no limit), MAX_LEN (default 4096), JOBS,
 # FUZZ_NO_BUILD=1 (use build-asan as it is, e.g. for a second run beside the first).
 set -euo pipefail
@@ -14,7 +15,7 @@ runs=${RUNS:-10000000}
 seconds=${MAX_SECONDS:-0}
 max_len=${MAX_LEN:-4096}
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors config tokenizer_json encoder)
+((${#targets[@]})) || targets=(safetensors config tokenizer_json encoder gguf torch_zip pickle mambac snapshot)
 
 [[ -n ${FUZZ_NO_BUILD:-} ]] || JOBS=${JOBS:-$(nproc)} tools/sanitize.sh build-asan-only
 summary=build-asan/fuzz/summary.txt

@@ -23,7 +23,8 @@ common=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE
 if [[ $what == asan || $what == all || $what == build-asan-only ]]; then
   cmake -S . -B build-asan "${common[@]}" -DMAMBA_GUI=OFF -DMAMBA_SANITIZE=address,undefined -DMAMBA_FUZZ=ON \
     -DMAMBA_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
-  cmake --build build-asan -j"$jobs" --target engine_tests cancel_tests mamba-cli fuzz_safetensors fuzz_config fuzz_tokenizer_json fuzz_encoder
+  cmake --build build-asan -j"$jobs" --target engine_tests cancel_tests mamba-cli fuzz_safetensors fuzz_config fuzz_tokenizer_json fuzz_encoder fuzz_gguf fuzz_torch_zip \
+    fuzz_pickle fuzz_mambac fuzz_snapshot
 fi
 if [[ $what == asan || $what == all ]]; then
   echo "== ASan + UBSan: engine suite and fuzz targets (${fuzz_seconds} s each)"

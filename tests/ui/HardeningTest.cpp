@@ -9,7 +9,9 @@
 #include <QSignalSpy>
 #include <QTest>
 #include <QTimer>
+#include <filesystem>
 
+#include "tests/hostile_models.h"
 #include "tests/ui/TestModels.h"
 #include "ui/EngineThread.h"
 #include "ui/EngineWorker.h"
@@ -105,6 +107,38 @@ void HardeningTest::brokenFoldersKeepPreviousModel() {
     QVERIFY2(error.contains(QLatin1String(c.file)), qPrintable(QStringLiteral("%1: %2").arg(QLatin1String(c.name), error)));
   }
   // the previous model still generates
+  QSignalSpy finished(w, &EngineWorker::generationFinished);
+  requestGenerate(w, request(QStringLiteral("Hello"), 4));
+  QVERIFY(waitForCount(finished, 1));
+  QCOMPARE(finished.first().first().value<GenerationStats>().newTokens, 4);
+}
+
+void HardeningTest::malformedModelSuiteThroughTheWorker() {
+  EngineThread engine;
+  EngineWorker* w = engine.worker();
+  adopt(w, smallModel(), smallTokenizer());
+  const std::vector<mamba::test::hostile::Case> all = mamba::test::hostile::cases();
+  QVERIFY(all.size() >= 30);
+  int i = 0;
+  for (const auto& c : all) {
+    const std::filesystem::path dir = QFile::encodeName(m_tmp.filePath(QStringLiteral("hostile%1").arg(i++))).toStdString();
+    try {
+      mamba::test::hostile::make(c, dir);
+    } catch (const std::exception& e) {
+      QFAIL(qPrintable(QStringLiteral("%1: %2").arg(QLatin1String(c.name), QString::fromUtf8(e.what()))));
+    }
+    QSignalSpy failed(w, &EngineWorker::loadFailed);
+    QSignalSpy changed(w, &EngineWorker::modelChanged);
+    loadModel(w, QString::fromStdString(dir.string()));
+    QVERIFY2(waitForCount(failed, 1, 60000), c.name);
+    QVERIFY2(changed.isEmpty(), c.name);
+    // the same specific error the command line prints: the file and the problem
+    const QString error = failed.first().at(1).toString();
+    for (const std::string& part : c.expect)
+      QVERIFY2(error.contains(QString::fromStdString(part)),
+               qPrintable(QStringLiteral("%1: '%2' not in: %3").arg(QLatin1String(c.name), QString::fromStdString(part), error)));
+  }
+  // after all of them, the model loaded before still generates
   QSignalSpy finished(w, &EngineWorker::generationFinished);
   requestGenerate(w, request(QStringLiteral("Hello"), 4));
   QVERIFY(waitForCount(finished, 1));

@@ -9,8 +9,8 @@
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QEventLoop>
-#include <QTimer>
 #include <QTemporaryDir>
+#include <QTimer>
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -58,7 +58,9 @@ Run generateOnce(const QString& ini, const QString& model, const QString& view, 
   for (QDockWidget* d : w.findChildren<QDockWidget*>())
     if (d->objectName().startsWith(QStringLiteral("view_"))) d->close();
   if (!view.isEmpty() && !w.presentView(view)) throw std::runtime_error("no view named " + view.toStdString());
-  if (!waitFor(&w, &MainWindow::modelLoaded, [&] { w.start(model); }, 120000)) throw std::runtime_error("the model did not load: " + model.toStdString());
+  if (!waitFor(
+          &w, &MainWindow::modelLoaded, [&] { w.start(model); }, 120000))
+    throw std::runtime_error("the model did not load: " + model.toStdString());
   SamplingSettings s = w.samplingPanel()->settings();
   s.maxNewTokens = tokens;
   s.seed = 3;
@@ -69,13 +71,15 @@ Run generateOnce(const QString& ini, const QString& model, const QString& view, 
   const auto keep = QObject::connect(&w, &MainWindow::generationFinished, [&](const GenerationStats& s) { st = s; });
   QElapsedTimer clock;
   clock.start();
-  if (!waitFor(&w, &MainWindow::generationFinished, [&] { w.generate(); }, 600000)) throw std::runtime_error("generation did not finish");
+  if (!waitFor(
+          &w, &MainWindow::generationFinished, [&] { w.generate(); }, 600000))
+    throw std::runtime_error("generation did not finish");
   const double wall = clock.nsecsElapsed() * 1e-9;
   QObject::disconnect(keep);
   // the first token costs the prefill; the worker's rate counts the tokens after it, so does this one
   const double decode_wall = wall - st.prefillSeconds;
-  return {decode_wall > 0 ? double(st.newTokens - 1) / decode_wall : 0.0, st.tokensPerSecond, st.newTokens,
-          w.inspector()->probes().count, w.inspector()->probesWanted()};
+  return {decode_wall > 0 ? double(st.newTokens - 1) / decode_wall : 0.0, st.tokensPerSecond, st.newTokens, w.inspector()->probes().count,
+          w.inspector()->probesWanted()};
 }
 
 }  // namespace
