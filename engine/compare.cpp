@@ -18,7 +18,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Tokens per piece of the reference and measuring passes (rounded to whole chunks): bounds their buffers
 // and is how often progress is reported and cancel polled.
-constexpr int64_t kSegment = 256;
+constexpr int64_t kCompareSegment = 256;
 constexpr double kRepeatBelow = 0.2;  // seconds: a timed prefill shorter than this is repeated
 
 void check_cancel(const std::atomic<bool>* c) {
@@ -282,9 +282,9 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       std::copy_n(r, n * D, ref_out.data() + (l * T + first) * D);
     };
     std::vector<double> last(static_cast<size_t>(V));
-    for (int64_t t0 = 0; t0 < T; t0 += kSegment) {
+    for (int64_t t0 = 0; t0 < T; t0 += kCompareSegment) {
       check_cancel(opt.cancel);
-      const int64_t n = std::min(kSegment, T - t0);
+      const int64_t n = std::min(kCompareSegment, T - t0);
       const double a = now_seconds();
       ref.forward(ids.subspan(size_t(t0), size_t(n)), ro, t0 + n == T ? last.data() : nullptr);
       res.ref_seconds += now_seconds() - a;
@@ -326,7 +326,7 @@ CompareResult compare(std::shared_ptr<const Model> model, std::span<const int32_
       res.pairs.push_back(std::move(p));
     }
   {
-    const int64_t S = std::min(T, std::max(Q, kSegment / Q * Q));
+    const int64_t S = std::min(T, std::max(Q, kCompareSegment / Q * Q));
     std::vector<Capture> cap(R);
     std::vector<std::vector<float>> logits(R, std::vector<float>(size_t(S + 1) * size_t(V)));
     std::vector<double> ref_logits(size_t(S + 1) * size_t(V));

@@ -22,8 +22,8 @@ namespace mamba {
 namespace {
 
 // The chunked scan only moves work around on the CPU; 64 keeps a chunk's inputs in cache.
-constexpr int64_t kDefaultChunk = 64;
-constexpr int64_t kSegment = 2048;  // tokens per forward segment: bounds the activations' memory
+constexpr int64_t kMamba1DefaultChunk = 64;
+constexpr int64_t kMamba1Segment = 2048;  // tokens per forward segment: bounds the activations' memory
 
 // Activations of T positions, reused across layers and calls.
 struct Mamba1Buffers {
@@ -167,7 +167,7 @@ class Mamba1CpuBackend final : public Backend {
     return static_cast<uint64_t>(c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model)) * 4;  // the embedding row read is tiny
   }
 
-  // Long prompts run in segments of kSegment tokens, so memory stays bounded whatever the length; the
+  // Long prompts run in segments of kMamba1Segment tokens, so memory stays bounded whatever the length; the
   // state carries across them exactly. Cancelling restores what the call found.
   void forward(std::span<const int32_t> tokens, const ForwardOptions& opt, float* logits) override {
     check_forward_options(opt);
@@ -178,7 +178,7 @@ class Mamba1CpuBackend final : public Backend {
     const int64_t T = static_cast<int64_t>(tokens.size()), V = m_model->config.vocab_size;
     if (T == 0) throw Error("forward: no tokens");
     embed_check(tokens);
-    const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : kDefaultChunk;
+    const int64_t Q = opt.chunk_size > 0 ? opt.chunk_size : kMamba1DefaultChunk;
     std::optional<State> saved_state;
     std::vector<float> saved_last;
     const bool saved_have_last = m_have_last;
@@ -187,8 +187,8 @@ class Mamba1CpuBackend final : public Backend {
       saved_last = m_last;
     }
     try {
-      for (int64_t start = 0; start < T; start += kSegment) {
-        const int64_t len = std::min(kSegment, T - start);
+      for (int64_t start = 0; start < T; start += kMamba1Segment) {
+        const int64_t len = std::min(kMamba1Segment, T - start);
         const bool last = start + len == T, all = opt.all_logits && logits;
         float* out = all ? logits + start * V : last ? logits : nullptr;
         Progress pr{opt.cancel, opt.progress ? &opt.progress : nullptr, start, T};

@@ -269,7 +269,12 @@ class Machine {
   V finish(V v, size_t at) {
     int d = 0;
     auto seal = [&](const ValuePtr& x) {
-      if (x.get() == &*v) fail(at, "a container inside itself");
+      if (x.get() == &*v) {
+        // the container holds a reference to itself: break the cycle before refusing, or it is never freed
+        v->items.clear();
+        v->entries.clear();
+        fail(at, "a container inside itself");
+      }
       x->sealed = true;
       d = std::max(d, x->depth);
     };

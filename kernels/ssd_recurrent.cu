@@ -33,9 +33,11 @@ __global__ void __launch_bounds__(kWarps * 32) ssd_recurrent_kernel(SsdRecurrent
     for (int j = 0; j < NJ; ++j) {
       const int64_t n = lane + 32 * j;
       if (n < N) {
-        s[j] = decay * s[j] + dx * Bt[n];
-        acc += s[j] * Ct[n];
-        if constexpr (PROBE) sq += s[j] * s[j];
+        // explicit fused multiply-adds: both instances round alike (with the probe's extra use of s[j],
+        // the compiler would otherwise be free to contract the two instances differently)
+        s[j] = __fmaf_rn(decay, s[j], dx * Bt[n]);
+        acc = __fmaf_rn(s[j], Ct[n], acc);
+        if constexpr (PROBE) sq = __fmaf_rn(s[j], s[j], sq);
       }
     }
     acc = warp_sum(acc);

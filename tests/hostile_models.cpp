@@ -9,9 +9,9 @@
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include "engine/json_lenient.h"
 #include "tests/test_util.h"
-#include <stdexcept>
 
 namespace mamba::test::hostile {
 
@@ -66,7 +66,6 @@ void poke(Parts& p, const std::string& name, std::vector<float> values) {
   const uint64_t begin = p.header[name]["data_offsets"][0];
   std::memcpy(p.data.data() + begin, values.data(), values.size() * 4);
 }
-
 
 }  // namespace
 
@@ -325,7 +324,6 @@ std::vector<Case> cases() {
        {"tokenizer.json", "unsupported"}},
   };
 }
-
 
 void make(const Case& c, const fs::path& dir) {
   c.make(dir);

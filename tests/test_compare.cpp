@@ -137,7 +137,9 @@ TEST(Compare, NumbersAreTheBackendsAgainstTheReference) {
   // compare() feeds the runs in pieces of whole chunks (255 tokens at Q = 5); so do we, for the same floats
   Rows chunked, recurrent;
   std::vector<float> logits(size_t(T * V)), rec_logits(size_t(T * V));
-  auto b = make_cpu_backend(model);
+  BackendOptions bo;
+  bo.threads = o.threads;  // the same threads as compare(): OpenMP's reductions split by thread count
+  auto b = make_cpu_backend(model, bo);
   ForwardOptions fo;
   fo.chunk_size = 5;
   fo.all_logits = true;
@@ -224,7 +226,7 @@ TEST(Compare, AFaultShowsInItsLayerAndAfter) {
 
 TEST(Compare, FlopCountsMatchTheFormulas) {
   for (const char* name : {"g1_tied_k4", "dtclamp_k2_bias"}) {
-    const Config& c = fixture(name)->config;
+    const Config c = fixture(name)->config;  // a copy: the model is a temporary
     for (int64_t T : {int64_t(1), int64_t(2), int64_t(37), int64_t(64)})
       for (int64_t Q : {int64_t(1), int64_t(3), int64_t(16), T}) {
         EXPECT_EQ(scan_flops_chunked(c, T, Q), doc_scan_chunked(c, T, Q)) << T << " " << Q;
@@ -237,7 +239,7 @@ TEST(Compare, FlopCountsMatchTheFormulas) {
     }
   }
   // Q = T: one quadratic chunk; Q = 1: no quadratic work beyond the per-token products
-  const Config& c = fixture("g1_tied_k4")->config;
+  const Config c = fixture("g1_tied_k4")->config;  // a copy: the model is a temporary
   EXPECT_GT(scan_flops_chunked(c, 64, 64), scan_flops_chunked(c, 64, 8));
 }
 
@@ -388,7 +390,7 @@ TEST(CompareCli, PrintsTheJsonOfTheIssue) {
                          " --ids 5,9,1,7,3,3,8,2,11,40,41,42,7,7 --chunk-size 4 --sweep 1,3,16 --threads 2");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  const Config& c = fixture("g2_untied_k3")->config;
+  const Config c = fixture("g2_untied_k3")->config;  // a copy: the model is a temporary
   EXPECT_EQ(j["tokens"].get<int64_t>(), 14);
   EXPECT_EQ(j["chunk_size"].get<int64_t>(), 4);
   EXPECT_EQ(j["ids"].size(), 14u);

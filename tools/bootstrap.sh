@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command for a fresh Debian 12 machine: install what is missing (apt), build, then
 #   run   start mamba-studio on the embedded default model
-#   test  run the whole test suite (what CI runs), then the sanitizer and fuzzing runs of tools/sanitize.sh
-#         (MAMBA_SKIP_SANITIZE=1 leaves those out)
+#   test  run the whole test suite (what CI runs), then the sanitized cancel tests and bounded fuzzing of
+#         tools/sanitize.sh ci (MAMBA_SANITIZE_MODE=all: the full sanitizer pass; MAMBA_SKIP_SANITIZE=1: none)
 # Extra CMake arguments: MAMBA_CMAKE_ARGS="-DMAMBA_CUDA=OFF ..."
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +35,6 @@ if [ "$mode" = run ]; then
 fi
 export QT_QPA_PLATFORM=offscreen
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
-# The checking builds: ASan + UBSan with bounded fuzzing, TSan over the threaded tests (docs/RELIABILITY.md).
-[ -n "${MAMBA_SKIP_SANITIZE:-}" ] || tools/sanitize.sh all
+# The checking build, sized for CI (docs/RELIABILITY.md): ASan + UBSan over the threaded cancel tests and bounded
+# fuzzing of every reader. MAMBA_SANITIZE_MODE=all: the whole engine suite under ASan + UBSan, and TSan.
+[ -n "${MAMBA_SKIP_SANITIZE:-}" ] || tools/sanitize.sh "${MAMBA_SANITIZE_MODE:-ci}"

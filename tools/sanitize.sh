@@ -8,32 +8,45 @@
 #         EngineWorkerTest and HardeningTest, without the widgets). OpenMP is checked through LLVM's
 #         Archer tool; Qt is not instrumented, so tools/tsan.supp suppresses reports whose stacks pass
 #         through it.
-# Any sanitizer report fails the run. Usage: tools/sanitize.sh [asan|tsan|all|build-asan-only]
+#   ci    what the test command runs (sized for CI's time limit on 2 cores): the ASan + UBSan build of the
+#         engine, cancel_tests and the fuzz targets only; cancel_tests (load, prefill and generation cancelled
+#         from other threads, 1,000 random cancellations, a long prompt) and every fuzz target for
+#         FUZZ_SECONDS (default 5 here)
+# Any sanitizer report fails the run. Usage: tools/sanitize.sh [ci|asan|tsan|all|build-asan-only]
 # Environment: FUZZ_SECONDS (default 10), JOBS (default nproc), MAMBA_SANITIZE_CMAKE_ARGS (extra CMake args).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 jobs=${JOBS:-$(nproc)}
 fuzz_seconds=${FUZZ_SECONDS:-10}
+[[ $what == ci ]] && fuzz_seconds=${FUZZ_SECONDS:-5}
+fuzz_targets=(fuzz_safetensors fuzz_config fuzz_tokenizer_json fuzz_encoder fuzz_gguf fuzz_torch_zip fuzz_pickle fuzz_mambac fuzz_snapshot)
+asan_env=(ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 # -O1 and line tables only: the builds exist to run the checks, so compile time matters more than speed.
 # shellcheck disable=SC2206
 common=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG -Wno-pass-failed" -DMAMBA_CUDA=OFF ${MAMBA_SANITIZE_CMAKE_ARGS:-})
 
-if [[ $what == asan || $what == all || $what == build-asan-only ]]; then
+if [[ $what == asan || $what == all || $what == build-asan-only || $what == ci ]]; then
   cmake -S . -B build-asan "${common[@]}" -DMAMBA_GUI=OFF -DMAMBA_SANITIZE=address,undefined -DMAMBA_FUZZ=ON \
     -DMAMBA_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
-  cmake --build build-asan -j"$jobs" --target engine_tests cancel_tests mamba-cli fuzz_safetensors fuzz_config fuzz_tokenizer_json fuzz_encoder fuzz_gguf fuzz_torch_zip \
-    fuzz_pickle fuzz_mambac fuzz_snapshot
+  if [[ $what == ci ]]; then
+    cmake --build build-asan -j"$jobs" --target cancel_tests "${fuzz_targets[@]}"
+  else
+    cmake --build build-asan -j"$jobs" --target engine_tests cancel_tests mamba-cli "${fuzz_targets[@]}"
+  fi
+fi
+if [[ $what == ci ]]; then
+  echo "== ASan + UBSan: cancel_tests and the fuzz targets (${fuzz_seconds} s each); tools/sanitize.sh all for the whole engine suite and TSan"
+  env "${asan_env[@]}" build-asan/bin/cancel_tests
+  env "${asan_env[@]}" ctest --test-dir build-asan -L fuzz --output-on-failure -j"$jobs" --timeout 600
 fi
 if [[ $what == asan || $what == all ]]; then
   echo "== ASan + UBSan: engine suite and fuzz targets (${fuzz_seconds} s each)"
   # Left out, to stay within CI time (docs/RELIABILITY.md): the randomized tokenizer tests (the libFuzzer
   # targets cover the same code, sanitized), the default model's 200-token greedy continuation (the
   # same kernels as the other reference tests, at length) and bench (bandwidth and GEMM timing).
-  ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan -L 'engine|fuzz' -E '^(TokenizerFuzz\.|DefaultModel\.GreedyContinuation|Cli\.BenchJson)' \
+  env "${asan_env[@]}" ctest --test-dir build-asan -L 'engine|fuzz' -E '^(TokenizerFuzz\.|DefaultModel\.GreedyContinuation|Cli\.BenchJson)' \
     --output-on-failure -j"$jobs" --timeout 900
 fi
 

@@ -120,7 +120,7 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   info.hash = QString::fromStdString(model->identity());  // computed once per model; snapshots reuse it
 
   m_session = std::move(session);
-  m_session->set_checkpoints(m_checkpointEvery);
+  m_session->set_checkpoints(checkpointEvery());
   m_model = std::move(model);
   m_tokenizer = std::move(tokenizer);
   m_decoder = m_tokenizer ? std::make_unique<mamba::StreamDecoder>(*m_tokenizer) : nullptr;
@@ -130,6 +130,11 @@ void EngineWorker::install(std::shared_ptr<const mamba::Model> model, std::share
   resetProbes();
   emit modelChanged(info);
   snapshotsAfterModelChange();
+}
+
+qint64 EngineWorker::checkpointEvery() const {
+  if (m_checkpointEvery >= 0) return m_checkpointEvery;
+  return m_device == QLatin1String("cuda") ? kCheckpointEveryGpu : kCheckpointEveryCpu;
 }
 
 void EngineWorker::setDevice(const QString& device) {
@@ -156,10 +161,11 @@ void EngineWorker::setDevice(const QString& device) {
     }
     m_session = std::move(session);
     m_session->set_probes(m_probes.get());
-    m_session->set_checkpoints(m_checkpointEvery);  // earlier tokens were run on the other device
     m_device = device;
+    m_session->set_checkpoints(checkpointEvery());  // earlier tokens were run on the other device
     m_info.backendName = QString::fromStdString(m_session->backend().name());
     emit deviceChanged(device, m_info.backendName);
+    reportCheckpoints();
     if (!kept) {
       sessionRestarted();
       if (m_decoder) m_decoder->reset();

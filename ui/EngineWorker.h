@@ -131,7 +131,12 @@ class EngineWorker : public QObject {
   std::unique_ptr<SnapshotStore> m_snapshots;
   int m_liveSnapshot = -1;      // the snapshot the live sequence continues (restored or taken last), or -1
   bool m_liveFromStart = true;  // the live sequence began with an empty state
-  qint64 m_checkpointEvery = 32;
+  // Checkpoints for snapshots at earlier tokens: every K generated tokens, chosen in the Snapshots panel,
+  // or (-1) by device: each costs a copy of the whole state, which on the GPU outweighs the steps between
+  // (a replay of K - 1 steps there takes K x ~0.2 ms).
+  qint64 m_checkpointEvery = -1;
+  static constexpr qint64 kCheckpointEveryCpu = 32, kCheckpointEveryGpu = 512;
+  qint64 checkpointEvery() const;
   std::atomic<bool> m_stop{false};
   std::atomic<bool> m_cancelLoad{false};
   bool m_probesOn = false;

@@ -190,7 +190,7 @@ void EngineWorker::traceBranches(int a, int b) {
 
 void EngineWorker::setCheckpointInterval(qint64 every) {
   m_checkpointEvery = std::max<qint64>(0, every);
-  if (m_session) m_session->set_checkpoints(m_checkpointEvery);
+  if (m_session) m_session->set_checkpoints(checkpointEvery());
   reportCheckpoints();
 }
 

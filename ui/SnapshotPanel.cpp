@@ -492,6 +492,11 @@ void SnapshotPanel::onTraces(const BranchTraces& traces) {
 }
 
 void SnapshotPanel::onCheckpoints(const CheckpointInfo& info) {
+  // the interval in force (the worker picks one by device until one is chosen here)
+  if (m_every->value() != info.every) {
+    const QSignalBlocker block(m_every);
+    m_every->setValue(int(info.every));
+  }
   m_checkpoints = info;
   m_cost->setText(checkpointText());
   m_atPosition->setRange(0, int(std::max<qint64>(0, info.tokens - 1)));

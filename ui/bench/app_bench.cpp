@@ -14,6 +14,7 @@
 #include <QStringList>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
   std::string config = "130m", device = "cuda";
   int64_t tokens = 1024, prompt_len = 64;
   int reps = 3;
-  app.add_option("--config", config, "preset shape")->capture_default_str();
+  app.add_option("--config", config, "preset shape, or a model folder (its weights instead of random ones)")->capture_default_str();
   app.add_option("--device", device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--tokens", tokens, "new tokens per run")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   app.add_option("--prompt-len", prompt_len, "prompt tokens")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 16));
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    auto model = mamba::Model::random(mamba::Config::preset(config), 1);
+    auto model =
+        std::filesystem::is_directory(config) ? mamba::Model::load(config) : mamba::Model::random(mamba::Config::preset(config), 1);
     const int64_t V = model->config.vocab_size;
     std::mt19937 rng(1234);
     std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
