@@ -502,7 +502,11 @@ std::optional<GgufTokenizer> gguf_tokenizer(const GgufFile& f) {
                         {"byte_fallback", false},
                         {"vocab", vocab},
                         {"merges", merges->strings}}}};
-  out.json = j.dump();
+  try {
+    out.json = j.dump();
+  } catch (const nlohmann::json::exception&) {  // a token that is not UTF-8
+    throw Error(f.path() + ": the tokenizer metadata holds a token that is not valid UTF-8");
+  }
   out.n_valid = n_valid;
   return out;
 }

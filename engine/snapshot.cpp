@@ -1,6 +1,7 @@
 #include "engine/snapshot.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -141,6 +142,32 @@ int64_t dim(const json& j, const char* key, const std::string& origin, int64_t l
   return x;
 }
 
+// Typed header fields. nlohmann's get<>() converts a number of another kind with a plain cast (undefined
+// for a float beyond the target's range), so the kind and the range are checked first.
+int64_t integer(const json& j, const char* key, const std::string& origin, int64_t lo, int64_t hi) {
+  const json& v = j.at(key);
+  const bool fits = v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi));
+  if (!fits || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+    refuse(SnapshotProblem::Damaged, origin,
+           std::string("header field '") + key + "' is not an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return v.get<int64_t>();
+}
+
+uint64_t word(const json& v, const char* key, const std::string& origin) {
+  if (!v.is_number_unsigned())
+    refuse(SnapshotProblem::Damaged, origin, std::string("header field '") + key + "' is not an unsigned integer");
+  return v.get<uint64_t>();
+}
+
+float real(const json& j, const char* key, const std::string& origin) {
+  const json& v = j.at(key);
+  if (!v.is_number()) refuse(SnapshotProblem::Damaged, origin, std::string("header field '") + key + "' is not a number");
+  const double d = v.get<double>();
+  if (std::isfinite(d) && std::fabs(d) > double(std::numeric_limits<float>::max()))
+    refuse(SnapshotProblem::Damaged, origin, std::string("header field '") + key + "' is out of a float's range");
+  return float(d);
+}
+
 Snapshot decode_header(const json& h, const std::string& origin) {
   Snapshot s;
   s.engine_version = h.value("engine_version", "");
@@ -250,7 +277,9 @@ Snapshot decode_snapshot(std::string_view bytes, const std::string& origin) {
     s = decode_header(h, origin);
     const SnapshotShape& sh = s.shape;
     const json& tk = h.at("tokens");
-    const int64_t count = tk.at("count").get<int64_t>(), fed = tk.at("fed").get<int64_t>(), pending = tk.at("pending").get<int64_t>();
+    constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+    const int64_t count = integer(tk, "count", origin, 0, kMaxInt), fed = integer(tk, "fed", origin, 0, kMaxInt),
+                  pending = integer(tk, "pending", origin, 0, kMaxInt);
     if (count < 0 || fed < 0 || pending < 0 || fed + pending != count)
       refuse(SnapshotProblem::SizeMismatch, origin,
              "its token counts do not add up (" + std::to_string(fed) + " fed + " + std::to_string(pending) +
@@ -288,16 +317,16 @@ Snapshot decode_snapshot(std::string_view bytes, const std::string& origin) {
     const json& sp = h.at("sampler");
     if (!sp.is_null()) {
       SamplerState ss;
-      ss.params.temperature = sp.at("temperature").get<float>();
-      ss.params.top_k = sp.at("top_k").get<int>();
-      ss.params.top_p = sp.at("top_p").get<float>();
-      ss.params.min_p = sp.at("min_p").get<float>();
-      ss.params.repeat_penalty = sp.at("repeat_penalty").get<float>();
-      ss.params.seed = sp.at("seed").get<uint64_t>();
-      ss.params.n_valid = sp.at("n_valid").get<int64_t>();
-      const auto rng = sp.at("rng").get<std::vector<uint64_t>>();
-      if (rng.size() != 4) refuse(SnapshotProblem::Damaged, origin, "its sampler's generator state is not four words");
-      std::copy(rng.begin(), rng.end(), ss.rng.begin());
+      ss.params.temperature = real(sp, "temperature", origin);
+      ss.params.top_k = int(integer(sp, "top_k", origin, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+      ss.params.top_p = real(sp, "top_p", origin);
+      ss.params.min_p = real(sp, "min_p", origin);
+      ss.params.repeat_penalty = real(sp, "repeat_penalty", origin);
+      ss.params.seed = word(sp.at("seed"), "seed", origin);
+      ss.params.n_valid = integer(sp, "n_valid", origin, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+      const json& rng = sp.at("rng");
+      if (!rng.is_array() || rng.size() != 4) refuse(SnapshotProblem::Damaged, origin, "its sampler's generator state is not four words");
+      for (size_t i = 0; i < 4; ++i) ss.rng[i] = word(rng[i], "rng", origin);
       try {
         ss.params.validate();
       } catch (const Error& e) {
@@ -307,11 +336,11 @@ Snapshot decode_snapshot(std::string_view bytes, const std::string& origin) {
     }
     for (const json& e : h.at("dt_edits")) {
       DtEdit d;
-      d.layer = e.at("layer").get<int64_t>();
-      d.head = e.at("head").get<int64_t>();
-      d.scale = e.at("scale").get<float>();
-      d.lo = e.at("lo").get<float>();
-      d.hi = e.at("hi").is_null() ? INFINITY : e.at("hi").get<float>();
+      d.layer = integer(e, "layer", origin, 0, sh.n_layer - 1);
+      d.head = integer(e, "head", origin, 0, sh.n_heads - 1);
+      d.scale = real(e, "scale", origin);
+      d.lo = real(e, "lo", origin);
+      d.hi = e.at("hi").is_null() ? INFINITY : real(e, "hi", origin);
       if (d.layer < 0 || d.layer >= sh.n_layer || d.head < 0 || d.head >= sh.n_heads)
         refuse(SnapshotProblem::SizeMismatch, origin, "a dt edit names a layer or head the state does not have (" + d.describe() + ")");
       s.dt_edits.push_back(d);

@@ -2,6 +2,8 @@
 // every refusal, corruption, checkpoints and snapshots at earlier tokens, and the state edits.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -393,6 +395,26 @@ TEST_F(SnapshotRefusal, SizesDoNotMatch) {
   // a token id past the vocabulary
   expect_refused(reframe(bytes, 1, {}, [](std::string& p) { std::memset(p.data() + p.size() - 4, 0x7f, 4); }),
                  SnapshotProblem::SizeMismatch, "outside its vocabulary");
+}
+
+TEST_F(SnapshotRefusal, NumbersOfTheWrongKind) {
+  // well-formed files whose header numbers are of another kind or out of range (fuzzing found a seed of
+  // 1.3e21 converted to an integer, which is undefined behaviour)
+  const std::vector<std::pair<const char*, std::function<void(nlohmann::json&)>>> cases = {
+      {"seed", [](nlohmann::json& h) { h["sampler"]["seed"] = 1.26547e21; }},
+      {"seed", [](nlohmann::json& h) { h["sampler"]["seed"] = -3; }},
+      {"top_k", [](nlohmann::json& h) { h["sampler"]["top_k"] = 1e30; }},
+      {"top_k", [](nlohmann::json& h) { h["sampler"]["top_k"] = int64_t(1) << 40; }},
+      {"temperature", [](nlohmann::json& h) { h["sampler"]["temperature"] = 1e300; }},
+      {"temperature", [](nlohmann::json& h) { h["sampler"]["temperature"] = "hot"; }},
+      {"rng", [](nlohmann::json& h) { h["sampler"]["rng"][2] = 0.5; }},
+      {"count", [](nlohmann::json& h) { h["tokens"]["count"] = 7.0e25; }},
+      {"fed", [](nlohmann::json& h) { h["tokens"]["fed"] = uint64_t(1) << 63; }},
+  };
+  for (const auto& [field, edit] : cases) {
+    SCOPED_TRACE(field);
+    expect_refused(reframe(bytes, 1, edit), SnapshotProblem::Damaged, field);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

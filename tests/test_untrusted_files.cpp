@@ -442,6 +442,29 @@ TEST(Gguf, EveryTruncationAndRandomCorruptionIsRefusedOrValid) {
   EXPECT_GT(refused, 0);
 }
 
+TEST(Gguf, TokenizerWithATokenThatIsNotUtf8IsRefused) {
+  // fuzzing found this reaching the JSON writer, whose exception escaped every handler
+  const auto strings = [](std::vector<std::string> v) {
+    std::string b = GgufBuilder::raw<uint32_t>(9) + GgufBuilder::raw<uint32_t>(8) + GgufBuilder::raw<uint64_t>(v.size());
+    for (const auto& x : v) b += GgufBuilder::s(x);
+    return b;
+  };
+  test::TempDir d;
+  for (const bool bad : {false, true}) {
+    GgufBuilder g = valid_gguf();
+    g.kv_str("tokenizer.ggml.model", "gpt2");
+    g.kv_raw(GgufBuilder::s("tokenizer.ggml.tokens") + strings({"a", "b", bad ? std::string("c\xad") : std::string("c")}));
+    g.kv_raw(GgufBuilder::s("tokenizer.ggml.merges") + strings({"a b"}));
+    test::write_file(d.file("t.gguf"), g.bytes());
+    const GgufFile f(d.file("t.gguf"));
+    if (bad) {
+      EXPECT_REFUSED(gguf_tokenizer(f), "not valid UTF-8");
+    } else {
+      EXPECT_EQ(gguf_tokenizer(f)->n_valid, 3);
+    }
+  }
+}
+
 TEST(Gguf, ModelLevelProblemsAreNamed) {
   test::TempDir d;
   GgufBuilder g = valid_gguf();

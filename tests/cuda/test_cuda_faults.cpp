@@ -8,6 +8,7 @@
 
 #include "engine/session.h"
 #include "kernels/cuda_backend.h"
+#include "tests/cuda/cuda_models.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/test_util.h"
 
@@ -15,26 +16,6 @@ using namespace mamba;
 using namespace mamba::test;
 
 namespace {
-
-std::shared_ptr<const Model> model() {
-  Config c;
-  c.d_model = 256;
-  c.n_layer = 2;
-  c.d_state = 64;
-  c.head_dim = 32;
-  c.expand = 2;
-  c.n_heads = 16;
-  c.n_groups = 1;
-  c.chunk_size = 64;
-  c.d_conv = 4;
-  c.vocab_size = 1031;
-  c.tie_embeddings = true;
-  c.dt_min = 0;
-  c.dt_max = INFINITY;
-  c.eos_token_id = 0;
-  c.finalize("faults");
-  return Model::random(c, 5);
-}
 
 // Takes all but `leave` bytes of the device's free memory until destroyed.
 class MemoryHog {
@@ -68,7 +49,7 @@ GenerateOptions greedy(int64_t n) {
 
 std::vector<int32_t> prompt(int64_t n) {
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = int32_t(1 + (i * 37) % 1000);
+  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = int32_t(1 + (i * 37) % 500);
   return ids;
 }
 
@@ -84,28 +65,24 @@ void expect_out_of_memory(const std::function<void()>& f, const char* what) {
 }  // namespace
 
 TEST_F(CudaTest, OutOfMemoryAtLoadIsAnErrorAndLeavesNothingBehind) {
-  auto m = model();
-  BackendOptions o;
-  o.dtype = "f32";
+  auto m = medium(1);
   size_t free_before = 0, free_after = 0, total = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_before, &total));
   {
     MemoryHog hog(size_t(1) << 20);
     ASSERT_TRUE(hog.holding());
-    expect_out_of_memory([&] { make_cuda_backend(m, o); }, "load");
+    expect_out_of_memory([&] { gpu(m, "f32"); }, "load");
   }
   CUDA_CHECK(cudaMemGetInfo(&free_after, &total));
   // what the failed load had allocated was given back (the driver's own bookkeeping may move a few MB)
   EXPECT_GT(double(free_after), double(free_before) - 16e6);
-  Session s(make_cuda_backend(m, o));  // and with memory back, the same load works
+  Session s(gpu(m, "f32"));  // and with memory back, the same load works
   EXPECT_EQ(s.generate(prompt(8), greedy(4)).ids.size(), 4u);
 }
 
 TEST_F(CudaTest, OutOfMemoryMidSessionLeavesTheSessionWhereItWas) {
-  auto m = model();
-  BackendOptions o;
-  o.dtype = "f32";
-  Session s(make_cuda_backend(m, o));
+  auto m = medium(1);
+  Session s(gpu(m, "f32"));
   const auto first = s.generate(prompt(16), greedy(6)).ids;  // small workspaces only
   const auto tokens = s.tokens();
   const State before = s.state();
@@ -124,7 +101,7 @@ TEST_F(CudaTest, OutOfMemoryMidSessionLeavesTheSessionWhereItWas) {
   }
   // With memory back the same call works, and gives what a session that never failed gives.
   const auto got = s.generate(long_prompt, greedy(4)).ids;
-  Session fresh(make_cuda_backend(m, o));
+  Session fresh(gpu(m, "f32"));
   fresh.generate(prompt(16), greedy(6));
   EXPECT_EQ(fresh.generate(long_prompt, greedy(4)).ids, got);
   EXPECT_EQ(got.size(), 4u);
