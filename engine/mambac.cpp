@@ -63,6 +63,13 @@ class MambacSource final : public TensorSource {
  public:
   MambacSource(const std::string& path, const Config& c) : m_origin(path), m_file(std::make_unique<InputFile>(path)) {
     const int64_t L = c.n_layer, D = c.d_model, E = c.d_inner, N = c.d_state, R = c.dt_rank, K = c.d_conv, V = c.vocab_size;
+    // The size the header implies, checked against the file before the table (up to ten entries a layer) is built.
+    using big = unsigned __int128;
+    const big per_layer_floats = big(2 * E) * D + big(E) * K + E + big(R + 2 * N) * E + big(E) * R + E + big(E) * N + E + big(D) * E + D;
+    const big want = kHeader + 4 * (big(V) * D * (c.tie_embeddings ? 1 : 2) + big(L) * per_layer_floats + D);
+    if (want != big(m_file->size()))
+      throw Error(path + ": the header implies " + (want >> 64 ? std::string("more than 2^64") : std::to_string(uint64_t(want))) +
+                  " bytes, the file has " + std::to_string(m_file->size()) + " (a different layout, or a truncated file)");
     uint64_t off = kHeader;
     auto add = [&](const std::string& name, std::vector<int64_t> shape) {
       TensorInfo t{name, "F32", shape, 0};

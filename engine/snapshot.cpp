@@ -171,7 +171,9 @@ float real(const json& j, const char* key, const std::string& origin) {
 Snapshot decode_header(const json& h, const std::string& origin) {
   Snapshot s;
   s.engine_version = h.value("engine_version", "");
-  s.created_unix = h.value("created_unix", int64_t(0));
+  s.created_unix = h.contains("created_unix")
+                       ? integer(h, "created_unix", origin, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())
+                       : 0;
   s.label = h.value("label", "");
   const json& model = h.at("model");
   s.model_id = model.at("id").get<std::string>();

@@ -410,6 +410,7 @@ TEST_F(SnapshotRefusal, NumbersOfTheWrongKind) {
       {"rng", [](nlohmann::json& h) { h["sampler"]["rng"][2] = 0.5; }},
       {"count", [](nlohmann::json& h) { h["tokens"]["count"] = 7.0e25; }},
       {"fed", [](nlohmann::json& h) { h["tokens"]["fed"] = uint64_t(1) << 63; }},
+      {"created_unix", [](nlohmann::json& h) { h["created_unix"] = 1.79922e28; }},
   };
   for (const auto& [field, edit] : cases) {
     SCOPED_TRACE(field);
