@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/backend.h"
+#include "engine/cpu_backend_base.h"
 #include "engine/cpu_ops.h"
 #include "engine/error.h"
 #include "engine/mamba1_cpu.h"
@@ -26,32 +27,9 @@ constexpr int64_t kDefaultChunk = 32;
 // Tokens per prefill segment: about 67 MB of activations for the 130m shape, 215 MB for 2.7b.
 constexpr int64_t kSegment = 2048;
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public CpuBackendBase {
  public:
-  CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt) : m_model(std::move(model)) {
-    if (opt.dtype != "f32") throw Error("the CPU backend computes with f32 weights (asked for " + opt.dtype + ")");
-    m_threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    m_state.reset(m_model->config);
-    m_last.resize(static_cast<size_t>(m_model->config.vocab_size));
-  }
-
-  std::string name() const override { return "cpu (" + std::to_string(m_threads) + " threads)"; }
-  const Model& model() const override { return *m_model; }
-  void reset_state() override {
-    m_state.reset(m_model->config);
-    m_have_last = false;
-  }
-  void set_state(const State& s) override {
-    if (!s.matches(m_model->config)) throw Error("state does not match the model's shapes");
-    m_state = s;
-    m_have_last = false;
-  }
-  State get_state() const override { return m_state; }
-  int64_t n_tokens() const override { return m_state.n_tokens; }
-  uint64_t weight_bytes() const override {
-    const Config& c = m_model->config;
-    return static_cast<uint64_t>(c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model)) * 4;  // the embedding row read is tiny
-  }
+  using CpuBackendBase::CpuBackendBase;
 
   // Long prompts run in segments of about kSegment tokens, so memory stays bounded whatever the length;
   // a segment is a whole number of chunks, so the chunk boundaries (and the results) are those of one pass.
@@ -98,18 +76,6 @@ class CpuBackend final : public Backend {
     check_ids(std::span<const int32_t>(&token, 1));
     Run r{ScanMode::Recurrent, 1, false, probes, nullptr, nullptr, nullptr, 1, 0, nullptr};
     run(std::span<const int32_t>(&token, 1), r, true, logits);
-  }
-
-  void set_dt_edits(std::vector<DtEdit> edits) override {
-    check_dt_edits(edits, m_model->config);
-    m_dt_edits = std::move(edits);
-  }
-  std::vector<DtEdit> dt_edits() const override { return m_dt_edits; }
-
-  void last_logits(std::span<float> out) const override {
-    if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
-    if (out.size() != m_last.size()) throw Error("last_logits: wrong output size");
-    std::copy(m_last.begin(), m_last.end(), out.begin());
   }
 
  private:
@@ -250,9 +216,6 @@ class CpuBackend final : public Backend {
     m_have_last = true;
   }
 
-  std::shared_ptr<const Model> m_model;
-  State m_state;
-  int m_threads = 1;
   int64_t m_cap = 0;
   std::vector<float> m_resid;  // (T, D)  residual stream, fp32
   std::vector<float> m_h;      // (T, D)  normed input / mixer output
@@ -261,9 +224,6 @@ class CpuBackend final : public Backend {
   std::vector<float> m_dt;     // (T, H)
   std::vector<float> m_y;      // (T, E)
   std::vector<float> m_probe;  // (T, 3H + 1) one layer's probe norms, when probes are on
-  std::vector<float> m_last;   // (V) logits after the last token run
-  std::vector<DtEdit> m_dt_edits;
-  bool m_have_last = false;
 };
 
 }  // namespace

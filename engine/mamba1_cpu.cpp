@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "engine/cpu_backend_base.h"
 #include "engine/cpu_ops.h"
 #include "engine/error.h"
 #include "engine/mamba1_scan.h"
@@ -138,34 +139,9 @@ void embed(const Model& m, std::span<const int32_t> tokens, Mamba1Buffers& b) {
     std::memcpy(b.resid.data() + t * c.d_model, m.weights.embedding.data() + int64_t(tokens[t]) * c.d_model, sizeof(float) * c.d_model);
 }
 
-class Mamba1CpuBackend final : public Backend {
+class Mamba1CpuBackend final : public CpuBackendBase {
  public:
-  Mamba1CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt) : m_model(std::move(model)) {
-    if (!m_model->config.mamba1())
-      throw Error("the Mamba-1 backend was given a " + std::string(arch_name(m_model->config.arch)) + " model");
-    if (opt.dtype != "f32") throw Error("the CPU backend computes with f32 weights (asked for " + opt.dtype + ")");
-    m_threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    m_state.reset(m_model->config);
-    m_last.resize(static_cast<size_t>(m_model->config.vocab_size));
-  }
-
-  std::string name() const override { return "cpu (" + std::to_string(m_threads) + " threads)"; }
-  const Model& model() const override { return *m_model; }
-  void reset_state() override {
-    m_state.reset(m_model->config);
-    m_have_last = false;
-  }
-  void set_state(const State& s) override {
-    if (!s.matches(m_model->config)) throw Error("state does not match the model's shapes");
-    m_state = s;
-    m_have_last = false;
-  }
-  State get_state() const override { return m_state; }
-  int64_t n_tokens() const override { return m_state.n_tokens; }
-  uint64_t weight_bytes() const override {
-    const Config& c = m_model->config;
-    return static_cast<uint64_t>(c.n_params() - (c.tie_embeddings ? 0 : c.vocab_size * c.d_model)) * 4;  // the embedding row read is tiny
-  }
+  Mamba1CpuBackend(std::shared_ptr<const Model> model, const BackendOptions& opt) : CpuBackendBase(checked(std::move(model)), opt) {}
 
   // Long prompts run in segments of kMamba1Segment tokens, so memory stays bounded whatever the length; the
   // state carries across them exactly. Cancelling restores what the call found.
@@ -204,19 +180,13 @@ class Mamba1CpuBackend final : public Backend {
   void step(int32_t token, float* logits, ProbeSink* probes) override {
     run(std::span<const int32_t>(&token, 1), ScanMode::Recurrent, 1, false, logits, probes, nullptr);
   }
-  void last_logits(std::span<float> out) const override {
-    if (!m_have_last) throw Error("no logits yet: nothing has been run through the model");
-    if (out.size() != m_last.size()) throw Error("last_logits: wrong output size");
-    std::copy(m_last.begin(), m_last.end(), out.begin());
-  }
-  // dt edits name a layer and a channel (Mamba-1's heads are its channels).
-  void set_dt_edits(std::vector<DtEdit> edits) override {
-    check_dt_edits(edits, m_model->config);
-    m_dt_edits = std::move(edits);
-  }
-  std::vector<DtEdit> dt_edits() const override { return m_dt_edits; }
 
  private:
+  static std::shared_ptr<const Model> checked(std::shared_ptr<const Model> m) {
+    if (!m->config.mamba1()) throw Error("the Mamba-1 backend was given a " + std::string(arch_name(m->config.arch)) + " model");
+    return m;
+  }
+
   struct Progress {
     const std::atomic<bool>* cancel;
     const std::function<void(int64_t, int64_t)>* report;
@@ -256,13 +226,7 @@ class Mamba1CpuBackend final : public Backend {
     m_state.n_tokens += T;
   }
 
-  std::shared_ptr<const Model> m_model;
-  State m_state;
-  int m_threads = 1;
   Mamba1Buffers m_buf;
-  std::vector<float> m_last;  // (V) logits after the last token run
-  bool m_have_last = false;
-  std::vector<DtEdit> m_dt_edits;
 };
 
 }  // namespace
